@@ -1,0 +1,75 @@
+# The course's commands. A fresh machine needs only Python 3.11 and make:
+#   make lab    open the course in JupyterLab (creates .venv on first use)
+#   make test   run every test: library, grading, environment, and every notebook under nbval
+# Everything else here is for authors and maintainers (`make help`).
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Same environment for the course, its tests and CI: CPU-only JAX, a persistent compile cache.
+export JAX_PLATFORMS := cpu
+export JAX_COMPILATION_CACHE_DIR := $(CURDIR)/.cache/jax
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS := 0
+export PYTHONHASHSEED := 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export TF_CPP_MIN_LOG_LEVEL := 3
+
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+.PHONY: help venv lab test test-lib test-notebooks notebooks exercises check-exercises bench grade lock clean
+
+help:
+	@echo "make lab             open the course in JupyterLab"
+	@echo "make test            run every test (what CI runs)"
+	@echo "make test-lib        only the library/grading tests (fast)"
+	@echo "make test-notebooks  only nbval over notebooks/"
+	@echo "make notebooks       re-execute notebooks in place (NB=notebooks/03_*.ipynb for one)"
+	@echo "make exercises       regenerate exercises/ from solutions/"
+	@echo "make bench           run the benchmarks and print their tables"
+	@echo "make grade A=<assignment> S=<submissions dir>  grade student submissions"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || \
+	  { echo "error: the course needs Python 3.11; $(PYTHON) is $$($(PYTHON) --version). Run: make PYTHON=/path/to/python3.11 ..."; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=23"
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=$(CURDIR) $(ROOT_FLAG) --KernelManager.transport=ipc
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadfile tests notebooks $(NBVAL)
+
+test-lib: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadfile tests
+
+test-notebooks: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadfile notebooks $(NBVAL)
+
+NB ?= notebooks/*.ipynb
+notebooks: $(STAMP)
+	$(BIN)/python tools/run_notebooks.py $(NB)
+
+exercises: $(STAMP)
+	$(BIN)/python tools/make_exercises.py
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+grade: $(STAMP)
+	$(BIN)/python -m grader $(A) $(S)
+
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock.new && mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf $(VENV) .cache

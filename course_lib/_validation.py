@@ -1,0 +1,136 @@
+"""Argument checks shared by every public function of course_lib.
+
+Each public function validates its inputs *before* calling its jitted core, so a student who passes
+the wrong thing gets a ``TypeError``/``ValueError`` that names the argument and what was expected,
+instead of an XLA shape error three frames deep. Value checks (NaN, ranges) run only on concrete
+arrays: inside ``jax.jit``/``jax.grad`` the inputs are tracers and only shapes and dtypes are checked.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "is_concrete",
+    "as_float_array",
+    "as_int_array",
+    "check_ndim",
+    "check_shape",
+    "check_same_shape",
+    "check_finite",
+    "check_option",
+    "check_positive",
+    "check_probability",
+]
+
+
+def is_concrete(x) -> bool:
+    """True if ``x`` holds actual values (not a tracer inside jit/grad/vmap)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _dtype_of(x):
+    return x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype
+
+
+def as_float_array(x, name: str, *, allow_int: bool = False):
+    """Return ``x`` as a floating-point JAX array or raise ``TypeError`` naming ``name``.
+
+    Python floats, lists of floats, numpy and JAX float arrays pass. Integer and boolean arrays are
+    rejected unless ``allow_int`` (they are then cast to the default float dtype): an integer array
+    where a float was meant is a classic silent bug (``np.array([1, 2]) / 2`` is fine, but a logits
+    array of ints usually means the labels were passed in the wrong slot).
+    """
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(f"{name} must be a floating-point array, got {type(x).__name__}")
+    try:
+        dtype = _dtype_of(x)
+    except Exception as exc:  # e.g. ragged lists
+        raise TypeError(f"{name} must be a floating-point array, got {type(x).__name__}: {exc}") from None
+    if dtype == object:
+        raise TypeError(f"{name} must be a floating-point array, got an array of Python objects "
+                        f"(ragged nested lists?)")
+    if jnp.issubdtype(dtype, jnp.floating):
+        return jnp.asarray(x)
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise TypeError(f"{name} must be a real floating-point array, got {dtype}")
+    if allow_int and (jnp.issubdtype(dtype, jnp.integer) or dtype == bool):
+        return jnp.asarray(x, dtype=jnp.result_type(float))
+    raise TypeError(f"{name} must be a floating-point array, got dtype {dtype}; "
+                    f"convert it with {name}.astype(float) if that is what you meant")
+
+
+def as_int_array(x, name: str):
+    """Return ``x`` as an integer JAX array (class labels, indices) or raise ``TypeError``."""
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(f"{name} must be an integer array, got {type(x).__name__}")
+    dtype = _dtype_of(x)
+    if jnp.issubdtype(dtype, jnp.integer):
+        return jnp.asarray(x)
+    raise TypeError(f"{name} must be an integer array (class indices), got dtype {dtype}")
+
+
+def check_ndim(x, name: str, ndims: int | Iterable[int]):
+    allowed = (ndims,) if isinstance(ndims, int) else tuple(ndims)
+    if jnp.ndim(x) not in allowed:
+        want = " or ".join(str(n) for n in allowed)
+        raise ValueError(f"{name} must have {want} dimension(s), got shape {tuple(jnp.shape(x))}")
+    return x
+
+
+def check_shape(x, name: str, shape: Sequence[int | None]):
+    """Check ``x.shape`` against ``shape`` where ``None`` matches any size."""
+    got = tuple(jnp.shape(x))
+    if len(got) != len(shape) or any(s is not None and s != g for s, g in zip(shape, got)):
+        want = "(" + ", ".join("any" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"{name} must have shape {want}, got {got}")
+    return x
+
+
+def check_same_shape(a, a_name: str, b, b_name: str):
+    if jnp.shape(a) != jnp.shape(b):
+        raise ValueError(f"{a_name} and {b_name} must have the same shape, "
+                         f"got {tuple(jnp.shape(a))} and {tuple(jnp.shape(b))}")
+
+
+def check_finite(x, name: str):
+    """Raise ``ValueError`` if a concrete ``x`` holds NaN or infinity (no-op under jit)."""
+    if is_concrete(x) and not bool(jnp.all(jnp.isfinite(x))):
+        n_nan = int(jnp.sum(jnp.isnan(x)))
+        n_inf = int(jnp.sum(jnp.isinf(x)))
+        raise ValueError(f"{name} must be finite, got {n_nan} NaN and {n_inf} infinite value(s)")
+    return x
+
+
+def check_option(value, name: str, allowed: Iterable):
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(repr(a) for a in allowed)}; got {value!r}")
+    return value
+
+
+def check_positive(value, name: str, *, allow_zero: bool = False):
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}") from None
+    if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return value
+
+
+def check_probability(x, name: str, *, open_interval: bool = False):
+    """Check that a concrete ``x`` lies in [0, 1] (or (0, 1)); no-op under jit."""
+    check_finite(x, name)
+    if is_concrete(x):
+        lo_ok = jnp.all(x > 0) if open_interval else jnp.all(x >= 0)
+        hi_ok = jnp.all(x < 1) if open_interval else jnp.all(x <= 1)
+        if not (bool(lo_ok) and bool(hi_ok)):
+            interval = "(0, 1)" if open_interval else "[0, 1]"
+            raise ValueError(f"{name} must lie in {interval}, got values from "
+                             f"{float(jnp.min(x)):.4g} to {float(jnp.max(x)):.4g}")
+    return x

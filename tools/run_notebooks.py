@@ -1,0 +1,59 @@
+"""Execute notebooks in place, the way nbval will re-run them, and store their outputs.
+
+    python tools/run_notebooks.py notebooks/03_neurons_and_activations.ipynb [...]
+
+Cells run top to bottom in a fresh kernel of the current environment (the .venv), with the notebook's
+folder as working directory and a per-cell timeout. Stops with exit 1 at the first error, printing it.
+Prints each notebook's wall time (not stored anywhere).
+"""
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import time
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+
+def run(path: pathlib.Path, timeout: int) -> float:
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
+        record_timing=False, extra_arguments=["--HistoryManager.enabled=False"],
+    )
+    client.kernel_manager_class = "jupyter_client.manager.KernelManager"
+    start = time.perf_counter()
+    client.execute(cwd=str(path.parent))
+    elapsed = time.perf_counter() - start
+    # Stable metadata: no timings, the same kernelspec everywhere.
+    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+    nbformat.write(nb, path)
+    return elapsed
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="+", type=pathlib.Path)
+    parser.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
+    args = parser.parse_args(argv)
+    for path in args.notebooks:
+        if not path.exists():
+            print(f"error: {path} does not exist", file=sys.stderr)
+            return 2
+        try:
+            elapsed = run(path, args.timeout)
+        except CellExecutionError as exc:
+            print(f"FAILED {path}\n{exc}", file=sys.stderr)
+            return 1
+        print(f"{path}: executed in {elapsed:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
