@@ -1,0 +1,358 @@
+"""Gradient-based optimizers, written from scratch in optax's shape.
+
+An optimizer is a pair of pure functions (a ``GradientTransformation``)::
+
+    opt = optim.adam(1e-3)
+    state = opt.init(params)                              # moments, step counter
+    updates, state = opt.update(grads, state, params)     # the step to take (already * -lr)
+    params = optim.apply_updates(params, updates)          # params + updates
+
+``params``/``grads`` are any pytree of float arrays (a dict of weights, a list of layers...). The
+numbers equal optax's (``optax.sgd``, ``optax.adagrad``, ``optax.rmsprop``, ``optax.adam``) for the
+same hyper-parameters, so a learner can swap ours for optax's and see the same trajectory.
+``learning_rate`` is a float or a schedule ``step -> lr`` from :mod:`course_lib.schedules`; the
+schedule is evaluated at the step counter *before* it is incremented (first step uses ``lr(0)``).
+
+GD, SGD and mini-batch SGD share one update rule, ``theta <- theta - lr * g``: they differ only in
+which gradient ``g`` is fed in (the whole data set, one example, or a mini-batch of B examples).
+What deep-learning frameworks call "SGD" is almost always mini-batch SGD.
+
+Taught in: notebooks/07_optimizers.ipynb
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from course_lib._validation import check_option, is_concrete
+
+__all__ = [
+    "GradientTransformation", "SgdState", "AdagradState", "RmspropState", "AdamState",
+    "gd", "sgd", "minibatch_sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam",
+    "apply_updates", "get", "NAMES",
+]
+
+
+class GradientTransformation(NamedTuple):
+    """``init(params) -> state`` and ``update(grads, state, params=None) -> (updates, state)``."""
+    init: Callable
+    update: Callable
+
+
+class SgdState(NamedTuple):
+    count: jax.Array   # int32 step counter (for schedules)
+    trace: Any         # velocity pytree (zeros-like params), or None without momentum
+
+
+class AdagradState(NamedTuple):
+    count: jax.Array
+    sum_of_squares: Any  # G_t = G_0 + sum_s g_s**2, elementwise
+
+
+class RmspropState(NamedTuple):
+    count: jax.Array
+    nu: Any              # exponential moving average of g**2
+
+
+class AdamState(NamedTuple):
+    count: jax.Array
+    mu: Any              # first moment m_t (EMA of g)
+    nu: Any              # second moment v_t (EMA of g**2)
+
+
+# ------------------------------------------------------------------ validation
+def _hyper(value, name: str, *, low=None, high=None, low_open=False, high_open=False):
+    """A float hyper-parameter in a range; skipped for tracers (constructors work under jit/vmap)."""
+    if isinstance(value, bool) or isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not is_concrete(value):
+        return value
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}") from None
+    bad = not math.isfinite(v)
+    if low is not None:
+        bad |= v <= low if low_open else v < low
+    if high is not None:
+        bad |= v >= high if high_open else v > high
+    if bad:
+        lo = "-inf" if low is None else f"{low}"
+        hi = "inf" if high is None else f"{high}"
+        interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
+    return value
+
+
+def _learning_rate(lr):
+    if callable(lr):
+        return lr
+    return _hyper(lr, "learning_rate", low=0.0, low_open=True)
+
+
+def _check_tree(tree, name: str):
+    leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+    if not leaves:
+        raise ValueError(f"{name} must be a non-empty pytree of float arrays, got {tree!r}")
+    for path, leaf in leaves:
+        where = f"{name}{jax.tree_util.keystr(path)}"
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None:
+            dtype = np.asarray(leaf).dtype
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(f"{where} must be a floating-point array, got dtype {dtype}")
+    return leaves
+
+
+@jax.jit
+def _all_finite(leaves):
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def _check_grads(grads, state_tree, params):
+    """Structure, dtype and shape of grads against the state; NaN/inf on concrete values."""
+    leaves = _check_tree(grads, "grads")
+    struct = jax.tree_util.tree_structure(grads)
+    ref_struct = None if state_tree is None else jax.tree_util.tree_structure(state_tree)
+    if ref_struct is None:  # plain SGD keeps no per-parameter state to compare with
+        state_tree = grads
+    elif struct != ref_struct:
+        raise ValueError(f"grads must have the same pytree structure as the params given to "
+                         f"init(), got {struct} but expected {ref_struct}")
+    for (path, g), ref in zip(leaves, jax.tree_util.tree_leaves(state_tree)):
+        if jnp.shape(g) != jnp.shape(ref):
+            raise ValueError(f"grads{jax.tree_util.keystr(path)} must have shape "
+                             f"{tuple(jnp.shape(ref))} (as in init()'s params), got {tuple(jnp.shape(g))}")
+    values = [g for _, g in leaves]
+    if all(is_concrete(g) for g in values) and not bool(_all_finite(values)):
+        for path, g in leaves:
+            if not bool(jnp.all(jnp.isfinite(g))):
+                n_nan, n_inf = int(jnp.sum(jnp.isnan(g))), int(jnp.sum(jnp.isinf(g)))
+                raise ValueError(
+                    f"grads{jax.tree_util.keystr(path)} must be finite, got {n_nan} NaN and "
+                    f"{n_inf} infinite value(s): the loss diverged (learning rate too high?) or "
+                    f"the loss itself is NaN")
+    if params is not None:
+        _check_tree(params, "params")
+        if jax.tree_util.tree_structure(params) != struct:
+            raise ValueError("params must have the same pytree structure as grads")
+
+
+def _make(name: str, init_core: Callable, update_core: Callable) -> GradientTransformation:
+    """Wrap pure cores with validation; the update core is jitted (inlined when called under jit)."""
+    update_jit = jax.jit(update_core)
+
+    def init(params):
+        _check_tree(params, "params")
+        return init_core(jax.tree_util.tree_map(jnp.asarray, params))
+
+    def update(grads, state, params=None):
+        if not isinstance(state, tuple) or not hasattr(state, "count"):
+            raise TypeError(f"state must be the state returned by {name}.init(params), "
+                            f"got {type(state).__name__}")
+        _check_grads(grads, state[-1], params)
+        return update_jit(grads, state)
+
+    init.__doc__ = f"{name}: the initial optimizer state for ``params``."
+    update.__doc__ = f"{name}: ``(grads, state, params=None) -> (updates, new_state)``."
+    update.core = update_core  # the pure formula, shown in the notebook
+    return GradientTransformation(init, update)
+
+
+def _zeros(params):
+    return jax.tree_util.tree_map(jnp.zeros_like, params)
+
+
+def _count0():
+    return jnp.zeros([], jnp.int32)
+
+
+def _scale_by_lr(learning_rate, updates, count):
+    """``-lr * updates``, with ``lr = learning_rate(count)`` for a schedule."""
+    if callable(learning_rate):
+        lr = learning_rate(count)
+        return jax.tree_util.tree_map(lambda u: -jnp.asarray(lr, dtype=u.dtype) * u, updates)
+    return jax.tree_util.tree_map(lambda u: -learning_rate * u, updates)
+
+
+# ------------------------------------------------------------------ plain, momentum, Nesterov
+def sgd(learning_rate, momentum: float | None = None, nesterov: bool = False) -> GradientTransformation:
+    """(Stochastic) gradient descent, optionally with (Nesterov) momentum.
+
+    Without momentum:   ``theta <- theta - lr * g``.
+    With momentum beta: ``v <- beta * v + g``,  ``theta <- theta - lr * v``            (heavy ball)
+    Nesterov:           ``v <- beta * v + g``,  ``theta <- theta - lr * (g + beta * v)``
+
+    ``v`` starts at 0. Equals ``optax.sgd(learning_rate, momentum, nesterov)``. (Some texts write
+    ``v <- beta * v + (1 - beta) * g``: the same method with the learning rate scaled by 1 - beta.)
+    """
+    learning_rate = _learning_rate(learning_rate)
+    if momentum is not None:
+        momentum = _hyper(momentum, "momentum", low=0.0, high=1.0, high_open=True)
+    if not isinstance(nesterov, bool):
+        raise TypeError(f"nesterov must be a bool, got {type(nesterov).__name__}")
+    if nesterov and momentum is None:
+        raise ValueError("nesterov=True needs a momentum value (e.g. momentum=0.9)")
+
+    def init_core(params):
+        return SgdState(_count0(), None if momentum is None else _zeros(params))
+
+    def update_core(grads, state):
+        if momentum is None:
+            direction, trace = grads, None
+        else:
+            trace = jax.tree_util.tree_map(lambda g, v: g + momentum * v, grads, state.trace)
+            direction = (jax.tree_util.tree_map(lambda g, v: g + momentum * v, grads, trace)
+                         if nesterov else trace)
+        updates = _scale_by_lr(learning_rate, direction, state.count)
+        return updates, SgdState(state.count + 1, trace)
+
+    return _make("sgd", init_core, update_core)
+
+
+def gd(learning_rate) -> GradientTransformation:
+    """Full-batch gradient descent, ``theta <- theta - lr * grad L(theta)`` over the whole data set.
+
+    Same update as :func:`sgd` without momentum; "full batch" is about the gradient you pass in.
+    """
+    return sgd(learning_rate)
+
+
+def minibatch_sgd(learning_rate) -> GradientTransformation:
+    """Mini-batch SGD: :func:`sgd`'s update, fed the mean gradient of a batch of B examples.
+
+    The estimate is unbiased and its variance falls like 1/B; B = 1 is "pure" SGD, B = N is GD.
+    """
+    return sgd(learning_rate)
+
+
+def momentum(learning_rate, beta: float = 0.9) -> GradientTransformation:
+    """Heavy-ball momentum (Polyak): ``v <- beta v + g``, ``theta <- theta - lr v``.
+
+    Equals ``optax.sgd(learning_rate, momentum=beta)``.
+    """
+    return sgd(learning_rate, momentum=_hyper(beta, "beta", low=0.0, high=1.0, high_open=True))
+
+
+def nesterov(learning_rate, beta: float = 0.9) -> GradientTransformation:
+    """Nesterov momentum: ``v <- beta v + g``, ``theta <- theta - lr (g + beta v)``.
+
+    The look-ahead form used by PyTorch and optax (Sutskever et al. 2013), which needs no gradient
+    at a shifted point. Equals ``optax.sgd(learning_rate, momentum=beta, nesterov=True)``.
+    """
+    return sgd(learning_rate, momentum=_hyper(beta, "beta", low=0.0, high=1.0, high_open=True),
+               nesterov=True)
+
+
+# ------------------------------------------------------------------ adaptive methods
+def adagrad(learning_rate, initial_accumulator_value: float = 0.1, eps: float = 1e-7) -> GradientTransformation:
+    """Adagrad: ``G <- G + g**2``,  ``theta <- theta - lr * g / sqrt(G + eps)``  (elementwise).
+
+    ``G`` starts at ``initial_accumulator_value``. The effective step ``lr / sqrt(G)`` only ever
+    shrinks. Equals ``optax.adagrad(learning_rate, initial_accumulator_value, eps)``.
+    """
+    learning_rate = _learning_rate(learning_rate)
+    init_acc = _hyper(initial_accumulator_value, "initial_accumulator_value", low=0.0)
+    eps = _hyper(eps, "eps", low=0.0)
+
+    def init_core(params):
+        return AdagradState(_count0(), jax.tree_util.tree_map(
+            lambda p: jnp.full_like(p, init_acc), params))
+
+    def update_core(grads, state):
+        acc = jax.tree_util.tree_map(lambda g, s: g * g + s, grads, state.sum_of_squares)
+        direction = jax.tree_util.tree_map(
+            lambda g, s: jnp.where(s > 0, jax.lax.rsqrt(s + eps), 0.0) * g, grads, acc)
+        return _scale_by_lr(learning_rate, direction, state.count), AdagradState(state.count + 1, acc)
+
+    return _make("adagrad", init_core, update_core)
+
+
+def rmsprop(learning_rate, decay: float = 0.9, eps: float = 1e-8) -> GradientTransformation:
+    """RMSProp: ``s <- decay * s + (1 - decay) * g**2``,  ``theta <- theta - lr * g / sqrt(s + eps)``.
+
+    ``s`` starts at 0 and is *not* bias-corrected. Equals ``optax.rmsprop(learning_rate, decay, eps)``.
+    """
+    learning_rate = _learning_rate(learning_rate)
+    decay = _hyper(decay, "decay", low=0.0, high=1.0, high_open=True)
+    eps = _hyper(eps, "eps", low=0.0)
+
+    def init_core(params):
+        return RmspropState(_count0(), _zeros(params))
+
+    def update_core(grads, state):
+        nu = jax.tree_util.tree_map(lambda g, s: (1 - decay) * (g * g) + decay * s, grads, state.nu)
+        direction = jax.tree_util.tree_map(lambda g, s: jax.lax.rsqrt(s + eps) * g, grads, nu)
+        return _scale_by_lr(learning_rate, direction, state.count), RmspropState(state.count + 1, nu)
+
+    return _make("rmsprop", init_core, update_core)
+
+
+def adam(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
+         eps_root: float = 0.0) -> GradientTransformation:
+    """Adam (Kingma & Ba 2015), with bias correction::
+
+        m <- b1 m + (1 - b1) g            v <- b2 v + (1 - b2) g**2
+        m_hat = m / (1 - b1**t)           v_hat = v / (1 - b2**t)        (t = 1, 2, ...)
+        theta <- theta - lr * m_hat / (sqrt(v_hat + eps_root) + eps)
+
+    ``m`` and ``v`` start at 0, so without the correction the first steps would be biased towards
+    zero (``m_1 = 0.1 g``). Equals ``optax.adam(learning_rate, b1, b2, eps, eps_root)``.
+    """
+    learning_rate = _learning_rate(learning_rate)
+    b1 = _hyper(b1, "b1", low=0.0, high=1.0, high_open=True)
+    b2 = _hyper(b2, "b2", low=0.0, high=1.0, high_open=True)
+    eps = _hyper(eps, "eps", low=0.0)
+    eps_root = _hyper(eps_root, "eps_root", low=0.0)
+
+    def init_core(params):
+        return AdamState(_count0(), _zeros(params), _zeros(params))
+
+    def update_core(grads, state):
+        mu = jax.tree_util.tree_map(lambda g, m: (1 - b1) * g + b1 * m, grads, state.mu)
+        nu = jax.tree_util.tree_map(lambda g, v: (1 - b2) * (g * g) + b2 * v, grads, state.nu)
+        t = state.count + 1
+        direction = jax.tree_util.tree_map(
+            lambda m, v: (m / (1 - b1 ** t).astype(m.dtype))
+            / (jnp.sqrt(v / (1 - b2 ** t).astype(v.dtype) + eps_root) + eps), mu, nu)
+        return _scale_by_lr(learning_rate, direction, state.count), AdamState(t, mu, nu)
+
+    return _make("adam", init_core, update_core)
+
+
+# ------------------------------------------------------------------ helpers
+def apply_updates(params, updates):
+    """``params + updates`` leaf by leaf, keeping each parameter's dtype (like optax.apply_updates)."""
+    p_leaves = _check_tree(params, "params")
+    _check_tree(updates, "updates")
+    if jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(updates):
+        raise ValueError(f"updates must have the same pytree structure as params, got "
+                         f"{jax.tree_util.tree_structure(updates)} and "
+                         f"{jax.tree_util.tree_structure(params)}")
+    for (path, p), u in zip(p_leaves, jax.tree_util.tree_leaves(updates)):
+        if jnp.shape(p) != jnp.shape(u):
+            raise ValueError(f"updates{jax.tree_util.keystr(path)} must have shape "
+                             f"{tuple(jnp.shape(p))} like params, got {tuple(jnp.shape(u))}")
+    return _apply_updates(params, updates)
+
+
+@jax.jit
+def _apply_updates(params, updates):
+    return jax.tree_util.tree_map(lambda p, u: (p + u).astype(jnp.asarray(p).dtype), params, updates)
+
+
+_CONSTRUCTORS = {
+    "gd": gd, "sgd": sgd, "minibatch_sgd": minibatch_sgd, "momentum": momentum,
+    "nesterov": nesterov, "adagrad": adagrad, "rmsprop": rmsprop, "adam": adam,
+}
+NAMES = tuple(_CONSTRUCTORS)
+
+
+def get(name: str, learning_rate, **hyper) -> GradientTransformation:
+    """Build an optimizer by name (one of ``NAMES``), e.g. ``get("adam", 1e-3, b1=0.9)``."""
+    check_option(name, "name", NAMES)
+    return _CONSTRUCTORS[name](learning_rate, **hyper)
