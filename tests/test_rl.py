@@ -1,0 +1,180 @@
+"""Reinforcement learning: each algorithm against an independent computation."""
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from course_lib import rl
+
+LAYOUT = ["...G", ".#.X", "S..."]
+
+
+def numpy_bandit(means, strategy, noise, u, rand_arm, epsilon, c, reward_std):
+    """Straightforward loop implementation of the three strategies, fed the same random tables."""
+    k = len(means)
+    q, n = np.zeros(k), np.zeros(k, int)
+    arms = []
+    for t in range(len(noise)):
+        if strategy == "epsilon_greedy" and u[t] < epsilon:
+            a = rand_arm[t]
+        elif strategy == "ucb":
+            if (n == 0).any():
+                a = int(np.argmin(n))
+            else:
+                a = int(np.argmax(q + c * np.sqrt(np.log(t + 1.0) / n)))
+        else:
+            a = int(np.argmax(q))
+        r = means[a] + reward_std * noise[t, a]
+        n[a] += 1
+        q[a] += (r - q[a]) / n[a]
+        arms.append(a)
+    return np.array(arms), q, n
+
+
+@pytest.mark.parametrize("strategy", rl.BANDIT_STRATEGIES)
+def test_bandit_equals_loop_reference(strategy):
+    means = np.array([0.2, -0.5, 0.9, 0.4])
+    out = rl.run_bandit(means, strategy, steps=400, seed=3, epsilon=0.2, c=1.5, reward_std=0.7)
+    noise, u, arm = (np.asarray(a) for a in rl.bandit_tables(3, 400, 4))
+    arms, q, n = numpy_bandit(means, strategy, noise, u, arm, 0.2, 1.5, 0.7)
+    np.testing.assert_array_equal(np.asarray(out["actions"]), arms)
+    np.testing.assert_allclose(np.asarray(out["estimates"]), q, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(np.asarray(out["counts"]), n)
+    regret = np.cumsum(means.max() - means[arms])
+    np.testing.assert_allclose(np.asarray(out["regret"]), regret, rtol=1e-12)
+
+
+def test_exploration_beats_pure_greedy_on_average():
+    means = np.array([0.0, 0.3, 0.6, 1.0, 0.8])
+    final = {s: np.mean([float(rl.run_bandit(means, s, steps=1000, seed=k)["regret"][-1]) for k in range(20)])
+             for s in rl.BANDIT_STRATEGIES}
+    assert final["ucb"] < final["greedy"] and final["epsilon_greedy"] < final["greedy"]
+
+
+def test_reinforce_estimator_is_unbiased_for_any_baseline():
+    means = jnp.array([0.1, 0.5, -0.3, 0.8])
+    theta = jnp.array([0.2, -0.4, 0.1, 0.3])
+    exact = np.asarray(jax.grad(rl.bandit_objective)(theta, means))
+    for baseline in (0.0, 0.4):
+        samples = np.asarray(rl.reinforce_bandit_samples(theta, means, n_samples=200_000, seed=1,
+                                                         baseline=baseline))
+        mean = samples.mean(axis=0)
+        stderr = samples.std(axis=0, ddof=1) / np.sqrt(len(samples))
+        assert np.all(np.abs(mean - exact) < 4.5 * stderr), (mean, exact, stderr)
+    var0 = rl.reinforce_bandit_samples(theta, means + 5, n_samples=50_000, seed=2).var(axis=0).sum()
+    var_b = rl.reinforce_bandit_samples(theta, means + 5, n_samples=50_000, seed=2, baseline=5.3).var(axis=0).sum()
+    assert var_b < 0.2 * var0  # a baseline near the mean reward cuts the variance
+
+
+def test_gridworld_transitions_are_distributions_and_walls_block():
+    w = rl.make_gridworld(LAYOUT, slip=0.2)
+    np.testing.assert_allclose(w.P.sum(axis=2), 1.0)
+    assert len(w.cells) == 11  # 12 cells minus one wall
+    # From the start (row 2, col 0) moving "up" deterministically lands on (1, 0).
+    det = rl.make_gridworld(LAYOUT)
+    s2 = det.P[det.start, 0].argmax()
+    assert tuple(det.cells[s2]) == (1, 0)
+
+
+def brute_force_optimum(world, gamma):
+    best = None
+    live = np.flatnonzero(~world.terminal)
+    for actions in itertools.product(range(4), repeat=len(live)):
+        policy = np.zeros(len(world.cells), int)
+        policy[live] = actions
+        v = rl.policy_evaluation(world, policy, gamma)
+        best = v if best is None else np.maximum(best, v)
+    return best
+
+
+@pytest.mark.parametrize("slip", [0.0, 0.2])
+def test_value_iteration_equals_brute_force_over_all_policies(slip):
+    world = rl.make_gridworld(["S.G", ".#X"], slip=slip)
+    V, policy, _ = rl.value_iteration(world, 0.9)
+    np.testing.assert_allclose(V, brute_force_optimum(world, 0.9), atol=1e-8)
+    np.testing.assert_allclose(rl.policy_evaluation(world, policy, 0.9), V, atol=1e-8)
+
+
+def test_value_iteration_satisfies_bellman_optimality_and_matches_monte_carlo():
+    world = rl.make_gridworld(LAYOUT, slip=0.1)
+    V, policy, _ = rl.value_iteration(world, 0.9)
+    residual = np.max(np.abs((world.R + 0.9 * world.P @ V).max(axis=1) - V))
+    assert residual < 1e-9
+    mc = rl.rollout_return(world, policy, 0.9, episodes=4000, seed=0)
+    assert abs(mc - V[world.start]) < 0.03
+
+
+def test_potential_shaping_keeps_the_optimal_policy_and_a_naive_bonus_can_break_it():
+    world = rl.make_gridworld(["S....G"])
+    gamma = 0.9
+    _, policy, _ = rl.value_iteration(world, gamma)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        phi = rng.normal(size=len(world.cells)) * 3
+        _, shaped_policy, _ = rl.value_iteration(rl.shape_rewards(world, phi, gamma), gamma)
+        live = ~world.terminal
+        np.testing.assert_array_equal(shaped_policy[live], policy[live])
+    bonus = np.zeros(len(world.cells))
+    bonus[1] = 1.0  # +1 every time the agent enters cell 1: looping there beats finishing
+    _, bonus_policy, _ = rl.value_iteration(rl.shape_rewards(world, gamma=gamma, bonus=bonus), gamma)
+    assert (bonus_policy[~world.terminal] != policy[~world.terminal]).any()
+
+
+def test_reinforce_surrogate_gradient_equals_hand_formula():
+    # For a tabular softmax policy, d log pi(a|s) / d theta[s] = onehot(a) - pi(.|s).
+    theta = jnp.array([[0.3, -0.2, 0.5, 0.0]])
+    a = 2
+    auto = jax.grad(lambda t: jax.nn.log_softmax(t[0])[a])(theta)
+    hand = jax.nn.one_hot(a, 4) - jax.nn.softmax(theta[0])
+    np.testing.assert_allclose(np.asarray(auto[0]), np.asarray(hand), rtol=1e-12)
+
+
+def test_reinforce_learns_to_reach_the_goal():
+    world = rl.make_gridworld(LAYOUT)
+    theta, returns = rl.reinforce_gridworld(world, 0.9, episodes=400, learning_rate=0.5, seed=0)
+    assert returns.shape == (400,)
+    greedy = np.asarray(theta).argmax(axis=1)
+    learned = rl.policy_evaluation(world, greedy, 0.9)[world.start]
+    V, _, _ = rl.value_iteration(world, 0.9)
+    assert returns[-50:].mean() > returns[:50].mean() + 0.3
+    assert learned > V[world.start] - 0.05
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="strategy"):
+        rl.run_bandit([0.1, 0.2], "softmax")
+    with pytest.raises(ValueError, match="means"):
+        rl.run_bandit([0.1], "ucb")
+    with pytest.raises(ValueError, match="means must be finite"):
+        rl.run_bandit([0.1, float("nan")])
+    with pytest.raises(ValueError, match="epsilon"):
+        rl.run_bandit([0.1, 0.2], epsilon=1.5)
+    with pytest.raises(ValueError, match="steps"):
+        rl.run_bandit([0.1, 0.2], steps=0)
+    with pytest.raises(TypeError, match="seed"):
+        rl.run_bandit([0.1, 0.2], seed=1.5)
+    with pytest.raises(ValueError, match="theta"):
+        rl.reinforce_bandit_samples(jnp.zeros(3), jnp.zeros(2))
+    with pytest.raises(ValueError, match="layout"):
+        rl.make_gridworld(["S.?G"])
+    with pytest.raises(ValueError, match="start"):
+        rl.make_gridworld(["..G"])
+    with pytest.raises(TypeError, match="layout"):
+        rl.make_gridworld("S.G")
+    with pytest.raises(ValueError, match="slip"):
+        rl.make_gridworld(["S.G"], slip=2)
+    world = rl.make_gridworld(["S.G"])
+    with pytest.raises(ValueError, match="gamma"):
+        rl.value_iteration(world, 1.0)
+    with pytest.raises(TypeError, match="world"):
+        rl.value_iteration("grid", 0.9)
+    with pytest.raises(ValueError, match="policy"):
+        rl.policy_evaluation(world, np.array([0, 9, 0]), 0.9)
+    with pytest.raises(ValueError, match="potential"):
+        rl.shape_rewards(world, np.zeros(2), 0.9)
+    with pytest.raises(ValueError, match="learning_rate"):
+        rl.reinforce_gridworld(world, 0.9, learning_rate=-1)
+    with pytest.raises(ValueError, match="params"):
+        rl.reinforce_gridworld(world, 0.9, logits_fn=lambda p, s: p)
