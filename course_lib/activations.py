@@ -52,7 +52,9 @@ def _alpha(alpha):
 
 
 def _axis(axis, x):
-    if isinstance(axis, bool) or not isinstance(axis, int):
+    if isinstance(axis, bool):
+        raise TypeError("axis must be an int, got bool")
+    if not isinstance(axis, int):
         try:
             axis = operator.index(axis)
         except TypeError:
