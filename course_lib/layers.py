@@ -1,0 +1,222 @@
+"""Dense (fully connected) layers and multi-layer perceptrons: initialization, forward pass, size.
+
+Convention used everywhere in the course (row vectors, one example per row)::
+
+    z = x @ W + b        x: (N, n_in)   W: (n_in, n_out)   b: (n_out,)   z: (N, n_out)
+    a = sigma(z)
+
+Document 001 (section 3.1.2) writes the same layer for one column vector, ``z = W a + b``; its ``W`` is
+our ``W.T``. An MLP's parameters are a list of dicts ``[{"W": W1, "b": b1}, {"W": W2, "b": b2}, ...]``
+(a pytree, so ``jax.grad``, optax and ``course_lib.optim`` work on it unchanged). Hidden layers use
+the chosen activation; the last layer is linear and returns *logits* (softmax lives in the loss).
+
+Taught in: notebooks/05_feedforward_networks.ipynb
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _validation as V
+
+__all__ = ["INITS", "ACTIVATIONS", "init_dense", "init_mlp", "dense", "mlp_apply",
+           "mlp_predict", "param_count", "count_params", "layer_sizes", "check_mlp_params"]
+
+INITS = ("zeros", "normal", "xavier", "he")
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
+
+
+# ----------------------------------------------------------------------------------- validation
+def _check_sizes(sizes, name="sizes"):
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
+        raise TypeError(f"{name} must be a sequence of layer widths like (64, 128, 10), "
+                        f"got {type(sizes).__name__}")
+    sizes = tuple(sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"{name} must list at least an input and an output width, got {sizes}")
+    for i, n in enumerate(sizes):
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"{name}[{i}] must be a positive integer, got {n!r}")
+    return tuple(int(n) for n in sizes)
+
+
+def check_mlp_params(params, name: str = "params"):
+    """Check an MLP parameter list and return its layer sizes ``(n_0, n_1, ..., n_L)``.
+
+    Raises ``TypeError`` for a wrong container or dtype and ``ValueError`` for mismatched layer sizes
+    (layer l's ``W`` must have as many rows as layer l-1 has units), naming the offending layer.
+    """
+    if not isinstance(params, (list, tuple)) or len(params) == 0:
+        raise TypeError(f"{name} must be a non-empty list of {{'W': ..., 'b': ...}} dicts "
+                        f"(one per layer), got {type(params).__name__}")
+    sizes = []
+    for l, layer in enumerate(params):
+        if not isinstance(layer, dict) or set(layer) != {"W", "b"}:
+            keys = sorted(layer) if isinstance(layer, dict) else type(layer).__name__
+            raise TypeError(f"{name}[{l}] must be a dict with keys 'W' and 'b', got {keys}")
+        W = V.as_float_array(layer["W"], f"{name}[{l}]['W']")
+        b = V.as_float_array(layer["b"], f"{name}[{l}]['b']")
+        V.check_ndim(W, f"{name}[{l}]['W']", 2)
+        V.check_ndim(b, f"{name}[{l}]['b']", 1)
+        if b.shape[0] != W.shape[1]:
+            raise ValueError(f"{name}[{l}]['b'] must have shape ({W.shape[1]},) to match "
+                             f"{name}[{l}]['W'] of shape {W.shape}, got {b.shape}")
+        if l == 0:
+            sizes.append(W.shape[0])
+        elif W.shape[0] != sizes[-1]:
+            raise ValueError(f"mismatched layer sizes: {name}[{l}]['W'] has {W.shape[0]} input rows "
+                             f"but layer {l - 1} outputs {sizes[-1]} units (W of shape "
+                             f"{tuple(params[l - 1]['W'].shape)})")
+        sizes.append(W.shape[1])
+    return tuple(int(s) for s in sizes)
+
+
+def _check_input(x, n_in, name="x"):
+    x = V.as_float_array(x, name)
+    V.check_ndim(x, name, 2)
+    if x.shape[1] != n_in:
+        raise ValueError(f"{name} must have shape (any, {n_in}) to match the first layer, got {x.shape}")
+    V.check_finite(x, name)
+    return x
+
+
+def _check_activation(activation, name="activation"):
+    return V.check_option(activation, name, ACTIVATIONS)
+
+
+# ---------------------------------------------------------------------------------- initialization
+def _std(init, fan_in, fan_out, scale):
+    if init == "normal":
+        return scale
+    if init == "xavier":
+        return scale * np.sqrt(2.0 / (fan_in + fan_out))
+    if init == "he":
+        return scale * np.sqrt(2.0 / fan_in)
+    return 0.0
+
+
+def init_dense(n_in: int, n_out: int, init: str = "he", *, scale: float | None = None, seed: int = 0,
+               dtype=np.float32):
+    """Weights ``W`` (n_in, n_out) and bias ``b`` (n_out,) of one dense layer (biases start at 0).
+
+    ``init``:
+      - ``"zeros"``: W = 0 (every unit computes the same thing: the symmetry is never broken);
+      - ``"normal"``: W ~ N(0, scale^2), scale defaults to 0.01;
+      - ``"xavier"`` (Glorot & Bengio 2010): W ~ N(0, scale^2 * 2 / (n_in + n_out)), keeps the
+        variance of activations and gradients ~constant for tanh/sigmoid-like units;
+      - ``"he"`` (He et al. 2015): W ~ N(0, scale^2 * 2 / n_in), the same for ReLU units.
+    ``scale`` defaults to 1 for xavier/he (a gain). Drawn with numpy (``default_rng(seed)``), not
+    op by op with eager ``jax.random`` (which costs seconds of dispatch in a notebook).
+
+    Taught in: notebooks/05_feedforward_networks.ipynb
+    """
+    return init_mlp((n_in, n_out), init, scale=scale, seed=seed, dtype=dtype)[0]
+
+
+def init_mlp(sizes: Sequence[int], init: str = "he", *, scale: float | None = None, seed: int = 0,
+             dtype=np.float32):
+    """Parameters of an MLP with layer widths ``sizes = (n_0, n_1, ..., n_L)``.
+
+    Returns ``[{"W": (n_0, n_1), "b": (n_1,)}, ..., {"W": (n_{L-1}, n_L), "b": (n_L,)}]`` as JAX
+    arrays of ``dtype``. See :func:`init_dense` for ``init`` and ``scale``. Same seed, same numbers.
+
+    Taught in: notebooks/05_feedforward_networks.ipynb
+    """
+    sizes = _check_sizes(sizes)
+    V.check_option(init, "init", INITS)
+    if scale is None:
+        scale = 0.01 if init == "normal" else 1.0
+    V.check_positive(scale, "scale", allow_zero=True)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
+    dtype = np.dtype(dtype)
+    if not np.issubdtype(dtype, np.floating):
+        raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
+    rng = np.random.default_rng(seed)
+    params = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        std = _std(init, n_in, n_out, float(scale))
+        W = rng.standard_normal((n_in, n_out)) * std
+        params.append({"W": jnp.asarray(W.astype(dtype)), "b": jnp.zeros((n_out,), dtype)})
+    return params
+
+
+# ----------------------------------------------------------------------------------------- forward
+def _act(name):
+    from . import activations  # imported lazily: activations is written by another module owner
+    return activations.get(name)[0]
+
+
+def _dense(x, W, b):
+    return x @ W + b
+
+
+def _mlp_apply_core(params, x, activation):
+    f = _act(activation)
+    h = x
+    for layer in params[:-1]:
+        h = f(_dense(h, layer["W"], layer["b"]))
+    return _dense(h, params[-1]["W"], params[-1]["b"])
+
+
+_dense_jit = jax.jit(_dense)
+_mlp_apply_jit = jax.jit(_mlp_apply_core, static_argnums=2)
+
+
+def dense(x, W, b):
+    """One dense layer, ``z = x @ W + b`` with x (N, n_in), W (n_in, n_out), b (n_out,) -> (N, n_out).
+
+    Taught in: notebooks/05_feedforward_networks.ipynb
+    """
+    W = V.as_float_array(W, "W")
+    b = V.as_float_array(b, "b")
+    V.check_ndim(W, "W", 2)
+    V.check_shape(b, "b", (W.shape[1],))
+    x = _check_input(x, W.shape[0])
+    return _dense_jit(x, W, b)
+
+
+def mlp_apply(params, x, activation: str = "relu"):
+    """Forward pass of an MLP: hidden layers ``h = activation(h @ W + b)``, last layer linear.
+
+    Returns the logits (N, n_L). ``activation`` is one of "sigmoid", "tanh", "relu", "leaky_relu",
+    "identity". Works under ``jax.jit``/``jax.grad`` (value checks are skipped on tracers).
+
+    Taught in: notebooks/05_feedforward_networks.ipynb
+    """
+    sizes = check_mlp_params(params)
+    _check_activation(activation)
+    x = _check_input(x, sizes[0])
+    return _mlp_apply_jit(list(params), x, activation)
+
+
+def mlp_predict(params, x, activation: str = "relu"):
+    """Predicted class indices ``argmax(logits)`` (N,) of :func:`mlp_apply`."""
+    return jnp.argmax(mlp_apply(params, x, activation), axis=-1)
+
+
+# ------------------------------------------------------------------------------------------ sizes
+def param_count(sizes: Sequence[int]) -> int:
+    """Number of parameters of an MLP of widths ``(n_0, ..., n_L)``: sum_l (n_l + 1) * n_{l+1}.
+
+    This is document 001 section 3.1.1's formula (its L counts the input layer as a layer, so its
+    sum runs to L-1): each layer has an (n_l x n_{l+1}) weight matrix plus n_{l+1} biases -- the
+    "+1". The input layer itself has no parameters.
+
+    Taught in: notebooks/05_feedforward_networks.ipynb
+    """
+    sizes = _check_sizes(sizes)
+    return int(sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:])))
+
+
+def count_params(params) -> int:
+    """Number of scalars actually stored in a parameter pytree (checks :func:`param_count`)."""
+    return int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(params)))
+
+
+def layer_sizes(params):
+    """Layer widths ``(n_0, ..., n_L)`` of an MLP parameter list (validated)."""
+    return check_mlp_params(params)
