@@ -1,0 +1,319 @@
+"""Grade submissions of one assignment: gradebook CSV + per-student Markdown feedback.
+
+For each submission: read the notebook (never executing it here), take the student's solution cells
+by ``grade_id``, run them with the source's setup cells in a :class:`~grader.sandbox.Sandbox`, then
+execute each test cell *of the source* (visible and hidden parts) in this trusted process, where
+the student's names are proxies into the sandbox. Results are compared here; the gradebook and the
+feedback are written only by this process, after the children are gone.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import pathlib
+import re
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+
+from . import api, static
+from .notebook import (Assignment, NotebookError, find_source, load_assignment, load_json_notebook,
+                       student_cells)
+from .sandbox import Limits, RemoteFunction, Sandbox
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+CSV_FIELDS = ["student", "assignment", "task", "points", "max_points", "status", "reason"]
+UNANSWERED = {"", "YOUR ANSWER HERE"}
+_SETUP_MODULE = "__grader_setup__"
+
+
+@dataclass
+class Row:
+    student: str
+    assignment: str
+    task: str
+    points: float | None
+    max_points: float
+    status: str
+    reason: str = ""
+
+    def as_csv(self) -> dict:
+        pts = "" if self.points is None else f"{self.points:g}"
+        return {"student": self.student, "assignment": self.assignment, "task": self.task,
+                "points": pts, "max_points": f"{self.max_points:g}", "status": self.status,
+                "reason": " ".join(self.reason.split())[:500]}
+
+
+@dataclass
+class Result:
+    student: str
+    rows: list
+    seconds: float
+    output_chars: int = 0
+
+    @property
+    def score(self) -> float:
+        return sum(r.points or 0.0 for r in self.rows)
+
+
+def _ipython_to_python(src: str) -> str:
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        return TransformerManager().transform_cell(src)
+    except Exception:
+        return src
+
+
+class Grader:
+    def __init__(self, assignment: Assignment, limits: Limits | None = None):
+        self.assignment = assignment
+        self.limits = limits or Limits()
+        self.setup_sources = [src for kind, _, src in assignment.cells if kind == "setup"]
+        self.trusted_ns = {"__name__": _SETUP_MODULE}
+        for src in self.setup_sources:
+            exec(compile(src, f"<setup of {assignment.name}>", "exec"), self.trusted_ns)
+        self.refs = {id(v): k for k, v in self.trusted_ns.items()
+                     if callable(v) and getattr(v, "__module__", None) == _SETUP_MODULE}
+        preimport = {"course_lib"}
+        for f in assignment.forbid:
+            preimport.add(f.rpartition(".")[0])
+        self.preimport = sorted(p for p in preimport if p)
+
+    # ------------------------------------------------------------------ one submission
+    def warm_up(self) -> Result:
+        """Grade the source notebook itself, letting it fill the JAX compile cache students read.
+
+        Also a sanity check: the source must pass all its own tests.
+        """
+        if self.limits.cache_dir:
+            pathlib.Path(self.limits.cache_dir).mkdir(parents=True, exist_ok=True)
+        return self.grade("(source)", self.assignment.path, trusted=True)
+
+    def grade(self, student: str, path: pathlib.Path | None, slot: int = 0, trusted: bool = False) -> Result:
+        a = self.assignment
+        t0 = time.monotonic()
+        try:
+            if path is None:
+                raise NotebookError("no notebook was submitted")
+            if pathlib.Path(path).is_symlink():
+                raise NotebookError("the submitted notebook is a symbolic link")
+            nb = load_json_notebook(path)
+            code, answers = student_cells(nb, a)
+        except NotebookError as exc:
+            rows = [Row(student, a.name, t.grade_id, 0.0, t.points, "invalid-notebook", str(exc)) for t in a.tasks]
+            rows += [Row(student, a.name, q.grade_id, 0.0, q.points, "invalid-notebook", str(exc)) for q in a.questions]
+            return Result(student, rows, time.monotonic() - t0)
+
+        cells, missing = [], []
+        for kind, gid, src in a.cells:
+            if kind == "setup":
+                cells.append({"id": gid, "source": src})
+            elif gid in code:
+                cells.append({"id": gid, "source": _ipython_to_python(code[gid])})
+            else:
+                missing.append(gid)
+        sandbox = Sandbox(cells, forbid=a.forbid, preimport=self.preimport, limits=self.limits, slot=slot,
+                          trusted=trusted)
+        for gid in missing:
+            sandbox.skip[gid] = f"solution cell {gid} is missing from your notebook"
+        student_sources = [code[g] for g in a.solution_ids if g in code]
+        rows = []
+        try:
+            for task in a.tasks:
+                rows.append(self._run_task(student, task, sandbox, student_sources))
+        finally:
+            sandbox.close()
+        for q in a.questions:
+            text = answers.get(q.grade_id)
+            if text is None:
+                rows.append(Row(student, a.name, q.grade_id, 0.0, q.points, "missing",
+                                "answer cell missing from the notebook"))
+            elif text.strip() in UNANSWERED:
+                rows.append(Row(student, a.name, q.grade_id, 0.0, q.points, "unanswered", "no answer written"))
+            else:
+                rows.append(Row(student, a.name, q.grade_id, None, q.points, "manual",
+                                "written answer: graded by the instructor"))
+        return Result(student, rows, time.monotonic() - t0, sandbox.output_chars)
+
+    def _run_task(self, student, task, sandbox, student_sources) -> Row:
+        a = self.assignment
+
+        def row(points, status, reason=""):
+            return Row(student, a.name, task.grade_id, points, task.points, status, reason)
+
+        hits = static.forbidden_used(
+            static.referenced_names(student_sources, self.setup_sources, task.uses), task.forbid)
+        if hits:
+            return row(0.0, "forbidden", f"your code refers to {', '.join(sorted(hits))}, which this task "
+                       f"forbids (write it yourself)")
+        if sandbox.broken:
+            return row(0.0, "crashed", sandbox.broken)
+        ns = dict(self.trusted_ns)
+        refs = dict(self.refs)
+        for name in a.student_names:
+            proxy = RemoteFunction(sandbox, name, refs)
+            refs[id(proxy)] = name
+            ns[name] = proxy
+        for part, hidden in ((task.visible, False), (task.hidden, True)):
+            if not part.strip():
+                continue
+            try:
+                with api.hidden_section(hidden), _quiet():
+                    exec(compile(part, f"<{task.grade_id}>", "exec"), ns)
+            except api.TaskFailed as exc:
+                return row(0.0, exc.status, str(exc))
+            except api.StudentCodeError as exc:
+                status = "error" if exc.kind == "unsupported" else exc.kind
+                return row(0.0, status, (f"a hidden test failed: {exc.kind}" if hidden else str(exc)))
+            except AssertionError as exc:
+                return row(0.0, "failed", "a hidden test failed" if hidden else f"assertion failed: {exc}")
+            except Exception as exc:
+                return row(0.0, "error", f"a hidden test raised {type(exc).__name__}" if hidden
+                           else f"{type(exc).__name__}: {str(exc)[:300]}")
+        return row(task.points, "passed")
+
+
+class _quiet:
+    """Discard what test cells print (✓ lines) in this thread; other threads still print."""
+
+    _local = threading.local()
+
+    def __enter__(self):
+        self._local.quiet = True
+
+    def __exit__(self, *exc):
+        self._local.quiet = False
+
+
+class _ThreadAwareStdout(io.TextIOBase):
+    def __init__(self, real):
+        self.real = real
+
+    def write(self, s):
+        if getattr(_quiet._local, "quiet", False):
+            return len(s)
+        return self.real.write(s)
+
+    def flush(self):
+        self.real.flush()
+
+
+# ---------------------------------------------------------------------- submissions and output
+def find_submissions(folder: pathlib.Path, assignment: Assignment) -> list[tuple[str, pathlib.Path | None]]:
+    """(student, notebook) pairs from ``folder``.
+
+    Layouts: ``folder/<student>.ipynb``; nbgrader's ``folder/<student>/<assignment>/*.ipynb`` (also
+    when ``folder`` is a course root holding ``submitted/``); ``folder/<student>/*.ipynb``.
+    """
+    folder = pathlib.Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"submissions folder {folder} does not exist")
+    if (folder / "submitted").is_dir() and not any(folder.glob("*.ipynb")):
+        folder = folder / "submitted"
+    out = []
+    for nb in sorted(folder.glob("*.ipynb")):
+        out.append((nb.stem, nb))
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        where = sub / assignment.name if (sub / assignment.name).is_dir() else sub
+        notebooks = sorted(p for p in where.glob("*.ipynb") if not p.name.startswith("."))
+        named = [p for p in notebooks if p.name == assignment.path.name]
+        out.append((sub.name, (named or notebooks or [None])[0]))
+    return out
+
+
+def safe_name(student: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", student)[:100] or "student"
+
+
+def feedback_markdown(result: Result, assignment: Assignment) -> str:
+    auto = [r for r in result.rows if r.status != "manual"]
+    manual = [r for r in result.rows if r.status == "manual"]
+    got = sum(r.points or 0 for r in auto)
+    lines = [f"# Feedback: {assignment.name}, {result.student}", "",
+             f"Autograded score: **{got:g} / {sum(r.max_points for r in auto):g}** points"
+             + (f"; {sum(r.max_points for r in manual):g} more points for written answers, graded by "
+                f"your instructor." if manual else "."), "",
+             "| task | points | status |", "|---|---|---|"]
+    for r in result.rows:
+        pts = "pending" if r.points is None else f"{r.points:g}"
+        lines.append(f"| `{r.task}` | {pts} / {r.max_points:g} | {r.status} |")
+    bad = [r for r in result.rows if r.status not in ("passed", "manual")]
+    if bad:
+        lines += ["", "## What went wrong", ""]
+        for r in bad:
+            lines += [f"### `{r.task}`: {r.status}", "", "```", r.reason[:2000].replace("```", "'''"), "```", ""]
+    lines += ["", "Hidden tests are not shown: a failing hidden test reports only the kind of mismatch."]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(results: list[Result], assignment: Assignment, out: pathlib.Path) -> pathlib.Path:
+    out = pathlib.Path(out)
+    (out / "feedback").mkdir(parents=True, exist_ok=True)
+    gradebook = out / "gradebook.csv"
+    tmp = gradebook.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        for res in sorted(results, key=lambda r: r.student):
+            for r in res.rows:
+                writer.writerow(r.as_csv())
+    os.replace(tmp, gradebook)
+    for res in results:
+        (out / "feedback" / f"{safe_name(res.student)}.md").write_text(feedback_markdown(res, assignment))
+    return gradebook
+
+
+def grade_all(assignment_name: str, submissions: pathlib.Path, *, source_root=None, out=None, jobs=2,
+              limits: Limits | None = None, progress=True) -> tuple[list[Result], pathlib.Path]:
+    """Grade every submission in ``submissions``; write the gradebook and feedback under ``out``."""
+    source_root = pathlib.Path(source_root or REPO / "solutions")
+    assignment = load_assignment(find_source(source_root, assignment_name), assignment_name)
+    out = pathlib.Path(out or pathlib.Path("grading-output") / assignment_name)
+    subs = find_submissions(submissions, assignment)
+    grader = Grader(assignment, limits)
+    results: list[Result] = []
+    slots = list(range(max(1, jobs)))
+    slot_lock = threading.Lock()
+    width = len(str(len(subs)))
+    real_stdout = sys.stdout
+
+    def say(text):
+        if progress:
+            print(text, file=real_stdout, flush=True)
+
+    def work(student, path):
+        with slot_lock:
+            slot = slots.pop()
+        try:
+            return grader.grade(student, path, slot)
+        finally:
+            with slot_lock:
+                slots.append(slot)
+
+    t0 = time.monotonic()
+    sys.stdout = _ThreadAwareStdout(real_stdout)
+    try:
+        if grader.limits.cache_dir:
+            warm = grader.warm_up()
+            bad = [r for r in warm.rows if r.status not in ("passed", "manual")]
+            say(f"source notebook checked in {warm.seconds:.1f} s" + (
+                f"; WARNING: it fails {', '.join(r.task for r in bad)}" if bad else ""))
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = [pool.submit(work, s, p) for s, p in subs]
+            for i, fut in enumerate(as_completed(futures), 1):
+                res = fut.result()
+                results.append(res)
+                bad = [f"{r.task}: {r.status}" for r in res.rows if r.status not in ("passed", "manual")]
+                note = f"  ({'; '.join(bad)[:100]})" if bad else ""
+                say(f"[{i:>{width}}/{len(subs)}] {res.student}: {res.score:g}/{assignment.max_points:g} "
+                    f"points in {res.seconds:.1f} s{note}")
+    finally:
+        sys.stdout = real_stdout
+    gradebook = write_outputs(results, assignment, out)
+    say(f"graded {len(results)} submission(s) of {assignment_name} in {time.monotonic() - t0:.1f} s; "
+        f"gradebook: {gradebook}; feedback: {out / 'feedback'}")
+    return results, gradebook

@@ -1,0 +1,227 @@
+"""Reading exercise notebooks: the instructor's source (trusted) and a student's submission (not).
+
+The source defines the assignment: its setup cells, solution cells (what the student writes), test
+cells (tasks, with hidden parts) and manually graded answer cells. A submission contributes only the
+text of its solution and answer cells, matched by ``grade_id``; everything else in it (edited or
+deleted tests, extra cells, outputs, metadata) is ignored, as nbgrader does.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import pathlib
+import re
+from dataclasses import dataclass, field
+
+BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
+BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+MAX_NOTEBOOK_BYTES = 20 * 2**20
+_ID_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+class NotebookError(ValueError):
+    """The file is not a readable notebook (bad JSON, wrong structure, too large)."""
+
+
+def cell_source(cell) -> str:
+    src = cell.get("source", "")
+    if isinstance(src, list):
+        if not all(isinstance(s, str) for s in src):
+            raise NotebookError("a cell's source is not text")
+        return "".join(src)
+    if not isinstance(src, str):
+        raise NotebookError("a cell's source is not text")
+    return src
+
+
+def nbgrader_meta(cell) -> dict:
+    meta = cell.get("metadata")
+    if not isinstance(meta, dict):
+        return {}
+    nbg = meta.get("nbgrader")
+    return nbg if isinstance(nbg, dict) else {}
+
+
+def load_json_notebook(path: pathlib.Path) -> dict:
+    path = pathlib.Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise NotebookError(f"cannot read {path.name}: {exc.strerror}") from None
+    if size > MAX_NOTEBOOK_BYTES:
+        raise NotebookError(f"{path.name} is {size / 2**20:.0f} MB (limit {MAX_NOTEBOOK_BYTES // 2**20} MB)")
+    try:
+        nb = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise NotebookError(f"{path.name} is not valid notebook JSON ({str(exc)[:120]})") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        raise NotebookError(f"{path.name} has no list of cells")
+    if not all(isinstance(c, dict) for c in nb["cells"]):
+        raise NotebookError(f"{path.name} has malformed cells")
+    return nb
+
+
+def split_hidden(source: str) -> tuple[str, str]:
+    """Split a test cell into (visible code, hidden code); markers must be at the top level."""
+    visible, hidden, inside = [], [], False
+    for line in source.splitlines():
+        stripped = line.strip()
+        if stripped == BEGIN_HIDDEN:
+            inside = True
+            continue
+        if stripped == END_HIDDEN:
+            inside = False
+            continue
+        (hidden if inside else visible).append(line)
+        (visible if inside else hidden).append("")  # keep line numbers aligned
+    return "\n".join(visible) + "\n", "\n".join(hidden) + "\n"
+
+
+def defined_names(source: str) -> list[str]:
+    """Top-level names a solution cell defines (functions, classes, assignments)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                for n in ast.walk(t):
+                    if isinstance(n, ast.Name):
+                        names.append(n.id)
+    return list(dict.fromkeys(names))
+
+
+def forbidden_literals(source: str) -> set[str]:
+    """Dotted names given as string literals in ``forbid=`` of check_function calls."""
+    out: set[str] = set()
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return out
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            for kw in node.keywords:
+                if kw.arg == "forbid":
+                    for n in ast.walk(kw.value):
+                        if isinstance(n, ast.Constant) and isinstance(n.value, str):
+                            out.add(n.value)
+    return out
+
+
+@dataclass
+class Task:
+    grade_id: str
+    points: float
+    visible: str
+    hidden: str
+    forbid: set[str]
+    uses: list[str]            # student names the test cell refers to
+    index: int                 # position in the source notebook
+
+
+@dataclass
+class Question:
+    grade_id: str
+    points: float
+    prompt: str
+
+
+@dataclass
+class Assignment:
+    name: str
+    path: pathlib.Path
+    cells: list = field(default_factory=list)          # (kind, grade_id, source) in source order
+    tasks: list = field(default_factory=list)
+    questions: list = field(default_factory=list)
+    student_names: list = field(default_factory=list)
+    solution_ids: list = field(default_factory=list)
+
+    @property
+    def forbid(self) -> set[str]:
+        return set().union(*(t.forbid for t in self.tasks)) if self.tasks else set()
+
+    @property
+    def max_points(self) -> float:
+        return sum(t.points for t in self.tasks) + sum(q.points for q in self.questions)
+
+
+def load_assignment(path: pathlib.Path, name: str | None = None) -> Assignment:
+    """Parse a source notebook (solutions/<assignment>/<nb>.ipynb)."""
+    path = pathlib.Path(path)
+    nb = load_json_notebook(path)
+    a = Assignment(name=name or path.parent.name, path=path)
+    seen: set[str] = set()
+    last_prompt = ""
+    for i, cell in enumerate(nb["cells"]):
+        meta = nbgrader_meta(cell)
+        src = cell_source(cell)
+        ctype = cell.get("cell_type")
+        if not meta:
+            if ctype == "markdown":
+                last_prompt = src
+            continue
+        gid = str(meta.get("grade_id", ""))
+        if not _ID_RE.match(gid):
+            raise ValueError(f"{path}: cell {i} has an invalid grade_id {gid!r}")
+        if gid in seen:
+            raise ValueError(f"{path}: duplicate grade_id {gid!r}")
+        seen.add(gid)
+        solution, grade = bool(meta.get("solution")), bool(meta.get("grade"))
+        points = float(meta.get("points", 0) or 0)
+        if ctype == "code" and solution:
+            a.cells.append(("solution", gid, src))
+            a.solution_ids.append(gid)
+            a.student_names.extend(n for n in defined_names(src) if n not in a.student_names)
+        elif ctype == "code" and grade:
+            if points <= 0:
+                raise ValueError(f"{path}: test cell {gid!r} needs points > 0")
+            visible, hidden = split_hidden(src)
+            a.tasks.append(Task(gid, points, visible, hidden, forbidden_literals(src), [], i))
+        elif ctype == "code":
+            a.cells.append(("setup", gid, src))
+        elif ctype == "markdown" and solution and grade:
+            a.questions.append(Question(gid, points, last_prompt))
+        elif ctype == "markdown":
+            last_prompt = src
+    for t in a.tasks:
+        try:
+            used = {n.id for n in ast.walk(ast.parse(t.visible + t.hidden)) if isinstance(n, ast.Name)}
+        except SyntaxError as exc:
+            raise ValueError(f"{path}: test cell {t.grade_id} is not valid Python: {exc}") from None
+        t.uses = [n for n in a.student_names if n in used]
+    return a
+
+
+def find_source(root: pathlib.Path, assignment: str) -> pathlib.Path:
+    folder = pathlib.Path(root) / assignment
+    notebooks = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
+    if not notebooks:
+        raise FileNotFoundError(f"no source notebook in {folder} (is {assignment!r} an assignment name?)")
+    if len(notebooks) > 1:
+        raise ValueError(f"{folder} holds {len(notebooks)} notebooks; one per assignment is supported")
+    return notebooks[0]
+
+
+def student_cells(nb: dict, assignment: Assignment) -> tuple[dict, dict]:
+    """Solution code and answer text of a submission, by grade_id (first occurrence wins)."""
+    code, answers = {}, {}
+    wanted_code = set(assignment.solution_ids)
+    wanted_md = {q.grade_id for q in assignment.questions}
+    for cell in nb["cells"]:
+        gid = nbgrader_meta(cell).get("grade_id")
+        if not isinstance(gid, str):
+            continue
+        try:
+            src = cell_source(cell)
+        except NotebookError:
+            continue
+        if gid in wanted_code and gid not in code and cell.get("cell_type") == "code":
+            code[gid] = src
+        elif gid in wanted_md and gid not in answers:
+            answers[gid] = src
+    return code, answers
