@@ -59,11 +59,10 @@ def rel_error(x, y):
     _same_shape(x, "x", y, "y")
     if x.size == 0:
         return 0.0
-    diff = np.abs(x - y)
     both_inf_equal = np.isinf(x) & (x == y)
-    diff = np.where(both_inf_equal, 0.0, diff)
-    scale = np.maximum(1e-8, np.abs(x) + np.abs(y))
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"):  # inf - inf and inf / inf are handled just below
+        diff = np.where(both_inf_equal, 0.0, np.abs(x - y))
+        scale = np.maximum(1e-8, np.abs(x) + np.abs(y))
         ratio = np.where(both_inf_equal, 0.0, diff / scale)
     ratio = np.where(np.isnan(ratio), np.inf, ratio)  # inf vs -inf, inf vs finite: as bad as it gets
     return float(np.max(ratio))
