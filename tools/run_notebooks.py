@@ -22,7 +22,7 @@ def run(path: pathlib.Path, timeout: int) -> float:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
-        record_timing=False, extra_arguments=["--HistoryManager.enabled=False"],
+        record_timing=False, store_widget_state=True, extra_arguments=["--HistoryManager.enabled=False"],
     )
     client.kernel_manager_class = "jupyter_client.manager.KernelManager"
     start = time.perf_counter()
@@ -30,7 +30,8 @@ def run(path: pathlib.Path, timeout: int) -> float:
     elapsed = time.perf_counter() - start
     # Stable metadata: no timings, the same kernelspec everywhere.
     nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-    nb.metadata.pop("widgets", None)
+    # nb.metadata["widgets"] (the widgets' state, stored by nbclient) is kept: JupyterLab shows the
+    # widgets before the kernel runs, and the static book (tools/build_book.py) embeds it.
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
     nbformat.write(nb, path)
