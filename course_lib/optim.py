@@ -21,6 +21,7 @@ Taught in: notebooks/07_optimizers.ipynb
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable, NamedTuple
 
@@ -142,25 +143,53 @@ def _check_grads(grads, state_tree, params):
             raise ValueError("params must have the same pytree structure as grads")
 
 
-def _make(name: str, init_core: Callable, update_core: Callable) -> GradientTransformation:
-    """Wrap pure cores with validation; the update core is jitted (inlined when called under jit)."""
-    update_jit = jax.jit(update_core)
+def _make(name: str, init_core: Callable, update_core: Callable, learning_rate, **hyper
+          ) -> GradientTransformation:
+    """Wrap a pure ``update_core(grads, state, lr, **hyper)`` with validation.
+
+    The core is jitted once per module (hyper-parameters and a float learning rate are *arguments*,
+    so new optimizer instances reuse the compiled code; a schedule is a static argument). Called
+    inside a user's ``jax.jit`` the core is simply inlined.
+    """
+    schedule = learning_rate if callable(learning_rate) else None
+    lr = None if schedule is not None else learning_rate
+    values = [lr, *hyper.values()]
+    if all(is_concrete(v) for v in values):
+        # Hyper-parameters are static (hashable Python numbers): XLA folds them as constants, the
+        # way optax's closures do, and optimizers with equal hyper-parameters share one compile.
+        lr = None if lr is None else float(lr)
+        frozen = tuple((k, v if v is None or isinstance(v, bool) else float(v))
+                       for k, v in hyper.items())
+        run = functools.partial(_JITTED[update_core], lr=lr, schedule=schedule, frozen=frozen)
+    else:  # traced hyper-parameters (vmap over a grid): trace the pure core directly
+        run = functools.partial(update_core, lr=lr, schedule=schedule, hyper=hyper)
 
     def init(params):
         _check_tree(params, "params")
-        return init_core(jax.tree_util.tree_map(jnp.asarray, params))
+        return init_core(jax.tree_util.tree_map(jnp.asarray, params), **hyper)
 
     def update(grads, state, params=None):
         if not isinstance(state, tuple) or not hasattr(state, "count"):
             raise TypeError(f"state must be the state returned by {name}.init(params), "
                             f"got {type(state).__name__}")
         _check_grads(grads, state[-1], params)
-        return update_jit(grads, state)
+        return run(grads, state)
 
     init.__doc__ = f"{name}: the initial optimizer state for ``params``."
     update.__doc__ = f"{name}: ``(grads, state, params=None) -> (updates, new_state)``."
     update.core = update_core  # the pure formula, shown in the notebook
     return GradientTransformation(init, update)
+
+
+_JITTED: dict = {}
+
+
+def _register(core):
+    """Jit ``core(grads, state, lr, schedule, hyper)`` with everything but the arrays static."""
+    def frozen_core(grads, state, *, lr, schedule, frozen):
+        return core(grads, state, lr=lr, schedule=schedule, hyper=dict(frozen))
+    _JITTED[core] = jax.jit(frozen_core, static_argnames=("lr", "schedule", "frozen"))
+    return core
 
 
 def _zeros(params):
@@ -171,15 +200,34 @@ def _count0():
     return jnp.zeros([], jnp.int32)
 
 
-def _scale_by_lr(learning_rate, updates, count):
-    """``-lr * updates``, with ``lr = learning_rate(count)`` for a schedule."""
-    if callable(learning_rate):
-        lr = learning_rate(count)
+def _scale_by_lr(updates, count, lr, schedule):
+    """``-lr * updates``; with a schedule, ``lr = schedule(count)`` (count = steps taken so far)."""
+    if schedule is not None:
+        lr = schedule(count)
         return jax.tree_util.tree_map(lambda u: -jnp.asarray(lr, dtype=u.dtype) * u, updates)
-    return jax.tree_util.tree_map(lambda u: -learning_rate * u, updates)
+    return jax.tree_util.tree_map(lambda u: -lr * u, updates)
+
+
+def _tree(f, *trees):
+    return jax.tree_util.tree_map(f, *trees)
 
 
 # ------------------------------------------------------------------ plain, momentum, Nesterov
+def _sgd_init(params, momentum, nesterov):
+    return SgdState(_count0(), None if momentum is None else _zeros(params))
+
+
+@_register
+def _sgd_update(grads, state, lr, schedule, hyper):
+    beta = hyper["momentum"]
+    if beta is None:                                            # plain (S)GD
+        direction, trace = grads, None
+    else:
+        trace = _tree(lambda g, v: g + beta * v, grads, state.trace)       # v <- beta v + g
+        direction = _tree(lambda g, v: g + beta * v, grads, trace) if hyper["nesterov"] else trace
+    return _scale_by_lr(direction, state.count, lr, schedule), SgdState(state.count + 1, trace)
+
+
 def sgd(learning_rate, momentum: float | None = None, nesterov: bool = False) -> GradientTransformation:
     """(Stochastic) gradient descent, optionally with (Nesterov) momentum.
 
@@ -197,21 +245,7 @@ def sgd(learning_rate, momentum: float | None = None, nesterov: bool = False) ->
         raise TypeError(f"nesterov must be a bool, got {type(nesterov).__name__}")
     if nesterov and momentum is None:
         raise ValueError("nesterov=True needs a momentum value (e.g. momentum=0.9)")
-
-    def init_core(params):
-        return SgdState(_count0(), None if momentum is None else _zeros(params))
-
-    def update_core(grads, state):
-        if momentum is None:
-            direction, trace = grads, None
-        else:
-            trace = jax.tree_util.tree_map(lambda g, v: g + momentum * v, grads, state.trace)
-            direction = (jax.tree_util.tree_map(lambda g, v: g + momentum * v, grads, trace)
-                         if nesterov else trace)
-        updates = _scale_by_lr(learning_rate, direction, state.count)
-        return updates, SgdState(state.count + 1, trace)
-
-    return _make("sgd", init_core, update_core)
+    return _make("sgd", _sgd_init, _sgd_update, learning_rate, momentum=momentum, nesterov=nesterov)
 
 
 def gd(learning_rate) -> GradientTransformation:
@@ -249,6 +283,18 @@ def nesterov(learning_rate, beta: float = 0.9) -> GradientTransformation:
 
 
 # ------------------------------------------------------------------ adaptive methods
+def _adagrad_init(params, initial_accumulator_value, eps):
+    return AdagradState(_count0(), _tree(lambda p: jnp.full_like(p, initial_accumulator_value), params))
+
+
+@_register
+def _adagrad_update(grads, state, lr, schedule, hyper):
+    acc = _tree(lambda g, s: g * g + s, grads, state.sum_of_squares)          # G <- G + g^2
+    direction = _tree(lambda g, s: jnp.where(s > 0, jax.lax.rsqrt(s + hyper["eps"]), 0.0) * g,
+                      grads, acc)                                              # g / sqrt(G + eps)
+    return _scale_by_lr(direction, state.count, lr, schedule), AdagradState(state.count + 1, acc)
+
+
 def adagrad(learning_rate, initial_accumulator_value: float = 0.1, eps: float = 1e-7) -> GradientTransformation:
     """Adagrad: ``G <- G + g**2``,  ``theta <- theta - lr * g / sqrt(G + eps)``  (elementwise).
 
@@ -258,18 +304,20 @@ def adagrad(learning_rate, initial_accumulator_value: float = 0.1, eps: float = 
     learning_rate = _learning_rate(learning_rate)
     init_acc = _hyper(initial_accumulator_value, "initial_accumulator_value", low=0.0)
     eps = _hyper(eps, "eps", low=0.0)
+    return _make("adagrad", _adagrad_init, _adagrad_update, learning_rate,
+                 initial_accumulator_value=init_acc, eps=eps)
 
-    def init_core(params):
-        return AdagradState(_count0(), jax.tree_util.tree_map(
-            lambda p: jnp.full_like(p, init_acc), params))
 
-    def update_core(grads, state):
-        acc = jax.tree_util.tree_map(lambda g, s: g * g + s, grads, state.sum_of_squares)
-        direction = jax.tree_util.tree_map(
-            lambda g, s: jnp.where(s > 0, jax.lax.rsqrt(s + eps), 0.0) * g, grads, acc)
-        return _scale_by_lr(learning_rate, direction, state.count), AdagradState(state.count + 1, acc)
+def _rmsprop_init(params, decay, eps):
+    return RmspropState(_count0(), _zeros(params))
 
-    return _make("adagrad", init_core, update_core)
+
+@_register
+def _rmsprop_update(grads, state, lr, schedule, hyper):
+    rho = hyper["decay"]
+    nu = _tree(lambda g, s: (1 - rho) * (g * g) + rho * s, grads, state.nu)   # EMA of g^2
+    direction = _tree(lambda g, s: jax.lax.rsqrt(s + hyper["eps"]) * g, grads, nu)
+    return _scale_by_lr(direction, state.count, lr, schedule), RmspropState(state.count + 1, nu)
 
 
 def rmsprop(learning_rate, decay: float = 0.9, eps: float = 1e-8) -> GradientTransformation:
@@ -280,16 +328,24 @@ def rmsprop(learning_rate, decay: float = 0.9, eps: float = 1e-8) -> GradientTra
     learning_rate = _learning_rate(learning_rate)
     decay = _hyper(decay, "decay", low=0.0, high=1.0, high_open=True)
     eps = _hyper(eps, "eps", low=0.0)
+    return _make("rmsprop", _rmsprop_init, _rmsprop_update, learning_rate, decay=decay, eps=eps)
 
-    def init_core(params):
-        return RmspropState(_count0(), _zeros(params))
 
-    def update_core(grads, state):
-        nu = jax.tree_util.tree_map(lambda g, s: (1 - decay) * (g * g) + decay * s, grads, state.nu)
-        direction = jax.tree_util.tree_map(lambda g, s: jax.lax.rsqrt(s + eps) * g, grads, nu)
-        return _scale_by_lr(learning_rate, direction, state.count), RmspropState(state.count + 1, nu)
+def _adam_init(params, **hyper):
+    return AdamState(_count0(), _zeros(params), _zeros(params))
 
-    return _make("rmsprop", init_core, update_core)
+
+@_register
+def _adam_update(grads, state, lr, schedule, hyper):
+    b1, b2, eps, eps_root = hyper["b1"], hyper["b2"], hyper["eps"], hyper["eps_root"]
+    mu = _tree(lambda g, m: (1 - b1) * g + b1 * m, grads, state.mu)           # m <- EMA of g
+    nu = _tree(lambda g, v: (1 - b2) * (g * g) + b2 * v, grads, state.nu)     # v <- EMA of g^2
+    t = state.count + 1
+    c1, c2 = 1 - b1 ** t, 1 - b2 ** t        # bias corrections: m, v start at 0; -> 1 as t grows
+    mu_hat = _tree(lambda m: m / c1.astype(m.dtype), mu)
+    nu_hat = _tree(lambda v: v / c2.astype(v.dtype), nu)
+    direction = _tree(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_hat)
+    return _scale_by_lr(direction, state.count, lr, schedule), AdamState(t, mu, nu)
 
 
 def adam(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
@@ -308,20 +364,8 @@ def adam(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
     b2 = _hyper(b2, "b2", low=0.0, high=1.0, high_open=True)
     eps = _hyper(eps, "eps", low=0.0)
     eps_root = _hyper(eps_root, "eps_root", low=0.0)
-
-    def init_core(params):
-        return AdamState(_count0(), _zeros(params), _zeros(params))
-
-    def update_core(grads, state):
-        mu = jax.tree_util.tree_map(lambda g, m: (1 - b1) * g + b1 * m, grads, state.mu)
-        nu = jax.tree_util.tree_map(lambda g, v: (1 - b2) * (g * g) + b2 * v, grads, state.nu)
-        t = state.count + 1
-        direction = jax.tree_util.tree_map(
-            lambda m, v: (m / (1 - b1 ** t).astype(m.dtype))
-            / (jnp.sqrt(v / (1 - b2 ** t).astype(v.dtype) + eps_root) + eps), mu, nu)
-        return _scale_by_lr(learning_rate, direction, state.count), AdamState(t, mu, nu)
-
-    return _make("adam", init_core, update_core)
+    return _make("adam", _adam_init, _adam_update, learning_rate,
+                 b1=b1, b2=b2, eps=eps, eps_root=eps_root)
 
 
 # ------------------------------------------------------------------ helpers
