@@ -1,0 +1,143 @@
+"""course_lib._validation: each helper raises with the argument's name, and value checks are skipped
+for tracers (under jax.jit/grad/vmap) while shape and dtype checks still run."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from course_lib import _validation as V
+
+
+def test_is_concrete():
+    assert V.is_concrete(np.ones(2)) and V.is_concrete(jnp.ones(2)) and V.is_concrete(1.0)
+    seen = []
+    jax.jit(lambda x: seen.append(V.is_concrete(x)) or x)(jnp.ones(2))
+    jax.grad(lambda x: seen.append(V.is_concrete(x)) or x)(1.0)
+    jax.vmap(lambda x: seen.append(V.is_concrete(x)) or x)(jnp.ones(2))
+    assert seen == [False, False, False]
+
+
+def test_as_float_array_accepts_floats():
+    for x in (1.5, [1.0, 2.0], np.ones(3, np.float32), jnp.ones(2)):
+        out = V.as_float_array(x, "x")
+        assert isinstance(out, jax.Array) and jnp.issubdtype(out.dtype, jnp.floating)
+    assert V.as_float_array(np.ones(2, np.float32), "x").dtype == jnp.float32
+
+
+def test_as_float_array_rejects_ints_unless_allowed():
+    with pytest.raises(TypeError, match=r"logits must be a floating-point array, got dtype int.*logits.astype\(float\)"):
+        V.as_float_array(np.array([1, 2]), "logits")
+    with pytest.raises(TypeError, match="flag must be a floating-point array, got dtype bool"):
+        V.as_float_array(np.array([True]), "flag")
+    out = V.as_float_array(np.array([1, 2]), "x", allow_int=True)
+    assert jnp.issubdtype(out.dtype, jnp.floating)
+    np.testing.assert_array_equal(out, [1.0, 2.0])
+
+
+@pytest.mark.parametrize("bad, pattern", [
+    ("1.0", "got str"),
+    (None, "got NoneType"),
+    (np.array([1 + 1j]), "must be a real floating-point array"),
+    ([[1.0], [1.0, 2.0]], "got list: .*inhomogeneous"),
+    (np.array(["a"]), "got dtype <U1"),
+])
+def test_as_float_array_rejects_non_numbers(bad, pattern):
+    with pytest.raises(TypeError, match=f"^w .*({pattern})"):
+        V.as_float_array(bad, "w")
+
+
+def test_as_int_array():
+    assert jnp.issubdtype(V.as_int_array(np.array([0, 2]), "labels").dtype, jnp.integer)
+    with pytest.raises(TypeError, match=r"labels must be an integer array \(class indices\), got dtype float"):
+        V.as_int_array(np.array([0.0, 1.0]), "labels")
+    with pytest.raises(TypeError, match="labels must be an integer array, got str"):
+        V.as_int_array("01", "labels")
+
+
+def test_check_ndim():
+    x = np.ones((2, 3))
+    assert V.check_ndim(x, "x", 2) is x
+    assert V.check_ndim(x, "x", (1, 2)) is x
+    with pytest.raises(ValueError, match=r"^logits must have 2 dimension\(s\), got shape \(3,\)$"):
+        V.check_ndim(np.ones(3), "logits", 2)
+    with pytest.raises(ValueError, match=r"images must have 3 or 4 dimension\(s\), got shape \(2, 3\)"):
+        V.check_ndim(x, "images", (3, 4))
+
+
+def test_check_shape_with_wildcards():
+    x = np.ones((5, 3))
+    assert V.check_shape(x, "W", (None, 3)) is x
+    with pytest.raises(ValueError, match=r"^W must have shape \(any, 4\), got \(5, 3\)$"):
+        V.check_shape(x, "W", (None, 4))
+    with pytest.raises(ValueError, match=r"W must have shape \(5, 3, any\), got \(5, 3\)"):
+        V.check_shape(x, "W", (5, 3, None))
+
+
+def test_check_same_shape():
+    V.check_same_shape(np.ones(3), "a", np.zeros(3), "b")
+    with pytest.raises(ValueError, match=r"^pred and target must have the same shape, got \(3,\) and \(3, 1\)$"):
+        V.check_same_shape(np.ones(3), "pred", np.ones((3, 1)), "target")
+
+
+def test_check_finite():
+    x = np.ones(3)
+    assert V.check_finite(x, "x") is x
+    with pytest.raises(ValueError, match=r"^grads must be finite, got 2 NaN and 1 infinite value\(s\)$"):
+        V.check_finite(np.array([np.nan, np.nan, np.inf, 1.0]), "grads")
+
+
+def test_check_option():
+    assert V.check_option("sum", "reduction", ("mean", "sum")) == "sum"
+    with pytest.raises(ValueError, match=r"^reduction must be one of 'mean', 'sum'; got 'avg'$"):
+        V.check_option("avg", "reduction", ("mean", "sum"))
+
+
+def test_check_positive():
+    assert V.check_positive(0.1, "lr") == 0.1
+    assert V.check_positive(0, "l2", allow_zero=True) == 0
+    with pytest.raises(ValueError, match=r"^lr must be a finite number > 0, got 0$"):
+        V.check_positive(0, "lr")
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
+        V.check_positive(-1e-3, "lr")
+    with pytest.raises(ValueError, match="l2 must be a finite number >= 0"):
+        V.check_positive(float("nan"), "l2", allow_zero=True)
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
+        V.check_positive(float("inf"), "lr")
+    with pytest.raises(TypeError, match="^lr must be a number, got str$"):
+        V.check_positive("fast", "lr")
+
+
+def test_check_probability():
+    p = np.array([0.0, 0.5, 1.0])
+    assert V.check_probability(p, "p") is p
+    with pytest.raises(ValueError, match=r"^p must lie in \(0, 1\), got values from 0 to 1$"):
+        V.check_probability(p, "p", open_interval=True)
+    with pytest.raises(ValueError, match=r"^keep must lie in \[0, 1\], got values from -0.1 to 0.5$"):
+        V.check_probability(np.array([-0.1, 0.5]), "keep")
+    with pytest.raises(ValueError, match="keep must be finite, got 1 NaN"):
+        V.check_probability(np.array([np.nan, 0.5]), "keep")
+
+
+def test_value_checks_are_skipped_under_tracing_but_shape_checks_are_not():
+    def f(x):
+        V.check_finite(x, "x")
+        V.check_probability(x, "x")
+        return x * 2
+
+    bad = jnp.array([np.nan, 2.0])
+    with pytest.raises(ValueError, match="x must be finite"):
+        f(bad)                                                  # concrete: checked
+    out = jax.jit(f)(bad)                                       # traced: value checks skipped
+    assert np.isnan(out[0]) and out[1] == 4.0
+    assert jax.vmap(f)(bad).shape == (2,)
+    assert float(jax.grad(lambda x: f(x).sum())(2.0)) == 2.0
+
+    @jax.jit
+    def g(x):
+        V.check_ndim(x, "x", 2)
+        return V.as_float_array(x, "x")
+
+    with pytest.raises(ValueError, match=r"x must have 2 dimension\(s\), got shape \(3,\)"):
+        g(jnp.ones(3))
+    with pytest.raises(TypeError, match="x must be a floating-point array, got dtype int"):
+        g(jnp.ones((1, 3), dtype=jnp.int32))
