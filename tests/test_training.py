@@ -1,0 +1,160 @@
+"""course_lib.training.fit against a hand-written optax loop (float64), early stopping, bad inputs."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from course_lib import backprop, layers, training
+
+
+def _apply(p, x):
+    return layers.mlp_apply(p, x, "tanh")
+
+
+def _ref_loss(p, x, y):
+    h = jnp.tanh(x @ p[0]["W"] + p[0]["b"])
+    logits = h @ p[1]["W"] + p[1]["b"]
+    return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(x.shape[0]), y])
+
+
+def _data(n=90, d=4, c=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int) + (X[:, 2] > 1).astype(int)
+    return X, y
+
+
+def _reference_fit(params, opt, X, y, epochs, batch_size, seed):
+    """The same loop written out with optax: same shuffles, same steps."""
+    rng = np.random.default_rng(seed)
+    state = opt.init(params)
+    n = X.shape[0]
+    nb = n // batch_size
+    losses = []
+    for _ in range(epochs):
+        idx = rng.permutation(n)[: nb * batch_size]
+        batch_losses = []
+        for k in range(nb):
+            sl = idx[k * batch_size:(k + 1) * batch_size]
+            value, g = jax.value_and_grad(_ref_loss)(params, X[sl], y[sl])
+            updates, state = opt.update(g, state, params)
+            params = optax.apply_updates(params, updates)
+            batch_losses.append(float(value))
+        losses.append(np.mean(batch_losses))
+    return params, losses
+
+
+@pytest.mark.parametrize("opt", [optax.adam(0.01), optax.sgd(0.1, momentum=0.9)], ids=["adam", "momentum"])
+def test_fit_equals_reference_loop(opt):
+    X, y = _data()
+    p0 = layers.init_mlp((4, 6, 3), "xavier", seed=1, dtype=np.float64)
+    got, hist = training.fit(_apply, p0, opt, X, y, epochs=3, batch_size=16, seed=5)
+    want, losses = _reference_fit(p0, opt, X, y, 3, 16, 5)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g["W"], w["W"], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(g["b"], w["b"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(hist["train_loss"], losses, rtol=1e-9)
+    assert hist["epochs_run"] == 3 and hist["best_epoch"] == 2 and "val_loss" not in hist
+
+
+def test_validation_history_and_evaluate():
+    X, y = _data()
+    Xv, yv = _data(40, seed=1)
+    p0 = layers.init_mlp((4, 6, 3), "xavier", seed=1, dtype=np.float64)
+    p, hist = training.fit(_apply, p0, optax.adam(0.01), X, y, X_val=Xv, y_val=yv, epochs=4, batch_size=30)
+    assert len(hist["val_loss"]) == len(hist["val_acc"]) == len(hist["train_acc"]) == 4
+    vl, va = training.evaluate(_apply, p, Xv, yv)
+    assert vl == pytest.approx(float(_ref_loss(p, Xv, yv)), rel=1e-12) == pytest.approx(hist["val_loss"][-1])
+    logits = _apply(p, Xv)
+    assert va == pytest.approx(float(np.mean(np.argmax(logits, 1) == yv))) == hist["val_acc"][-1]
+    assert training.accuracy(logits, yv) == pytest.approx(va)
+
+
+def test_hand_written_backprop_as_grad_fn_gives_same_training():
+    X, y = _data()
+    p0 = layers.init_mlp((4, 6, 3), "xavier", seed=2, dtype=np.float64)
+    manual = lambda p, xb, yb: backprop.loss_and_grads(p, xb, yb, "tanh")
+    a, ha = training.fit(_apply, p0, optax.adam(0.01), X, y, epochs=2, batch_size=16)
+    b, hb = training.fit(_apply, p0, optax.adam(0.01), X, y, epochs=2, batch_size=16, grad_fn=manual)
+    for ga, gb in zip(a, b):
+        np.testing.assert_allclose(ga["W"], gb["W"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ha["train_loss"], hb["train_loss"], rtol=1e-9)
+    np.testing.assert_allclose(ha["train_acc"], hb["train_acc"])
+
+
+def test_mse_regression():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 2))
+    y = (X @ np.array([[1.0], [-2.0]]) + 0.5)
+    apply = lambda p, x: layers.mlp_apply(p, x, "identity")
+    p, hist = training.fit(apply, layers.init_mlp((2, 1), "zeros", dtype=np.float64), optax.sgd(0.1),
+                           X, y, epochs=60, batch_size=64, loss="mse")
+    np.testing.assert_allclose(p[0]["W"][:, 0], [1.0, -2.0], atol=1e-4)
+    assert hist["train_loss"][-1] < 1e-7
+
+
+def test_early_stopping_rule_and_restore_best():
+    es = training.early_stopping(patience=2, monitor="val_loss")
+    h = {"val_loss": [1.0, 0.8, 0.9, 0.85]}
+    assert es.best_epoch(h) == 1 and es.should_stop(h)
+    assert not es.should_stop({"val_loss": [1.0, 0.8, 0.9]})
+    acc = training.early_stopping(patience=1, monitor="val_acc", min_delta=0.05)
+    assert acc.best_epoch({"val_acc": [0.5, 0.53, 0.6]}) == 2
+    assert acc.should_stop({"val_acc": [0.5, 0.53]})  # +0.03 is not an improvement beyond 0.05
+    # in fit: a huge learning rate makes the validation loss jump about; stop and restore the best
+    X, y = _data(120)
+    Xv, yv = _data(60, seed=3)
+    p0 = layers.init_mlp((4, 32, 3), "xavier", seed=0, dtype=np.float64)
+    p, hist = training.fit(_apply, p0, optax.sgd(2.0), X, y, X_val=Xv, y_val=yv, epochs=60,
+                           batch_size=8, early_stopping=training.early_stopping(patience=3))
+    best = int(np.argmin(hist["val_loss"]))
+    assert hist["epochs_run"] < 60 and hist["best_epoch"] == best
+    assert hist["epochs_run"] == best + 4
+    assert training.evaluate(_apply, p, Xv, yv)[0] == pytest.approx(hist["val_loss"][best], rel=1e-12)
+
+
+def test_callback_can_stop():
+    X, y = _data()
+    p0 = layers.init_mlp((4, 6, 3), "xavier", seed=1, dtype=np.float64)
+    seen = []
+    def cb(epoch, params, history):
+        seen.append(epoch)
+        return epoch == 2
+    _, hist = training.fit(_apply, p0, optax.adam(0.01), X, y, epochs=10, batch_size=30, callbacks=[cb])
+    assert seen == [0, 1, 2] and hist["epochs_run"] == 3
+
+
+def test_bad_inputs():
+    X, y = _data()
+    p0 = layers.init_mlp((4, 6, 3), "xavier", seed=1, dtype=np.float64)
+    opt = optax.adam(0.01)
+    with pytest.raises(TypeError, match="optimizer must have init"):
+        training.fit(_apply, p0, "adam", X, y)
+    with pytest.raises(TypeError, match="apply_fn must be callable"):
+        training.fit(None, p0, opt, X, y)
+    with pytest.raises(ValueError, match=r"y_train must have shape \(90\)"):
+        training.fit(_apply, p0, opt, X, y[:10])
+    with pytest.raises(TypeError, match="y_train must be an integer array"):
+        training.fit(_apply, p0, opt, X, y.astype(float))
+    with pytest.raises(ValueError, match="X_train must be finite"):
+        training.fit(_apply, p0, opt, np.full_like(X, np.nan), y)
+    with pytest.raises(ValueError, match="X_val and y_val must be given together"):
+        training.fit(_apply, p0, opt, X, y, X_val=X)
+    with pytest.raises(ValueError, match="batch_size must be at most"):
+        training.fit(_apply, p0, opt, X, y, batch_size=1000)
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        training.fit(_apply, p0, opt, X, y, epochs=0)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        training.fit(_apply, p0, opt, X, y, loss="hinge")
+    with pytest.raises(ValueError, match="no X_val/y_val"):
+        training.fit(_apply, p0, opt, X, y, early_stopping=training.early_stopping())
+    with pytest.raises(TypeError, match="early_stopping must be an EarlyStopping"):
+        training.fit(_apply, p0, opt, X, y, early_stopping=5)
+    with pytest.raises(ValueError, match="monitor must be one of"):
+        training.early_stopping(monitor="loss")
+    with pytest.raises(ValueError, match="patience must be a positive integer"):
+        training.early_stopping(patience=0)
+    with pytest.raises(ValueError, match="training diverged"):
+        training.fit(lambda p, x: layers.mlp_apply(p, x, "identity"), p0, optax.sgd(1.0), X * 1e150, y,
+                     epochs=3, batch_size=30)
