@@ -1,0 +1,161 @@
+"""course_lib.widgets.base, headless: blitting changes the published PNG, redraw works, controls call
+their update when a value is set, and bad arguments raise."""
+import io
+
+import ipywidgets as widgets
+import matplotlib
+import numpy as np
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
+
+from course_lib.widgets.base import LiveFigure, link_controls, new_figure, panel
+
+
+def decode(png):
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+@pytest.fixture
+def live_line():
+    fig, ax = new_figure()
+    x = np.linspace(0, 2 * np.pi, 100)
+    line, = ax.plot(x, np.sin(x))
+    ax.set_ylim(-3, 3)
+    return LiveFigure(fig, animated=[line]), line, x
+
+
+def test_new_figure_has_its_own_agg_canvas_and_axes():
+    fig, axes = new_figure(1, 2)
+    assert isinstance(fig, Figure) and isinstance(fig.canvas, FigureCanvasAgg)
+    assert len(axes) == 2
+    fig, ax = new_figure()
+    assert isinstance(ax, matplotlib.axes.Axes)
+
+
+def test_live_figure_publishes_a_png_at_construction(live_line):
+    live, _, _ = live_line
+    assert isinstance(live.image, widgets.Image)
+    assert live.image.value[:8] == b"\x89PNG\r\n\x1a\n"
+    w, h = live.fig.canvas.get_width_height()
+    assert decode(live.image.value).shape == (h, w, 3)
+
+
+def test_blit_changes_the_png_after_an_artist_changes(live_line):
+    live, line, x = live_line
+    before = live.image.value
+    line.set_ydata(2.0 * np.cos(x))
+    live.blit()
+    after = live.image.value
+    assert after != before
+    assert not np.array_equal(decode(after), decode(before))
+    np.testing.assert_allclose(line.get_ydata(), 2.0 * np.cos(x))
+    # setting the old data back restores the old picture exactly (the background is cached)
+    line.set_ydata(np.sin(x))
+    live.blit()
+    np.testing.assert_array_equal(decode(live.image.value), decode(before))
+
+
+def test_blit_without_a_change_gives_the_same_png(live_line):
+    live, _, _ = live_line
+    before = live.image.value
+    live.blit()
+    np.testing.assert_array_equal(decode(live.image.value), decode(before))
+
+
+def test_redraw_after_a_static_change(live_line):
+    live, _, _ = live_line
+    before = decode(live.image.value)
+    ax = live.fig.axes[0]
+    ax.set_ylim(-10, 10)                      # static: needs a full redraw
+    live.redraw()
+    assert not np.array_equal(decode(live.image.value), before)
+    ax.set_ylim(-3, 3)
+    live.redraw()
+    np.testing.assert_array_equal(decode(live.image.value), before)
+
+
+def test_hidden_animated_artist_is_not_drawn(live_line):
+    live, line, _ = live_line
+    with_line = decode(live.image.value)
+    line.set_visible(False)
+    live.blit()
+    assert not np.array_equal(decode(live.image.value), with_line)
+
+
+def test_figure_without_canvas_gets_one():
+    fig = Figure()
+    fig.add_subplot().plot([0, 1], [0, 1])
+    live = LiveFigure(fig)
+    assert isinstance(fig.canvas, FigureCanvasAgg) and live.image.value[:4] == b"\x89PNG"
+
+
+def test_link_controls_calls_update_when_a_slider_value_is_set():
+    a = widgets.FloatSlider(value=1.0, min=0.0, max=5.0)
+    b = widgets.FloatSlider(value=2.0, min=0.0, max=5.0)
+    calls = []
+    refresh = link_controls({"a": a, "b": b}, lambda a, b: calls.append((a, b)))
+    assert calls == [(1.0, 2.0)]              # run_now
+    a.value = 3.0
+    b.value = 4.5
+    assert calls == [(1.0, 2.0), (3.0, 2.0), (3.0, 4.5)]
+    refresh()
+    assert calls[-1] == (3.0, 4.5) and len(calls) == 4
+
+
+def test_link_controls_run_now_false():
+    s = widgets.FloatSlider(value=1.0)
+    calls = []
+    link_controls({"s": s}, lambda s: calls.append(s), run_now=False)
+    assert calls == []
+    s.value = 2.0
+    assert calls == [2.0]
+
+
+def test_slider_drives_a_live_figure_end_to_end(live_line):
+    live, line, x = live_line
+    slider = widgets.FloatSlider(value=1.0, min=0.1, max=3.0)
+
+    def update(amp):
+        line.set_ydata(amp * np.sin(x))
+        live.blit()
+
+    link_controls({"amp": slider}, update)
+    first = live.image.value
+    slider.value = 2.5
+    np.testing.assert_allclose(line.get_ydata(), 2.5 * np.sin(x))
+    assert live.image.value != first
+
+
+def test_panel_lays_out_controls_figures_and_readout(live_line):
+    live, _, _ = live_line
+    s = widgets.FloatSlider()
+    readout = widgets.HTML("x")
+    box = panel(live, [s], readout=readout)
+    assert isinstance(box, widgets.VBox)
+    assert box.children[0].children == (s,) and box.children[1] is readout
+    assert box.children[2].children == (live.image,)
+    two = panel([live, live], [s])
+    assert len(two.children[-1].children) == 2
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(TypeError, match="fig must be a matplotlib Figure, got str"):
+        LiveFigure("figure")
+    fig, ax = new_figure()
+    with pytest.raises(ValueError, match="fmt must be 'png'"):
+        LiveFigure(fig, fmt="jpeg")
+    other_fig, other_ax = new_figure()
+    foreign, = other_ax.plot([0, 1])
+    foreign.remove()                          # an artist that belongs to no axes and another figure
+    with pytest.raises(ValueError, match="every animated artist must belong to this LiveFigure's figure"):
+        LiveFigure(fig, animated=[foreign])
+    with pytest.raises(ValueError, match="nrows and ncols must be positive integers"):
+        new_figure(0, 1)
+    with pytest.raises(ValueError, match="nrows and ncols must be positive integers"):
+        new_figure(1.5, 1)
+    with pytest.raises(TypeError, match="update must be callable, got int"):
+        link_controls({"s": widgets.FloatSlider()}, 3)
+    with pytest.raises(TypeError, match=r"controls\['s'\] must be an ipywidgets control with .value, got float"):
+        link_controls({"s": 0.5}, lambda s: None)
