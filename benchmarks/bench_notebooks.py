@@ -115,7 +115,9 @@ def main(argv=None) -> int:
     print("-" * len(line))
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
-    print("\ntarget: wall <= 20 s and compile <= 5 s per notebook (2 CPU cores)")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\n1-minute load average at the end: {load:.1f} on {os.cpu_count()} cores (times scale with it)")
+    print("target: wall <= 20 s and compile <= 5 s per notebook (2 CPU cores)")
     return 1 if failed else 0
 
 

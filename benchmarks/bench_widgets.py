@@ -5,7 +5,9 @@
 Discovery (the protocol every widget module follows, see benchmarks/README.md): each module
 ``course_lib/widgets/<topic>.py`` lists its builder names in ``WIDGETS``; ``build_x()`` called
 without arguments returns an object with ``controls`` (name -> ipywidgets control), ``main_controls``
-(the names to benchmark) and ``live`` (a ``LiveFigure`` or a list of them).
+(the names to benchmark) and ``live`` (a ``LiveFigure`` or a list of them); optionally
+``bench_presets`` (control name -> {other control: value}) for a control that only has an effect
+in some state (e.g. Leaky ReLU's alpha needs activation="leaky_relu"), applied before timing it.
 
 For each main control the script sets ``.value`` N times, each time to a value different from the
 current one (sliders: spread over their range; dropdowns and toggles: cycle through the options;
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pathlib
 import sys
 import time
@@ -88,6 +91,8 @@ def time_control(obj, name: str, n: int):
 
     for live in lives:
         live.image.observe(on_image, names="value")
+    for other, value in getattr(obj, "bench_presets", {}).get(name, {}).items():
+        obj.controls[other].value = value
     control = obj.controls[name]
     times, stale = [], 0
     try:
@@ -122,6 +127,7 @@ def main(argv=None) -> int:
             p95 = float(np.percentile(ms, 95)) if ms.size else float("nan")
             rows.append((f"{mod_name}.{builder_name}", f"{build:.2f}", control, str(ms.size), str(stale),
                          f"{med:.1f}", f"{p95:.1f}", f"{ms.max():.1f}" if ms.size else "nan"))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     header = ("widget", "build s", "control", "n", "stale", "median ms", "p95 ms", "max ms")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
@@ -129,7 +135,9 @@ def main(argv=None) -> int:
     print("-" * len(line))
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
-    print("\ntarget: median <= 30 ms, p95 <= 100 ms per update (setting .value -> new PNG bytes)")
+    print(f"\n1-minute load average at the end: {load:.1f} on {os.cpu_count()} cores "
+          f"(latencies scale with it; benchmark on an idle machine)")
+    print("target: median <= 30 ms, p95 <= 100 ms per update (setting .value -> new PNG bytes)")
     return 1 if any(r[4] != "0" for r in rows) else 0
 
 

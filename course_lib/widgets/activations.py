@@ -113,6 +113,9 @@ class ActivationExplorer:
                                      readout_format=".2f", continuous_update=True),
         }
         self.main_controls = ("x", "activation", "alpha")
+        # alpha only matters for Leaky ReLU: benchmarks set this first (see benchmarks/README.md)
+        self.bench_presets = {"alpha": {"activation": "leaky_relu"}}
+        self._shown = None
         self.readout = widgets.HTML()
         self._build_figure(x_range)
         link_controls(self.controls, self.update)
@@ -154,8 +157,10 @@ class ActivationExplorer:
         x0, f0, d0 = float(self.x_grid[i]), float(f_all[i]), float(d_all[i])
         self.values = {"activation": activation, "alpha": float(self.alphas[a_i]), "x": x0, "f": f0, "df": d0}
 
-        self.f_line.set_ydata(f_all)
-        self.d_line.set_ydata(d_all)
+        if self._shown != (activation, a_i):  # moving x alone leaves the curves' data untouched
+            self._shown = (activation, a_i)
+            self.f_line.set_ydata(f_all)
+            self.d_line.set_ydata(d_all)
         half = 1.0
         self.tangent.set_data([x0 - half, x0 + half], [f0 - half * d0, f0 + half * d0])
         self.f_marker.set_data([x0], [f0])

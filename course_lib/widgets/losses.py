@@ -31,7 +31,7 @@ WIDGETS = ("build_loss_explorer",)
 #: Losses offered by the explorer: key -> label.
 LOSSES = {"mse": "squared error", "bce": "binary cross-entropy", "kl": "KL divergence"}
 
-_P_STEP = 0.001      # grid of predicted probabilities: 0.001, 0.002, ..., 0.999
+_P_STEP = 0.0025     # grid of predicted probabilities: 0.0025, 0.005, ..., 0.9975 (399 points)
 _T_STEP = 0.05       # grid of targets: 0, 0.05, ..., 1
 
 
@@ -125,6 +125,7 @@ class LossExplorer:
                                      readout_format=".2f"),
         }
         self.main_controls = ("p", "target", "losses")
+        self._shown = None
         self.readout = widgets.HTML()
         self._build_figure()
         link_controls(self.controls, self.update)
@@ -134,7 +135,7 @@ class LossExplorer:
         return self.widget._repr_mimebundle_(**kwargs)
 
     def _build_figure(self):
-        fig, axes = new_figure(2, 2, figsize=(8.0, 5.6))
+        fig, axes = new_figure(2, 2, figsize=(7.2, 5.0))
         (a_lp, a_dp), (a_lz, a_dz) = axes
         a_lp.set(title="loss vs predicted probability", xlabel="predicted probability p", ylabel="loss L",
                  xlim=(0, 1), ylim=(-0.1, 4))
@@ -170,12 +171,15 @@ class LossExplorer:
         i = int(np.clip(round(p / _P_STEP) - 1, 0, len(self.p_grid) - 1))
         p0, z0 = float(self.p_grid[i]), float(self.z_grid[i])
         values = {}
+        new_curves = self._shown != (t, tuple(losses))
+        self._shown = (t, tuple(losses))
         for key in LOSSES:
             shown = key in losses
             c = self.curves[key]
-            for slot, line in self.lines[key].items():
-                line.set_visible(shown)
-                line.set_ydata(c[slot][t])
+            if new_curves:  # moving p alone leaves the curves' data untouched
+                for slot, line in self.lines[key].items():
+                    line.set_visible(shown)
+                    line.set_ydata(c[slot][t])
             for slot, marker in self.markers[key].items():
                 marker.set_visible(shown)
                 marker.set_data([z0 if slot in ("value_z", "dz") else p0], [float(c[slot][t, i])])
