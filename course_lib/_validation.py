@@ -134,3 +134,39 @@ def check_probability(x, name: str, *, open_interval: bool = False):
             raise ValueError(f"{name} must lie in {interval}, got values from "
                              f"{float(jnp.min(x)):.4g} to {float(jnp.max(x)):.4g}")
     return x
+
+
+# --- appended (course_lib core): host-side value checks ------------------------------------------
+# The same contracts and messages as check_finite / check_probability, but the value test of a
+# concrete array runs in NumPy on the host instead of as eager JAX ops: on CPU a (1024, 128) float32
+# array costs ~30 us instead of ~400 us (each eager jnp reduction is a separate XLA dispatch plus a
+# device sync). Under tracing they are no-ops, exactly like the originals.
+
+def _host_values(x):
+    return np.asarray(x)
+
+
+def check_finite_np(x, name: str):
+    """Like :func:`check_finite` (same message), evaluated with NumPy on the host."""
+    if is_concrete(x):
+        v = _host_values(x)
+        if not np.isfinite(v).all():
+            n_nan = int(np.isnan(v).sum())
+            n_inf = int(np.isinf(v).sum())
+            raise ValueError(f"{name} must be finite, got {n_nan} NaN and {n_inf} infinite value(s)")
+    return x
+
+
+def check_probability_np(x, name: str, *, open_interval: bool = False):
+    """Like :func:`check_probability` (same message), evaluated with NumPy on the host."""
+    check_finite_np(x, name)
+    if is_concrete(x):
+        v = _host_values(x)
+        if v.size:
+            lo_ok = (v > 0).all() if open_interval else (v >= 0).all()
+            hi_ok = (v < 1).all() if open_interval else (v <= 1).all()
+            if not (lo_ok and hi_ok):
+                interval = "(0, 1)" if open_interval else "[0, 1]"
+                raise ValueError(f"{name} must lie in {interval}, got values from "
+                                 f"{float(v.min()):.4g} to {float(v.max()):.4g}")
+    return x
