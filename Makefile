@@ -19,7 +19,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: help venv lab test test-lib test-notebooks notebooks exercises check-exercises bench grade lock clean
+.PHONY: help venv lab test test-lib test-notebooks notebooks exercises bench book grade lock clean
 
 help:
 	@echo "make lab             open the course in JupyterLab"
@@ -29,6 +29,7 @@ help:
 	@echo "make notebooks       re-execute notebooks in place (NB=notebooks/03_*.ipynb for one)"
 	@echo "make exercises       regenerate exercises/ from solutions/"
 	@echo "make bench           run the benchmarks and print their tables"
+	@echo "make book            build the static HTML book in build/book (offline pages)"
 	@echo "make grade A=<assignment> S=<submissions dir>  grade student submissions"
 
 venv: $(STAMP)
@@ -64,6 +65,9 @@ exercises: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+book: $(STAMP)
+	$(BIN)/python tools/build_book.py
 
 grade: $(STAMP)
 	$(BIN)/python -m grader $(A) $(S)
