@@ -55,10 +55,10 @@ def encode(value, refs=None):
         is_jax = type(v).__module__.startswith("jax")
         scalar = isinstance(v, np.generic)
         if isinstance(v, (np.ndarray, np.generic)) or (is_jax and hasattr(v, "__array__")):
-            arr = np.ascontiguousarray(np.asarray(v))
+            arr = np.asarray(v)
             if arr.dtype.kind not in _ALLOWED_KINDS:
                 raise TypeError(f"arrays of dtype {arr.dtype} cannot be sent")
-            data = arr.tobytes()
+            data = arr.tobytes(order="C")
             spec = {"t": "arr", "dtype": arr.dtype.str, "shape": list(arr.shape), "off": offset[0],
                     "n": len(data), "jax": is_jax, "scalar": scalar}
             chunks.append(data)

@@ -1,0 +1,296 @@
+"""The grader: helpers, wire format, static checks, and hostile submissions graded end to end.
+
+The hostile notebooks live in tests/grading/fixtures/ (written by tests/grading/make_fixtures.py from
+the chapter-03 student copy). They are graded once, by the real command (`python -m grader`), in a
+folder that also holds other students' files; each test then asserts the exact score of every task.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from grader import _child, api, static
+from grader.api import TaskFailed, check_function, check_value, compare
+from grader.grade import feedback_markdown, find_submissions
+from grader.notebook import defined_names, forbidden_literals, load_assignment, split_hidden
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "grading" / "fixtures"
+A03 = "03_neurons_and_activations"
+SOURCE03 = REPO / "solutions" / A03 / "03_exercises.ipynb"
+TASKS = ["test_sigmoid", "test_sigmoid_grad", "test_relu_grad", "test_leaky_relu_grad", "test_softmax"]
+FULL = dict(zip(TASKS, [2, 2, 2, 2, 3]))
+
+
+# ----------------------------------------------------------------------------- grader.api
+def test_compare_accepts_close_values_and_reports_each_kind_of_mismatch():
+    e = np.array([0.5, 1.0], np.float32)
+    assert compare(np.array([0.5, 1.0 + 1e-7], np.float32), e) is None
+    assert "wrong shape" in compare(np.zeros(3, np.float32), e)
+    assert "wrong dtype" in compare(np.array([0, 1]), e)
+    assert "NaN" in compare(np.array([np.nan, 1.0], np.float32), e)
+    assert "values differ" in compare(np.array([0.6, 1.0], np.float32), e)
+    assert "expected an array" in compare("0.5", e)
+    assert compare(np.array([1.0, 2.0]), e, dtype=None) is not None
+    assert "wrong dtype" in compare(np.array([0.5, 1.0], np.float64), e, dtype="exact")
+    assert compare((e, {"a": e}), (e, {"a": e})) is None
+    assert "keys" in compare({"b": e}, {"a": e})
+    assert compare(np.float32(2.0), 2.0) is None  # a Python scalar accepts any float/int kind
+
+
+def test_check_function_passes_and_fails_locally(capsys):
+    check_function(lambda x: x * 2, [(np.array([1.0], np.float32),)], reference=lambda x: x * 2)
+    assert "✓" in capsys.readouterr().out
+    with pytest.raises(TaskFailed, match="values differ") as info:
+        check_function(lambda x: x * 3, [(np.array([1.0], np.float32),)], expected=[np.array([2.0], np.float32)])
+    assert info.value.status == "failed" and "expected" in str(info.value) and "got" in str(info.value)
+    with pytest.raises(TaskFailed, match="raised ZeroDivisionError") as info:
+        check_function(lambda x: 1 / 0, [(1.0,)], expected=[1.0])
+    assert info.value.status == "error"
+
+
+def test_hidden_failures_reveal_neither_inputs_nor_expected_values():
+    secret_input = np.array([123.456], np.float32)
+    with api.hidden_section(), pytest.raises(TaskFailed) as info:
+        check_function(lambda x: x + 1, [(secret_input,)], expected=[np.array([987.654], np.float32)],
+                       description="a secret case")
+    msg = str(info.value)
+    assert "hidden test (a secret case)" in msg and "values differ" in msg
+    assert "123.4" not in msg and "987.6" not in msg
+
+
+def test_check_function_local_forbid_detects_library_call():
+    from course_lib import activations
+
+    with pytest.raises(TaskFailed, match="forbids") as info:
+        check_function(lambda x: activations.relu(x), [(np.array([1.0, -1.0], np.float32),)],
+                       expected=[np.array([1.0, 0.0], np.float32)], forbid=("course_lib.activations.relu",))
+    assert info.value.status == "forbidden"
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"cases": [], "expected": []}, "cases"),
+    ({"cases": [(1.0,)]}, "exactly one of reference"),
+    ({"cases": [(1.0,)], "expected": [1.0], "reference": abs}, "exactly one of reference"),
+    ({"cases": [(1.0,)], "expected": [1.0, 2.0]}, "expected must have one entry per case"),
+    ({"cases": [(1.0,)], "expected": [1.0], "dtype": "float"}, "dtype must be one of"),
+])
+def test_check_function_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        check_function(abs, **kwargs)
+
+
+def test_check_value():
+    check_value(np.float32(0.25), 0.25)
+    with pytest.raises(TaskFailed, match="expected"):
+        check_value(np.array([1, 2]), np.array([1, 3]))
+
+
+# ----------------------------------------------------------------------------- wire format
+def test_wire_round_trip():
+    import jax.numpy as jnp
+
+    value = (np.arange(6, dtype=np.int32).reshape(2, 3), {"w": jnp.ones(2), "n": None, "s": "x"},
+             [1, 2.5, True], np.float32(3.0))
+    spec, chunks = _child.encode(value)
+    out = _child.decode(json.loads(json.dumps(spec)), b"".join(chunks))
+    assert compare(out, value) is None
+    assert isinstance(out[3], np.float32) and isinstance(out[2], list)
+
+
+@pytest.mark.parametrize("spec", [
+    {"t": "arr", "dtype": "|O", "shape": [1], "off": 0, "n": 8},          # object array (pickle)
+    {"t": "arr", "dtype": "<f8", "shape": [1000], "off": 0, "n": 8000},    # claims more bytes than sent
+    {"t": "arr", "dtype": "<f8", "shape": [-1], "off": 0, "n": 8},
+    {"t": "arr", "dtype": "[('a','<f8')]", "shape": [1], "off": 0, "n": 8},
+    {"t": "code", "v": "import os"},
+    {"t": "int", "v": "1"},
+    {"t": "dict", "items": [[1, {"t": "none"}]]},
+])
+def test_wire_decode_rejects_hostile_specs(spec):
+    with pytest.raises((ValueError, TypeError)):
+        _child.decode(spec, b"\0" * 8)
+
+
+def test_wire_encode_refuses_objects():
+    with pytest.raises(TypeError, match="cannot be sent"):
+        _child.encode(object())
+    with pytest.raises(TypeError, match="cannot be sent"):
+        _child.encode(np.array(["a"], dtype=object))
+
+
+# ----------------------------------------------------------------------------- notebook parsing
+def test_split_hidden_and_static_parsing():
+    visible, hidden = split_hidden("a = 1\n### BEGIN HIDDEN TESTS\nb = 2\n### END HIDDEN TESTS\nc = 3\n")
+    assert "a = 1" in visible and "c = 3" in visible and "b = 2" not in visible
+    assert "b = 2" in hidden and "a = 1" not in hidden
+    assert defined_names("import os\ndef f(x):\n    return x\ng = f\nclass C: pass\n") == ["f", "g", "C"]
+    assert forbidden_literals('check_function(f, [], expected=[], forbid=("a.b", "c.d"))') == {"a.b", "c.d"}
+
+
+def test_static_forbidden_detection_follows_aliases_and_helpers():
+    setup = ["import jax\nimport jax.numpy as jnp"]
+    student = ["from course_lib import activations as A\n"
+               "def helper(x):\n    return A.sigmoid(x)\n"
+               "def sigmoid(x):\n    return helper(x)\n"
+               "def other(x):\n    return jax.nn.relu(x)\n"]
+    refs = static.referenced_names(student, setup, ["sigmoid"])
+    assert static.forbidden_used(refs, {"course_lib.activations.sigmoid"}) == {"course_lib.activations.sigmoid"}
+    assert not static.forbidden_used(refs, {"jax.nn.relu"})  # used only by another function
+    private = static.referenced_names(["import course_lib.activations\ndef s(x):\n"
+                                       "    return course_lib.activations._sigmoid(x)\n"], [], ["s"])
+    assert static.forbidden_used(private, {"course_lib.activations.sigmoid"})
+
+
+def test_find_submissions_layouts(tmp_path):
+    a = load_assignment(SOURCE03)
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "ann.ipynb").write_text("{}")
+    nbg = tmp_path / "course" / "submitted" / "bob" / A03
+    nbg.mkdir(parents=True)
+    (nbg / "03_exercises.ipynb").write_text("{}")
+    (tmp_path / "course" / "submitted" / "eve").mkdir()
+    assert find_submissions(tmp_path / "flat", a) == [("ann", tmp_path / "flat" / "ann.ipynb")]
+    found = dict(find_submissions(tmp_path / "course", a))
+    assert found == {"bob": nbg / "03_exercises.ipynb", "eve": None}
+
+
+# ----------------------------------------------------------------------------- hostile submissions
+EXPECTED = {
+    # case: points per task (TASKS order), status of each failing task, words in its reason
+    "good": ([2, 2, 2, 2, 3], {}),
+    "infinite_loop": ([0, 2, 0, 2, 3], {"test_sigmoid": ("timeout", "did not return"),
+                                        "test_relu_grad": ("missing", "did not finish")}),
+    "memory_bomb": ([0, 2, 2, 0, 0], {"test_sigmoid": ("error", "MemoryError"),
+                                      "test_softmax": ("error", "MemoryError")}),
+    "sys_exit": ([2, 0, 0, 2, 3], {"test_sigmoid_grad": ("missing", "SystemExit"),
+                                   "test_relu_grad": ("error", "SystemExit")}),
+    "os_exit": ([0, 2, 0, 2, 3], {"test_sigmoid": ("missing", "stopped the kernel"),
+                                  "test_relu_grad": ("crashed", "exited with code 3")}),
+    "crash": ([0, 2, 0, 2, 0], {"test_sigmoid": ("error", "PermissionError"),
+                                "test_relu_grad": ("crashed", "SIGABRT"),
+                                "test_softmax": ("crashed", "SIGSEGV")}),
+    "invalid_json": ([0, 0, 0, 0, 0], {t: ("invalid-notebook", "not valid notebook JSON") for t in TASKS}),
+    "missing_and_reordered": ([2, 2, 0, 2, 3], {"test_relu_grad": ("missing", "missing from your notebook")}),
+    "edited_tests": ([0, 0, 2, 2, 0], {"test_sigmoid": ("failed", "values differ"),
+                                       "test_sigmoid_grad": ("failed", "values differ"),
+                                       "test_softmax": ("failed", "values differ")}),
+    "monkeypatch": ([0, 0, 0, 2, 0], {"test_sigmoid": ("failed", "values differ"),
+                                      "test_softmax": ("failed", "values differ")}),
+    "read_solutions": ([0, 2, 2, 2, 0], {"test_sigmoid": ("failed", "values differ"),
+                                         "test_softmax": ("failed", "values differ")}),
+    "write_files": ([2, 2, 2, 2, 3], {}),
+    "huge_output": ([2, 2, 2, 2, 3], {}),
+    "bad_answers": ([0, 0, 0, 2, 0], {"test_sigmoid": ("failed", "NaN"),
+                                      "test_sigmoid_grad": ("failed", "expected an array"),
+                                      "test_relu_grad": ("failed", "wrong dtype"),
+                                      "test_softmax": ("failed", "wrong shape")}),
+    "forbidden_call": ([0, 2, 0, 2, 0], {"test_sigmoid": ("forbidden", "course_lib.activations.sigmoid"),
+                                         "test_relu_grad": ("forbidden", "course_lib.activations.relu_grad"),
+                                         "test_softmax": ("forbidden", "jax.nn.softmax")}),
+}
+
+
+def _digest(folder: pathlib.Path) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """Grade every fixture (plus an untouched classmate) with `python -m grader`, as an instructor would."""
+    root = tmp_path_factory.mktemp("grading")
+    subs = root / "submissions"
+    subs.mkdir()
+    for case in EXPECTED:
+        shutil.copy(FIXTURES / f"{case}.ipynb", subs / f"{case}.ipynb")
+    shutil.copy(FIXTURES / "good.ipynb", subs / "classmate.ipynb")
+    before = _digest(subs)
+    out = root / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "grader", A03, str(subs), "--out", str(out), "--jobs", "2", "--timeout", "15",
+         "--cache", str(root / "cache")],
+        capture_output=True, text=True, cwd=REPO, timeout=1500)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(out / "gradebook.csv") as f:
+        rows = list(csv.DictReader(f))
+    return {"rows": rows, "stdout": proc.stdout, "out": out, "subs": subs, "before": before, "root": root}
+
+
+def _rows(graded, student):
+    return {r["task"]: r for r in graded["rows"] if r["student"] == student}
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+def test_hostile_submission_gets_exact_scores(graded, case):
+    points, failures = EXPECTED[case]
+    rows = _rows(graded, case)
+    got = [float(rows[t]["points"]) for t in TASKS]
+    assert got == points, {t: (rows[t]["status"], rows[t]["reason"][:200]) for t in TASKS}
+    for task in TASKS:
+        if task in failures:
+            status, words = failures[task]
+            assert rows[task]["status"] == status, rows[task]
+            assert words in rows[task]["reason"], rows[task]
+        else:
+            assert rows[task]["status"] == "passed", rows[task]
+            assert rows[task]["max_points"] == f"{FULL[task]:g}"
+
+
+def test_every_submission_is_graded_with_progress(graded):
+    students = {r["student"] for r in graded["rows"]}
+    assert students == set(EXPECTED) | {"classmate"}
+    lines = [line for line in graded["stdout"].splitlines() if line.startswith("[")]
+    assert len(lines) == len(students) and lines[-1].startswith(f"[{len(students)}/{len(students)}]")
+    assert "graded 16 submission(s)" in graded["stdout"]
+    header = list(graded["rows"][0])
+    assert header == ["student", "assignment", "task", "points", "max_points", "status", "reason"]
+    manual = [r for r in graded["rows"] if r["student"] == "good" and r["task"].startswith("q_")]
+    assert len(manual) == 3 and all(r["status"] == "manual" and r["points"] == "" for r in manual)
+
+
+def test_nothing_else_is_lost_or_overwritten(graded):
+    assert _digest(graded["subs"]) == graded["before"], "a submission file was modified"
+    text = (graded["out"] / "gradebook.csv").read_text()
+    assert "HACKED" not in text
+    for fb in (graded["out"] / "feedback").iterdir():
+        assert "HACKED" not in fb.read_text()
+    assert not pathlib.Path("/tmp/hacked_by_student.txt").exists()
+    assert not (graded["root"] / "hacked_by_student.txt").exists()
+    assert _rows(graded, "classmate")["test_softmax"]["status"] == "passed"
+
+
+def test_feedback_says_what_failed_without_revealing_hidden_tests(graded):
+    a = load_assignment(SOURCE03)
+    hidden_lines = [line.strip() for t in a.tasks for line in t.hidden.splitlines()
+                    if len(line.strip()) > 12 and line.strip() not in t.visible]
+    for fb in (graded["out"] / "feedback").iterdir():
+        text = fb.read_text()
+        assert len(text) < 20_000, f"{fb.name}: feedback too long"
+        for line in hidden_lines:
+            assert line not in text, f"{fb.name} reveals a hidden test line: {line}"
+        for secret in ("-1000", "1000.", "80.", "linspace", "default_rng", "_sigmoid64", "_softmax64"):
+            assert secret not in text, f"{fb.name} reveals {secret}"
+    bad = (graded["out"] / "feedback" / "bad_answers.md").read_text()
+    assert "### `test_relu_grad`: failed" in bad and "expected" in bad and "got" in bad
+    assert "array([ True" in bad or "bool" in bad  # what came back, for a visible test
+    edited = (graded["out"] / "feedback" / "edited_tests.md").read_text()
+    assert "4 / 11" in edited
+
+
+def test_feedback_markdown_for_an_unreadable_notebook(graded):
+    text = (graded["out"] / "feedback" / "invalid_json.md").read_text()
+    assert "0 / 11" in text and "not valid notebook JSON" in text
+
+
+def test_cli_rejects_unknown_assignment(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "grader", "99_nope", str(tmp_path)], capture_output=True,
+                          text=True, cwd=REPO)
+    assert proc.returncode == 2 and "no source notebook" in proc.stderr
