@@ -19,7 +19,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: help venv lab test test-lib test-notebooks notebooks exercises bench book grade lock clean
+.PHONY: help venv lab test test-lib test-notebooks notebooks exercises docs bench book grade lock clean
 
 help:
 	@echo "make lab             open the course in JupyterLab"
@@ -28,6 +28,7 @@ help:
 	@echo "make test-notebooks  only nbval over notebooks/"
 	@echo "make notebooks       re-execute notebooks in place (NB=notebooks/03_*.ipynb for one)"
 	@echo "make exercises       regenerate exercises/ from solutions/"
+	@echo "make docs            regenerate README's chapter map and docs/errata.md from the notebooks"
 	@echo "make bench           run the benchmarks and print their tables"
 	@echo "make book            build the static HTML book in build/book (offline pages)"
 	@echo "make grade A=<assignment> S=<submissions dir>  grade student submissions"
@@ -62,6 +63,10 @@ notebooks: $(STAMP)
 
 exercises: $(STAMP)
 	$(BIN)/python tools/make_exercises.py
+
+docs: $(STAMP)
+	$(BIN)/python tools/update_readme.py
+	$(BIN)/python tools/build_errata.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
