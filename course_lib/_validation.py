@@ -170,3 +170,6 @@ def check_probability_np(x, name: str, *, open_interval: bool = False):
                 raise ValueError(f"{name} must lie in {interval}, got values from "
                                  f"{float(v.min()):.4g} to {float(v.max()):.4g}")
     return x
+
+
+__all__ += ["check_finite_np", "check_probability_np"]

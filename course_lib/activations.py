@@ -17,7 +17,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from course_lib._validation import as_float_array, check_finite, check_option, is_concrete
+from course_lib._validation import as_float_array, check_finite_np, check_option, is_concrete
 
 __all__ = [
     "sigmoid", "sigmoid_grad", "tanh", "tanh_grad", "relu", "relu_grad", "leaky_relu",
@@ -33,7 +33,7 @@ NAMES = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
 def _x(x, name="x"):
     """An activation's input: a real array (ints are cast to float), without NaN or infinity."""
     x = as_float_array(x, name, allow_int=True)
-    check_finite(x, name)
+    check_finite_np(x, name)
     return x
 
 

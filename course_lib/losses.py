@@ -21,8 +21,10 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from course_lib._validation import (as_float_array, check_finite, check_option, check_probability,
-                                    check_same_shape, is_concrete)
+import numpy as np
+
+from course_lib._validation import (as_float_array, check_finite_np, check_option,
+                                    check_probability_np, check_same_shape, is_concrete)
 
 __all__ = ["mse", "cross_entropy", "cross_entropy_grad", "binary_cross_entropy",
            "binary_cross_entropy_with_logits", "kl_divergence", "REDUCTIONS"]
@@ -43,14 +45,14 @@ def _reduction(reduction, allowed=REDUCTIONS):
 
 def _float(x, name):
     x = as_float_array(x, name)
-    check_finite(x, name)
+    check_finite_np(x, name)
     return x
 
 
 def _check_rows_sum_to_one(p, name, axis=-1):
     if is_concrete(p) and p.size:
-        total = jnp.sum(p, axis=axis)
-        worst = float(jnp.max(jnp.abs(total - 1.0)))
+        total = np.asarray(p, dtype=np.float64).sum(axis=axis)
+        worst = float(np.max(np.abs(total - 1.0)))
         if worst > _SUM_TOL:
             raise ValueError(f"{name} must be probability distributions summing to 1 along axis "
                              f"{axis}; the worst sum is off by {worst:.3g}")
@@ -72,18 +74,20 @@ def _logits_and_labels(logits, labels):
         if labels.shape != (n,):
             raise ValueError(f"labels of integer class indices must have shape ({n},) to match "
                              f"logits of shape {(n, c)}, got {tuple(labels.shape)}")
-        if is_concrete(labels) and n and (int(jnp.min(labels)) < 0 or int(jnp.max(labels)) >= c):
-            raise ValueError(f"labels must be class indices in [0, {c - 1}], got values from "
-                             f"{int(jnp.min(labels))} to {int(jnp.max(labels))}")
+        if is_concrete(labels) and n:
+            lo, hi = int(np.min(np.asarray(labels))), int(np.max(np.asarray(labels)))
+            if lo < 0 or hi >= c:
+                raise ValueError(f"labels must be class indices in [0, {c - 1}], got values from "
+                                 f"{lo} to {hi}")
         return logits, labels, "index"
     if jnp.issubdtype(dtype, jnp.floating):
         labels = jnp.asarray(labels)
         if labels.shape != (n, c):
             raise ValueError(f"labels of class probabilities must have the shape of logits {(n, c)}, "
                              f"got {tuple(labels.shape)}; integer class indices need an integer dtype")
-        check_probability(labels, "labels")
+        check_probability_np(labels, "labels")
         _check_rows_sum_to_one(labels, "labels")
-        return logits, labels.astype(logits.dtype), "prob"
+        return logits, labels, "prob"
     raise TypeError(f"labels must be an integer array (N,) of class indices or a float array (N, C) "
                     f"of probabilities, got dtype {dtype}")
 
@@ -99,7 +103,7 @@ def _reduce(per_sample, reduction):
 
 @partial(jax.jit, static_argnames="reduction")
 def _mse(pred, target, reduction):
-    return _reduce((pred - target) ** 2, reduction)
+    return _reduce((pred - target.astype(pred.dtype)) ** 2, reduction)
 
 
 def _log_softmax(logits):
@@ -117,6 +121,7 @@ def _ce_index(logits, labels, reduction):
 
 @partial(jax.jit, static_argnames="reduction")
 def _ce_prob(logits, probs, reduction):
+    probs = probs.astype(logits.dtype)
     logp = _log_softmax(logits)
     # where: 0 * log p = 0 even if log p were -inf (it is not, log-softmax is finite for finite logits)
     per_sample = -jnp.sum(jnp.where(probs > 0, probs * logp, 0.0), axis=-1)
@@ -125,6 +130,9 @@ def _ce_prob(logits, probs, reduction):
 
 @partial(jax.jit, static_argnames="reduction")
 def _ce_grad(logits, targets, reduction):
+    if jnp.issubdtype(targets.dtype, jnp.integer):
+        targets = jax.nn.one_hot(targets, logits.shape[1], dtype=logits.dtype)
+    targets = targets.astype(logits.dtype)
     m = jnp.max(logits, axis=-1, keepdims=True)
     e = jnp.exp(logits - m)
     g = e / jnp.sum(e, axis=-1, keepdims=True) - targets
@@ -133,6 +141,7 @@ def _ce_grad(logits, targets, reduction):
 
 @partial(jax.jit, static_argnames="reduction")
 def _bce(probs, targets, reduction):
+    targets = targets.astype(probs.dtype)
     eps = jnp.finfo(probs.dtype).eps
     p = jnp.clip(probs, eps, 1.0 - eps)
     return _reduce(-(targets * jnp.log(p) + (1.0 - targets) * jnp.log1p(-p)), reduction)
@@ -140,6 +149,7 @@ def _bce(probs, targets, reduction):
 
 @partial(jax.jit, static_argnames="reduction")
 def _bce_logits(logits, targets, reduction):
+    targets = targets.astype(logits.dtype)
     # -[t log sigma(z) + (1-t) log(1 - sigma(z))] = softplus(z) - t z
     #                                             = max(z, 0) - t z + log(1 + exp(-|z|))
     loss = jnp.maximum(logits, 0.0) - targets * logits + jnp.log1p(jnp.exp(-jnp.abs(logits)))
@@ -148,6 +158,8 @@ def _bce_logits(logits, targets, reduction):
 
 @partial(jax.jit, static_argnames="axis")
 def _kl(p, q, axis):
+    dtype = jnp.result_type(p, q)
+    p, q = p.astype(dtype), q.astype(dtype)
     pos = p > 0
     p_safe = jnp.where(pos, p, 1.0)
     q_safe = jnp.where(pos, q, 1.0)  # where q = 0 < p: log 0 = -inf, so the term is +inf (true value)
@@ -168,7 +180,7 @@ def mse(pred, target, reduction="mean"):
     pred = _float(pred, "pred")
     target = _float(target, "target")
     check_same_shape(pred, "pred", target, "target")
-    return _mse(pred, target.astype(pred.dtype), reduction)
+    return _mse(pred, target, reduction)
 
 
 def cross_entropy(logits, labels, reduction="mean"):
@@ -198,9 +210,7 @@ def cross_entropy_grad(logits, labels, reduction="mean"):
     Taught in: notebooks/04_loss_functions.ipynb (derived again in notebooks/06_backpropagation.ipynb)
     """
     reduction = _reduction(reduction, ("mean", "sum"))
-    logits, labels, kind = _logits_and_labels(logits, labels)
-    if kind == "index":
-        labels = jax.nn.one_hot(labels, logits.shape[1], dtype=logits.dtype)
+    logits, labels, _ = _logits_and_labels(logits, labels)
     return _ce_grad(logits, labels, reduction)
 
 
@@ -217,11 +227,11 @@ def binary_cross_entropy(probs, targets, reduction="mean"):
     """
     reduction = _reduction(reduction)
     probs = as_float_array(probs, "probs")
-    check_probability(probs, "probs")
+    check_probability_np(probs, "probs")
     targets = as_float_array(targets, "targets", allow_int=True)
-    check_probability(targets, "targets")
+    check_probability_np(targets, "targets")
     check_same_shape(probs, "probs", targets, "targets")
-    return _bce(probs, targets.astype(probs.dtype), reduction)
+    return _bce(probs, targets, reduction)
 
 
 def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
@@ -235,9 +245,9 @@ def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
     reduction = _reduction(reduction)
     logits = _float(logits, "logits")
     targets = as_float_array(targets, "targets", allow_int=True)
-    check_probability(targets, "targets")
+    check_probability_np(targets, "targets")
     check_same_shape(logits, "logits", targets, "targets")
-    return _bce_logits(logits, targets.astype(logits.dtype), reduction)
+    return _bce_logits(logits, targets, reduction)
 
 
 def kl_divergence(p, q, axis=-1):
@@ -253,8 +263,8 @@ def kl_divergence(p, q, axis=-1):
     """
     p = as_float_array(p, "p")
     q = as_float_array(q, "q")
-    check_probability(p, "p")
-    check_probability(q, "q")
+    check_probability_np(p, "p")
+    check_probability_np(q, "q")
     check_same_shape(p, "p", q, "q")
     if isinstance(axis, bool) or not isinstance(axis, int):
         raise TypeError(f"axis must be an int, got {type(axis).__name__}")
@@ -265,5 +275,4 @@ def kl_divergence(p, q, axis=-1):
         raise ValueError(f"axis must be in [{-ndim}, {ndim - 1}] for p of shape {tuple(p.shape)}, got {axis}")
     _check_rows_sum_to_one(p, "p", axis)
     _check_rows_sum_to_one(q, "q", axis)
-    dtype = jnp.result_type(p, q)
-    return _kl(p.astype(dtype), q.astype(dtype), axis % ndim)
+    return _kl(p, q, axis % ndim)

@@ -141,3 +141,47 @@ def test_value_checks_are_skipped_under_tracing_but_shape_checks_are_not():
         g(jnp.ones(3))
     with pytest.raises(TypeError, match="x must be a floating-point array, got dtype int"):
         g(jnp.ones((1, 3), dtype=jnp.int32))
+
+
+# ----------------------------------------------------------------------------- appended host-side helpers
+@pytest.mark.parametrize("values", [
+    [1.0, 2.0], [np.nan, 1.0], [np.inf, -np.inf, np.nan], [np.nan, np.nan, np.inf, 1.0], [],
+])
+def test_check_finite_np_behaves_exactly_like_check_finite(values):
+    for x in (np.array(values), jnp.array(values, dtype=jnp.float32)):
+        outcomes = []
+        for check in (V.check_finite, V.check_finite_np):
+            try:
+                assert check(x, "grads") is x
+                outcomes.append(None)
+            except ValueError as exc:
+                outcomes.append(str(exc))
+        assert outcomes[0] == outcomes[1]
+    with pytest.raises(ValueError, match=r"^grads must be finite, got 1 NaN and 2 infinite value\(s\)$"):
+        V.check_finite_np(np.array([np.nan, np.inf, -np.inf]), "grads")
+
+
+@pytest.mark.parametrize("values", [[0.0, 0.5, 1.0], [0.2, 0.7], [-0.1, 0.5], [0.5, 1.2], [np.nan, 0.5]])
+@pytest.mark.parametrize("open_interval", [False, True])
+def test_check_probability_np_behaves_exactly_like_check_probability(values, open_interval):
+    x = np.array(values)
+    outcomes = []
+    for check in (V.check_probability, V.check_probability_np):
+        try:
+            check(x, "p", open_interval=open_interval)
+            outcomes.append(None)
+        except ValueError as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_host_checks_are_skipped_under_tracing():
+    def f(x):
+        V.check_finite_np(x, "x")
+        V.check_probability_np(x, "x")
+        return x + 1
+
+    out = jax.jit(f)(jnp.array([np.nan, 5.0]))
+    assert np.isnan(out[0]) and out[1] == 6.0
+    with pytest.raises(ValueError, match=r"x must lie in \[0, 1\]"):
+        f(jnp.array([0.5, 5.0]))
