@@ -189,7 +189,10 @@ def sigmoid_grad(x):
 def tanh(x):
     """Hyperbolic tangent, elementwise: tanh(x) = (e^x - e^-x) / (e^x + e^-x) = 2 sigma(2x) - 1.
 
-    Values in (-1, 1), zero-centred. Taught in: notebooks/03_neurons_and_activations.ipynb
+    Values in (-1, 1), zero-centred. It saturates like the sigmoid (tanh'(x) -> 0 for large |x|),
+    so it does not avoid vanishing gradients; it only shrinks them less (maximum slope 1, not 1/4).
+
+    Taught in: notebooks/03_neurons_and_activations.ipynb
     """
     return _tanh(_x(x))
 

@@ -191,6 +191,11 @@ def cross_entropy(logits, labels, reduction="mean"):
     probability rows (N, C) summing to 1 (soft labels, label smoothing). log-softmax is computed with
     the log-sum-exp trick, so the value and its gradient stay finite for logits of +-1e4.
 
+    Natural log, so the unit is nats. Cross-entropy is not entropy: H(y, q) = H(y) + KL(y || q)
+    >= H(y), equal to the label entropy H(y) (not 0) when the prediction matches soft labels; it is
+    0 only for one-hot labels predicted with certainty, and unbounded above (log C is the loss of the
+    uniform prediction, not a maximum).
+
     Taught in: notebooks/04_loss_functions.ipynb
     """
     reduction = _reduction(reduction)
@@ -256,7 +261,8 @@ def kl_divergence(p, q, axis=-1):
     ``p`` and ``q``: probability distributions of the same shape, summing to 1 along ``axis``.
     Conventions: a term with p_i = 0 is 0 (the limit of p log p), whatever q_i is; a term with
     p_i > 0 and q_i = 0 is +inf, so the result is ``inf`` (q gives zero probability to something p
-    can produce). KL >= 0, = 0 only when p = q, and it is not symmetric: KL(p||q) != KL(q||p).
+    can produce). KL >= 0, = 0 only when p = q, and it is not symmetric: KL(p||q) != KL(q||p), so it
+    is not a distance. Natural log: the unit is nats (divide by log 2 for bits).
     Returns the shape of ``p`` without ``axis``.
 
     Taught in: notebooks/04_loss_functions.ipynb
