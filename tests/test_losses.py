@@ -349,3 +349,19 @@ def test_kl_divergence_rejects_bad_input():
         L.kl_divergence(p, p, axis="0")
     with pytest.raises(ValueError, match="p must have at least 1 dimension"):
         L.kl_divergence(np.float64(1.0), np.float64(1.0))
+
+
+def test_cross_entropy_is_not_entropy_and_not_bounded_by_log_c():
+    from scipy.stats import entropy
+
+    y = np.array([[0.6, 0.3, 0.1]])
+    # the best prediction (q = y) costs the label entropy H(y), not 0
+    assert float(L.cross_entropy(np.log(y), y)) == pytest.approx(entropy(y[0]), rel=1e-12)
+    # H(y, q) = H(y) + KL(y || q)
+    q_logits = np.array([[0.0, 1.0, 2.0]])
+    q = scipy.special.softmax(q_logits, axis=1)
+    assert float(L.cross_entropy(q_logits, y)) == pytest.approx(
+        entropy(y[0]) + float(L.kl_divergence(y, q)[0]), rel=1e-12)
+    # the uniform prediction costs log C; a confident wrong one costs far more
+    assert float(L.cross_entropy(np.zeros((1, 3)), np.array([2]))) == pytest.approx(np.log(3))
+    assert float(L.cross_entropy(np.array([[10.0, 0.0, -10.0]]), np.array([2]))) > 10 * np.log(3)
