@@ -1,0 +1,190 @@
+"""Benchmark: course_lib.conv (from scratch) vs jax.lax and (optionally) PyTorch, side by side.
+
+    .venv/bin/python benchmarks/bench_conv.py [--rounds 40] [--no-train]
+
+Every implementation is timed in the same run, interleaved round by round (so a busy machine slows
+all of them alike), and the table reports the median per call and the ratio to the references.
+PyTorch is an optional benchmark-only extra (``pip install torch==2.13.0``, run with 2 threads);
+the course never needs it and its rows are skipped when it is not installed.
+
+Cases (float32, CPU):
+  conv   N=64, C=8, 28x28, 16 filters 3x3 "same": forward, and forward+backward (out, dx, dw)
+  pool   2x2 max pooling of (64, 28, 28, 16): forward+backward
+  train  digits CNN (course_lib.conv.train_cnn), wall time including compilation, test accuracy
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from jax import lax  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from course_lib import conv  # noqa: E402
+
+N, H, W, C, O, K = 64, 28, 28, 8, 16, 3
+
+try:
+    import torch
+    torch.set_num_threads(2)
+except ImportError:  # optional
+    torch = None
+
+
+def _time_interleaved(funcs: dict, rounds: int) -> dict:
+    """Median seconds per call of each zero-argument function, timed round-robin."""
+    for f in funcs.values():        # warm-up (compilation) outside the timing
+        f()
+        f()
+    times = {name: [] for name in funcs}
+    for _ in range(rounds):
+        for name, f in funcs.items():
+            t0 = time.perf_counter()
+            f()
+            times[name].append(time.perf_counter() - t0)
+    return {name: float(np.median(ts)) for name, ts in times.items()}
+
+
+def _jax_call(f, *args):
+    return lambda: jax.block_until_ready(f(*args))
+
+
+def _fwd_bwd(f):
+    def run(x, w, g):
+        out, vjp = jax.vjp(f, x, w)
+        return (out,) + vjp(g)
+    return jax.jit(run)
+
+
+def conv_cases(rounds: int):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, H, W, C)).astype(np.float32)
+    w = (rng.standard_normal((K, K, C, O)) * 0.1).astype(np.float32)
+    g = rng.standard_normal((N, H, W, O)).astype(np.float32)
+    xj, wj, gj = jnp.asarray(x), jnp.asarray(w), jnp.asarray(g)
+    xn, wn, gn = (jnp.asarray(x.transpose(0, 3, 1, 2)), jnp.asarray(w.transpose(3, 2, 0, 1)),
+                  jnp.asarray(g.transpose(0, 3, 1, 2)))
+
+    def ours(x, w):
+        return conv.conv2d(x, w, padding="same")
+
+    def lax_nhwc(x, w):
+        return lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    def lax_nchw(x, w):
+        return lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NCHW", "OIHW", "NCHW"))
+
+    fwd = {"course_lib": _jax_call(jax.jit(ours), xj, wj),
+           "lax NHWC": _jax_call(jax.jit(lax_nhwc), xj, wj),
+           "lax NCHW": _jax_call(jax.jit(lax_nchw), xn, wn)}
+    both = {"course_lib": _jax_call(_fwd_bwd(ours), xj, wj, gj),
+            "lax NHWC": _jax_call(_fwd_bwd(lax_nhwc), xj, wj, gj),
+            "lax NCHW": _jax_call(_fwd_bwd(lax_nchw), xn, wn, gn)}
+    # same numbers?
+    ref = _fwd_bwd(lax_nhwc)(xj, wj, gj)
+    got = _fwd_bwd(ours)(xj, wj, gj)
+    err = max(float(jnp.max(jnp.abs(a - b)) / (jnp.max(jnp.abs(b)) + 1e-30)) for a, b in zip(got, ref))
+    if torch is not None:
+        xt = torch.tensor(x.transpose(0, 3, 1, 2).copy(), requires_grad=True)
+        wt = torch.tensor(w.transpose(3, 2, 0, 1).copy(), requires_grad=True)
+        gt = torch.tensor(g.transpose(0, 3, 1, 2).copy())
+
+        def t_fwd():
+            with torch.no_grad():
+                torch.nn.functional.conv2d(xt, wt, padding=1)
+
+        def t_both():
+            xt.grad = wt.grad = None
+            torch.nn.functional.conv2d(xt, wt, padding=1).backward(gt)
+
+        fwd["torch"] = t_fwd
+        both["torch"] = t_both
+    return _time_interleaved(fwd, rounds), _time_interleaved(both, rounds), err
+
+
+def pool_cases(rounds: int):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((N, H, W, O)).astype(np.float32)
+    g = rng.standard_normal((N, H // 2, W // 2, O)).astype(np.float32)
+    xj, gj = jnp.asarray(x), jnp.asarray(g)
+
+    def ours(x):
+        return conv.max_pool2d(x, 2)
+
+    def rw(x):
+        return lax.reduce_window(x, -jnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+
+    def fb(f):
+        def run(x, g):
+            out, vjp = jax.vjp(f, x)
+            return out, vjp(g)[0]
+        return jax.jit(run)
+
+    cases = {"course_lib": _jax_call(fb(ours), xj, gj),
+             "lax.reduce_window": _jax_call(fb(rw), xj, gj)}
+    ref, got = fb(rw)(xj, gj), fb(ours)(xj, gj)
+    err = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(got, ref))
+    if torch is not None:
+        xt = torch.tensor(x.transpose(0, 3, 1, 2).copy(), requires_grad=True)
+        gt = torch.tensor(g.transpose(0, 3, 1, 2).copy())
+
+        def t_both():
+            xt.grad = None
+            torch.nn.functional.max_pool2d(xt, 2).backward(gt)
+
+        cases["torch"] = t_both
+    return _time_interleaved(cases, rounds), err
+
+
+def train_case(epochs: int, seed: int):
+    from course_lib import data
+
+    X, y = data.load_digits(images=True)
+    split = data.train_val_test_split(np.asarray(X)[..., None], np.asarray(y), seed=seed)
+    t0 = time.perf_counter()
+    params, _ = conv.train_cnn(split["X_train"], split["y_train"], epochs=epochs, seed=seed)
+    acc = float(jnp.mean(conv.cnn_predict(params, split["X_test"]) == split["y_test"]))
+    return time.perf_counter() - t0, acc
+
+
+def _table(title, times, refs):
+    print(f"\n{title}")
+    header = f"  {'implementation':<20s}{'ms/call':>10s}" + "".join(f"{'/ ' + r:>16s}" for r in refs)
+    print(header)
+    for name, t in times.items():
+        ratios = "".join(f"{t / times[r]:>16.2f}" for r in refs)
+        print(f"  {name:<20s}{t * 1e3:>10.2f}{ratios}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--no-train", action="store_true")
+    parser.add_argument("--epochs", type=int, default=30)
+    args = parser.parse_args(argv)
+    print(f"bench_conv: jax {jax.__version__}, torch {torch.__version__ if torch else 'not installed'}, "
+          f"{os.cpu_count()} CPU(s), float32")
+    fwd, both, err = conv_cases(args.rounds)
+    refs = [r for r in ("lax NHWC", "torch") if r in both]
+    _table(f"conv2d forward, N={N} C={C} {H}x{W}, {O} filters {K}x{K} same", fwd, refs)
+    _table("conv2d forward+backward (out, dx, dw)", both, refs)
+    print(f"  max relative difference course_lib vs lax: {err:.1e}")
+    pool, perr = pool_cases(args.rounds)
+    _table(f"max-pool 2x2 forward+backward, ({N}, {H}, {W}, {O})", pool,
+           [r for r in ("lax.reduce_window", "torch") if r in pool])
+    print(f"  max abs difference course_lib vs reduce_window: {perr:.1e}")
+    if not args.no_train:
+        wall, acc = train_case(args.epochs, seed=0)
+        print(f"\ndigits CNN (train_cnn, {args.epochs} epochs, seed 0): {wall:.2f} s wall including "
+              f"compilation, test accuracy {acc:.4f}")
+
+
+if __name__ == "__main__":
+    main()
