@@ -1,0 +1,172 @@
+"""Widgets of chapters 01, 05, 06 driven headlessly: controls change the picture, numbers match references."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from course_lib import layers, perceptron
+from course_lib.widgets import gradient_flow as GF
+from course_lib.widgets import perceptron as PW
+from course_lib.widgets import playground as PG
+
+
+# ------------------------------------------------------------------------------ perceptron stepper
+@pytest.fixture(scope="module")
+def stepper():
+    return PW.build_perceptron_stepper()
+
+
+def test_stepper_shows_the_trajectory_of_train_perceptron(stepper):
+    X, y = stepper.data["separable"]
+    run = perceptron.train_perceptron(X, y, epochs=PW.STEPS // len(y))
+    before = stepper.live.image.value
+    stepper.controls["step"].value = 37
+    assert stepper.live.image.value != before
+    np.testing.assert_allclose(stepper.values["w"], run["w_history"][37])
+    assert stepper.values["b"] == pytest.approx(float(run["b_history"][37]))
+    assert stepper.values["mistakes"] == int(run["mistake"][:37].sum())
+    xs, ys = stepper.line.get_data()
+    w, b = run["w_history"][37], run["b_history"][37]
+    np.testing.assert_allclose(w[0] * np.asarray(xs) + w[1] * np.asarray(ys) + b, 0, atol=1e-4)
+    stepper.controls["step"].value = PW.STEPS
+    assert stepper.values["errors"] == 0  # separable: the rule has converged
+
+
+def test_stepper_xor_never_fits(stepper):
+    stepper.controls["dataset"].value = "XOR"
+    for t in (50, 120, PW.STEPS):
+        stepper.controls["step"].value = t
+        assert stepper.values["errors"] >= 1
+    assert len(stepper.points.get_offsets()) == 4
+    stepper.controls["dataset"].value = "separable"
+
+
+def test_line_points_and_bad_args():
+    xs, ys = PW.line_points(np.array([1.0, 2.0]), 0.5)
+    np.testing.assert_allclose(xs + 2 * ys + 0.5, 0, atol=1e-12)
+    assert PW.line_points(np.zeros(2), 1.0)[0].size == 0
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        PW.build_perceptron_stepper(dataset="OR")
+    with pytest.raises(ValueError, match="step must be an integer"):
+        PW.build_perceptron_stepper(step=-1)
+
+
+# ------------------------------------------------------------------------------------ playground
+@pytest.fixture(scope="module")
+def playground():
+    return PG.build_playground(dataset="xor", width=6, depth=2, activation="tanh", lr=0.03)
+
+
+@pytest.mark.parametrize("width,depth,act", [(3, 1, "relu"), (6, 2, "tanh"), (16, 4, "sigmoid"),
+                                             (5, 3, "leaky_relu")])
+def test_masked_network_equals_plain_mlp(width, depth, act):
+    """The padded/masked network computes exactly the MLP of the chosen width and depth."""
+    X, y = PG.playground_data("moons", 0.1)
+    run = PG.train_playground(X, y, width, depth, act, lr=0.05)
+    grid = PG.surface_grid()
+    for params, k in ((run["init_params"], 0), (run["params"], PG.SNAPSHOTS)):
+        plain = [{"W": jnp.asarray(p["W"]), "b": jnp.asarray(p["b"])} for p in PG.unpad_params(params, width, depth)]
+        assert layers.layer_sizes(plain) == (2,) + (width,) * depth + (2,)
+        prob = jax.nn.softmax(layers.mlp_apply(plain, grid, act))[:, 1]
+        np.testing.assert_allclose(run["surface"][k].ravel(), prob, rtol=1e-4, atol=1e-5)
+    plain0 = [{"W": jnp.asarray(p["W"]), "b": jnp.asarray(p["b"])}
+              for p in PG.unpad_params(run["init_params"], width, depth)]
+    logp = jax.nn.log_softmax(layers.mlp_apply(plain0, X, act))
+    assert run["loss"][0] == pytest.approx(float(-jnp.mean(logp[jnp.arange(len(y)), y])), rel=1e-4)
+    assert run["loss"][-1] < run["loss"][0]
+
+
+def test_playground_learns_and_redraws_without_training(playground):
+    pg = playground
+    assert pg.values["trained"] and pg.values["acc"] >= 0.95
+    before = pg.live.image.value
+    run = pg.run
+    pg.controls["epoch"].value = 3
+    assert pg.live.image.value != before and pg.run is run  # scrubbing only indexes
+    assert pg.values["step"] == 3 * (PG.STEPS // PG.SNAPSHOTS)
+    np.testing.assert_array_equal(pg.image.get_array(), run["surface"][3])
+    pg.controls["noise"].value = 0.2
+    assert not pg.values["trained"]
+    pg.controls["dataset"].value = "circles"
+    pg.train()
+    assert pg.values["trained"] and pg.run["config"]["dataset"] == "circles"
+    assert pg.values["snapshot"] == PG.SNAPSHOTS
+    pg.controls["width"].value = 2
+    assert not pg.values["trained"]
+
+
+def test_width_one_linear_model_cannot_fit_xor():
+    X, y = PG.playground_data("xor", 0.0)
+    lin = PG.train_playground(X, y, width=8, depth=1, activation="identity", lr=0.05)
+    deep = PG.train_playground(X, y, width=8, depth=2, activation="tanh", lr=0.05)
+    assert lin["acc"][-1] < 0.75 and deep["acc"][-1] > 0.97
+
+
+def test_playground_bad_args():
+    X, y = PG.playground_data("xor", 0.0)
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        PG.playground_data("gauss", 0.1)
+    with pytest.raises(ValueError, match="noise must be a number in"):
+        PG.playground_data("xor", 2.0)
+    with pytest.raises(ValueError, match="width must be an integer"):
+        PG.train_playground(X, y, width=0)
+    with pytest.raises(ValueError, match="depth must be an integer"):
+        PG.train_playground(X, y, depth=9)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        PG.train_playground(X, y, activation="elu")
+    with pytest.raises(ValueError, match="lr must be a number"):
+        PG.train_playground(X, y, lr=0.0)
+    with pytest.raises(ValueError, match=r"X must have shape \(n, 2\)"):
+        PG.train_playground(X[:, :1], y)
+
+
+# --------------------------------------------------------------------------------- gradient flow
+@pytest.fixture(scope="module")
+def flow():
+    return GF.build_gradient_flow()
+
+
+@pytest.mark.parametrize("act,scale,depth", [("sigmoid", 1.0, 10), ("relu", 1.41, 6), ("tanh", 2.5, 3),
+                                             ("relu", 0.5, 20)])
+def test_flow_table_equals_jax_grad_of_plain_mlp(flow, act, scale, depth):
+    X, y, (Z_in, Z_h, Z_out) = GF.flow_problem()
+    Ws = [scale * Z_in / np.sqrt(GF.N_IN)] + [scale * Z_h[k] / np.sqrt(GF.WIDTH) for k in range(depth - 1)]
+    Ws.append(Z_out / np.sqrt(GF.WIDTH))
+    f = {"sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh, "relu": jax.nn.relu}[act]
+
+    def loss(Ws):
+        h = X
+        for W in Ws[:-1]:
+            h = f(h @ W)
+        return -jnp.mean(jax.nn.log_softmax(h @ Ws[-1])[jnp.arange(len(y)), y])
+
+    ref = [float(jnp.linalg.norm(g)) for g in jax.grad(loss)([jnp.asarray(W) for W in Ws])]
+    got = flow.table["norms"][GF.ACTIVATIONS.index(act), GF.SCALES.index(scale), GF.DEPTHS.index(depth)]
+    np.testing.assert_allclose(got[: depth + 1], ref, rtol=2e-4)
+    assert np.all(np.isnan(got[depth + 1:]))
+
+
+def test_flow_widget_shows_vanishing_and_stable(flow):
+    before = flow.live.image.value
+    flow.controls["activation"].value = "sigmoid"
+    flow.controls["scale"].value = 1.0
+    flow.controls["depth"].value = 20
+    assert flow.live.image.value != before
+    assert flow.values["norms"][0] < 1e-6 * flow.values["norms"][-1]  # sigmoid: vanishing
+    np.testing.assert_allclose(flow.line.get_data()[1], np.clip(flow.values["norms"], 1e-20, None))
+    flow.controls["activation"].value = "relu"
+    flow.controls["scale"].value = 1.41  # He initialization
+    assert 0.1 < flow.values["ratio_first_last"] < 10
+    flow.controls["scale"].value = 3.0
+    assert flow.values["norms"].max() > 1e3  # too large: exploding
+    hist = flow.table["hist"][GF.ACTIVATIONS.index("relu"), GF.SCALES.index(3.0), GF.DEPTHS.index(20)]
+    np.testing.assert_array_equal(hist.sum(axis=1), GF.N_IN * GF.WIDTH)  # every weight counted once
+
+
+def test_flow_bad_args():
+    with pytest.raises(ValueError, match="activation must be one of"):
+        GF.build_gradient_flow(activation="elu")
+    with pytest.raises(ValueError, match="depth must be one of"):
+        GF.build_gradient_flow(depth=7)
+    with pytest.raises(ValueError, match="scale must be one of"):
+        GF.build_gradient_flow(scale=0.3)
