@@ -223,14 +223,20 @@ def init_lstm(input_size, hidden_size, *, seed=0, recurrent_scale=None, forget_b
     return _as({"W_x": w_in, "W_h": w_rec, "b": b}, dtype)
 
 
-def init_gru(input_size, hidden_size, *, seed=0, recurrent_scale=None, dtype="float32"):
+def init_gru(input_size, hidden_size, *, seed=0, recurrent_scale=None, update_bias=0.0,
+             dtype="float32"):
     """GRU parameters ``W_x (D, 3H)``, ``W_h (H, 3H)``, ``b_x (3H,)``, ``b_h (3H,)``, order (r, z, n).
+
+    ``update_bias`` starts the update gate's input bias there: with ``z = sigma(3) = 0.95`` the
+    state is mostly kept (``h' = (1 - z) n + z h``), the GRU's analogue of the LSTM forget bias.
 
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
     rng, k, w_in, w_rec = _draw("gru", input_size, hidden_size, seed, recurrent_scale)
-    n3 = w_rec.shape[1]
-    return _as({"W_x": w_in, "W_h": w_rec, "b_x": np.zeros(n3), "b_h": np.zeros(n3)}, dtype)
+    hidden = w_rec.shape[0]
+    b_x = np.zeros(3 * hidden)
+    b_x[hidden:2 * hidden] = float(update_bias)
+    return _as({"W_x": w_in, "W_h": w_rec, "b_x": b_x, "b_h": np.zeros(3 * hidden)}, dtype)
 
 
 def init(kind, input_size, hidden_size, **kwargs):
@@ -922,6 +928,43 @@ def hidden_gradient_norms(kind, params, xs, *, loss_step=None, activation="tanh"
     if is_concrete(step) and not (0 <= int(step) < t):
         raise ValueError(f"loss_step must be a step index in [0, {t - 1}], got {loss_step}")
     return _hidden_gradient_norms(kind, params, xs, step, _activation(activation))
+
+
+# =========================================================================== tasks
+def _recall_batch(key, length, batch_size, max_len, n_symbols, n_noise):
+    k_sym, k_noise = jax.random.split(key)
+    symbol = jax.random.randint(k_sym, (batch_size,), 0, n_symbols)
+    t = jnp.arange(max_len)
+    start = max_len - length
+    valid = jnp.broadcast_to((t >= start).astype(jnp.float32), (batch_size, max_len))
+    marker = (t == start).astype(jnp.float32)[None, :, None] * jnp.ones((batch_size, 1, 1))
+    shown = jax.nn.one_hot(symbol, n_symbols)[:, None, :] * marker
+    noise = jax.random.normal(k_noise, (batch_size, max_len, n_noise)) * (1.0 - marker)
+    xs = jnp.concatenate([shown, marker, noise], axis=-1) * valid[..., None]
+    return xs, valid, symbol
+
+
+def recall_task_batch(key, length, *, batch_size=32, max_len=None, n_symbols=4, n_noise=4):
+    """A long-range memory task: remember the symbol shown at the first step of a sequence of
+    ``length`` steps and name it after the last one.
+
+    Step 1 shows one of ``n_symbols`` symbols (one-hot) with a marker bit; the other steps carry
+    only Gaussian noise in ``n_noise`` channels, to be ignored. Sequences are left-padded to
+    ``max_len`` (default ``length``) so several lengths share one compiled model. Returns
+    ``(xs (B, max_len, n_symbols + 1 + n_noise), mask (B, max_len), labels (B,))``; chance
+    accuracy is 1 / n_symbols. ``length`` may be a traced integer (inside ``jit``/``vmap``).
+
+    Taught in: notebooks/11_recurrent_networks.ipynb
+    """
+    batch_size, n_symbols = _size(batch_size, "batch_size"), _size(n_symbols, "n_symbols")
+    if isinstance(n_noise, bool) or not isinstance(n_noise, (int, np.integer)) or n_noise < 0:
+        raise ValueError(f"n_noise must be an integer >= 0, got {n_noise!r}")
+    if max_len is None:
+        max_len = _size(length, "length")
+    max_len = _size(max_len, "max_len")
+    if is_concrete(length) and not 1 <= int(length) <= max_len:
+        raise ValueError(f"length must lie in [1, max_len={max_len}], got {length}")
+    return _recall_batch(key, length, batch_size, max_len, n_symbols, int(n_noise))
 
 
 # =========================================================================== models, training, sampling
