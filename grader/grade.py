@@ -230,14 +230,19 @@ def safe_name(student: str) -> str:
 
 
 def feedback_markdown(result: Result, assignment: Assignment) -> str:
-    auto = [r for r in result.rows if r.status != "manual"]
-    manual = [r for r in result.rows if r.status == "manual"]
-    got = sum(r.points or 0 for r in auto)
+    task_ids = {t.grade_id for t in assignment.tasks}
+    tasks = [r for r in result.rows if r.task in task_ids]
+    written = [r for r in result.rows if r.task not in task_ids]
+    got = sum(r.points or 0 for r in tasks)
+    pending = sum(r.max_points for r in written if r.status == "manual")
     lines = [f"# Feedback: {assignment.name}, {result.student}", "",
-             f"Autograded score: **{got:g} / {sum(r.max_points for r in auto):g}** points"
-             + (f"; {sum(r.max_points for r in manual):g} more points for written answers, graded by "
-                f"your instructor." if manual else "."), "",
-             "| task | points | status |", "|---|---|---|"]
+             f"Autograded tasks: **{got:g} / {sum(r.max_points for r in tasks):g}** points."]
+    if written:
+        done = sum(r.points for r in written if r.points is not None)
+        lines.append(f"Written answers: {done:g} / {sum(r.max_points for r in written):g}"
+                     + (f" so far; {pending:g} points of written answers are graded by your instructor."
+                        if pending else "."))
+    lines += ["", "| task | points | status |", "|---|---|---|"]
     for r in result.rows:
         pts = "pending" if r.points is None else f"{r.points:g}"
         lines.append(f"| `{r.task}` | {pts} / {r.max_points:g} | {r.status} |")
@@ -245,7 +250,8 @@ def feedback_markdown(result: Result, assignment: Assignment) -> str:
     if bad:
         lines += ["", "## What went wrong", ""]
         for r in bad:
-            lines += [f"### `{r.task}`: {r.status}", "", "```", r.reason[:2000].replace("```", "'''"), "```", ""]
+            reason = r.reason[:2000].replace("`" * 3, "'" * 3)
+            lines += [f"### `{r.task}`: {r.status}", "", "`" * 3, reason, "`" * 3, ""]
     lines += ["", "Hidden tests are not shown: a failing hidden test reports only the kind of mismatch."]
     return "\n".join(lines) + "\n"
 

@@ -247,7 +247,7 @@ class Sandbox:
             raise StudentCodeError("unsupported", f"{name} returned something the grader cannot read: {exc}")
 
     def _missing_hint(self, name, msg):
-        notes = [f"{cid}: {why}" for cid, why in self.skip.items()]
+        notes = list(self.skip.values())
         notes += [f"cell {cid} raised {err}" for cid, err in self.cell_errors.items()]
         return msg + (" - " + "; ".join(notes) if notes else "")
 
