@@ -1,9 +1,9 @@
 """Benchmark: course_lib.activations / course_lib.losses on a (1024, 128) float32 array.
 
-    .venv/bin/python benchmarks/bench_core.py [--rounds 200]
+    .venv/bin/python benchmarks/bench_core.py [--rounds 60]
 
-For each function three timings, interleaved round by round (a busy machine slows all alike), median
-per call in microseconds:
+For each function three timings, interleaved round by round (a busy machine slows all alike); each
+round times 5 back-to-back calls; the table gives the median over rounds, in microseconds per call:
   public   the public function: argument validation (dtype, NaN check) + the jitted core
   core     the jitted private core alone (what runs inside a jitted training step, where the
            validation is skipped because the inputs are tracers)
@@ -35,18 +35,22 @@ except ImportError:  # test-only dependency; its rows fall back to a jnp formula
 N, C = 1024, 128
 
 
-def _time_interleaved(funcs: dict, rounds: int) -> dict:
-    """Median seconds per call of each zero-argument function, timed round-robin."""
-    for f in funcs.values():  # warm-up (compilation) outside the timing
-        f()
-        f()
-    times = {name: [] for name in funcs}
-    for _ in range(rounds):
-        for name, f in funcs.items():
-            t0 = time.perf_counter()
-            f()
-            times[name].append(time.perf_counter() - t0)
-    return {name: float(np.median(ts)) for name, ts in times.items()}
+def _median_per_call(funcs: dict, rounds: int, inner: int = 5) -> dict:
+    """Median over ``rounds`` of the mean time of ``inner`` back-to-back calls, per function.
+
+    The functions take turns within each round, so a burst of load on the shared machine hits all
+    of them; the first calls (compilation) happen before any timing.
+    """
+    for warm in funcs.values():
+        warm()
+    samples = {name: np.empty(rounds) for name in funcs}
+    for r in range(rounds):
+        for name, fn in funcs.items():
+            start = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            samples[name][r] = (time.perf_counter() - start) / inner
+    return {name: float(np.median(s)) for name, s in samples.items()}
 
 
 def _call(f, *args):
@@ -95,15 +99,15 @@ def cases():
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=60)
     args = parser.parse_args(argv)
     print(f"course_lib core functions on a ({N}, {C}) float32 array, CPU, median of {args.rounds} "
-          f"interleaved rounds (microseconds per call)")
+          f"interleaved rounds of 5 calls (microseconds per call)")
     header = f"{'function':<16} {'public':>9} {'core':>9} {'jax.nn':>9} {'public-core':>12} {'core/ref':>9}"
     print(header)
     print("-" * len(header))
     for name, public, core, ref in cases():
-        med = _time_interleaved({"public": public, "core": core, "ref": ref}, args.rounds)
+        med = _median_per_call({"public": public, "core": core, "ref": ref}, args.rounds)
         us = {k: v * 1e6 for k, v in med.items()}
         print(f"{name:<16} {us['public']:>9.1f} {us['core']:>9.1f} {us['ref']:>9.1f} "
               f"{us['public'] - us['core']:>12.1f} {us['core'] / us['ref']:>9.2f}", flush=True)

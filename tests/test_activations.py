@@ -138,26 +138,26 @@ def test_softmax_and_log_softmax_match_scipy(logits):
     assert np.all(s > 0)
 
 
-def test_softmax_jacobian_matches_jacfwd_and_finite_differences(logits):
+JACOBIANS = {
+    "softmax_jacobian": (A.softmax_jacobian, jax.nn.softmax, scipy.special.softmax),
+    "log_softmax_jacobian": (A.log_softmax_jacobian, jax.nn.log_softmax, scipy.special.log_softmax),
+}
+
+
+@pytest.mark.parametrize("name", list(JACOBIANS))
+def test_jacobian_matches_jacfwd_and_finite_differences(name, logits):
+    ours, jax_ref, np_ref = JACOBIANS[name]
+    J = np.asarray(ours(logits))
+    assert J.shape == (3, 4, 5, 5)
+    ref = jax.vmap(jax.jacfwd(jax_ref))(jnp.asarray(logits.reshape(-1, 5))).reshape(3, 4, 5, 5)
+    assert rel_err(J, ref) <= TOL
+    assert rel_err(J, fd_jacobian(lambda z: np_ref(z, axis=-1), logits)) <= TOL
+
+
+def test_softmax_jacobian_is_symmetric_with_rows_summing_to_zero(logits):
     J = np.asarray(A.softmax_jacobian(logits))
-    assert J.shape == (3, 4, 5, 5)
-    flat = jnp.asarray(logits.reshape(-1, 5))
-    ref = jax.vmap(jax.jacfwd(jax.nn.softmax))(flat).reshape(3, 4, 5, 5)
-    assert rel_err(J, ref) <= TOL
-    fd = fd_jacobian(lambda z: scipy.special.softmax(z, axis=-1), logits)
-    assert rel_err(J, fd) <= TOL
-    np.testing.assert_allclose(J, np.swapaxes(J, -1, -2), atol=1e-15)   # symmetric
-    np.testing.assert_allclose(J.sum(-1), 0.0, atol=1e-15)               # rows sum to 0
-
-
-def test_log_softmax_jacobian_matches_jacfwd_and_finite_differences(logits):
-    J = np.asarray(A.log_softmax_jacobian(logits))
-    assert J.shape == (3, 4, 5, 5)
-    flat = jnp.asarray(logits.reshape(-1, 5))
-    ref = jax.vmap(jax.jacfwd(jax.nn.log_softmax))(flat).reshape(3, 4, 5, 5)
-    assert rel_err(J, ref) <= TOL
-    fd = fd_jacobian(lambda z: scipy.special.log_softmax(z, axis=-1), logits)
-    assert rel_err(J, fd) <= TOL
+    np.testing.assert_allclose(J, np.swapaxes(J, -1, -2), atol=1e-15)
+    np.testing.assert_allclose(J.sum(-1), 0.0, atol=1e-15)
 
 
 def test_jacobian_of_a_single_vector():
