@@ -149,7 +149,6 @@ def _bce(probs, targets, reduction):
 
 @partial(jax.jit, static_argnames="reduction")
 def _bce_logits(logits, targets, reduction):
-    targets = targets.astype(logits.dtype)
     # -[t log sigma(z) + (1-t) log(1 - sigma(z))] = softplus(z) - t z
     #                                             = max(z, 0) - t z + log(1 + exp(-|z|))
     loss = jnp.maximum(logits, 0.0) - targets * logits + jnp.log1p(jnp.exp(-jnp.abs(logits)))
@@ -158,8 +157,6 @@ def _bce_logits(logits, targets, reduction):
 
 @partial(jax.jit, static_argnames="axis")
 def _kl(p, q, axis):
-    dtype = jnp.result_type(p, q)
-    p, q = p.astype(dtype), q.astype(dtype)
     pos = p > 0
     p_safe = jnp.where(pos, p, 1.0)
     q_safe = jnp.where(pos, q, 1.0)  # where q = 0 < p: log 0 = -inf, so the term is +inf (true value)
@@ -252,7 +249,7 @@ def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
     targets = as_float_array(targets, "targets", allow_int=True)
     check_probability_np(targets, "targets")
     check_same_shape(logits, "logits", targets, "targets")
-    return _bce_logits(logits, targets, reduction)
+    return _bce_logits(logits, targets.astype(logits.dtype), reduction)
 
 
 def kl_divergence(p, q, axis=-1):
@@ -281,4 +278,5 @@ def kl_divergence(p, q, axis=-1):
         raise ValueError(f"axis must be in [{-ndim}, {ndim - 1}] for p of shape {tuple(p.shape)}, got {axis}")
     _check_rows_sum_to_one(p, "p", axis)
     _check_rows_sum_to_one(q, "q", axis)
-    return _kl(p, q, axis % ndim)
+    dtype = jnp.result_type(p, q)
+    return _kl(p.astype(dtype), q.astype(dtype), axis % ndim)
