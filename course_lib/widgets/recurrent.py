@@ -1,0 +1,194 @@
+"""Widgets of chapter 11: gradient through time, and the gates of a trained LSTM.
+
+Both follow the course's widget rule: everything is computed once when the widget is built (one
+compiled, vectorised call), and a control change only indexes the precomputed arrays and blits.
+
+Taught in: notebooks/11_recurrent_networks.ipynb
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from course_lib import recurrent as R
+from course_lib._validation import check_option
+from course_lib.widgets.base import LiveFigure, link_controls, new_figure, panel
+
+__all__ = ["gradient_through_time_data", "gradient_through_time_widget", "lstm_gates_widget",
+           "RNN_ACTIVATIONS"]
+
+RNN_ACTIVATIONS = ("tanh", "relu", "sigmoid")
+_FLOOR = 1e-30          # log axis: a gradient that underflowed to 0 is drawn at the floor
+_COLORS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green"}
+
+
+def _scaled(kind, params, scale, bias):
+    """Recurrent weights times ``scale``; forget (LSTM) / update (GRU) gate bias set to ``bias``."""
+    p = dict(params)
+    if kind == "rnn":
+        p["W_hh"] = params["W_hh"] * scale
+        return p
+    hidden = params["W_h"].shape[0]
+    p["W_h"] = params["W_h"] * scale
+    key = "b" if kind == "lstm" else "b_x"
+    p[key] = params[key].at[hidden:2 * hidden].set(bias)
+    return p
+
+
+@jax.jit
+def _table(base, xs, scales, biases, steps):
+    """Every ||dL/dh_t|| curve: RNN per activation over (scale, step); LSTM/GRU over
+    (scale, bias, step). One compiled call for the whole widget."""
+    out = {}
+    for act in RNN_ACTIVATIONS:
+        def one_rnn(scale, step, act=act):
+            return R._hidden_gradient_norms("rnn", _scaled("rnn", base["rnn"], scale, 0.0), xs, step, act)
+        out[act] = jax.vmap(jax.vmap(one_rnn, (None, 0)), (0, None))(scales, steps)
+    for kind in ("lstm", "gru"):
+        def one(scale, bias, step, kind=kind):
+            return R._hidden_gradient_norms(kind, _scaled(kind, base[kind], scale, bias), xs, step, "tanh")
+        per_bias = jax.vmap(jax.vmap(one, (None, None, 0)), (None, 0, None))
+        out[kind] = jax.vmap(per_bias, (0, None, None))(scales, biases, steps)
+    return out
+
+
+def gradient_through_time_data(*, max_len=60, hidden_size=32, input_size=4, batch_size=8,
+                               scales=(0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0),
+                               gate_biases=(0.0, 1.0, 2.0, 3.0, 5.0),
+                               lengths=(5, 10, 15, 20, 30, 40, 50, 60), seed=0):
+    """Precompute ``||dL/dh_t||`` for t = 1..T with the loss ``L = sum_b u . h_T`` at step T.
+
+    Recurrent weights are ``scale`` times random orthogonal matrices (every singular value equals
+    ``scale``), inputs are Gaussian; for the LSTM/GRU the forget/update-gate bias is one of
+    ``gate_biases``. Returns a dict of NumPy arrays: ``"rnn"`` maps an activation to
+    ``(n_scales, n_lengths, max_len)``; ``"lstm"``/``"gru"`` are ``(n_scales, n_biases, n_lengths,
+    max_len)``; plus the grids themselves.
+    """
+    lengths = tuple(int(n) for n in lengths)
+    if not lengths or min(lengths) < 1 or max(lengths) > max_len:
+        raise ValueError(f"lengths must be sequence lengths in [1, max_len={max_len}], got {lengths}")
+    base = {kind: R.init(kind, input_size, hidden_size, seed=seed, recurrent_scale=1.0)
+            for kind in R.KINDS}
+    xs = np.random.default_rng(seed).standard_normal((batch_size, max_len, input_size)).astype(np.float32)
+    table = _table(base, jnp.asarray(xs), jnp.asarray(scales, jnp.float32),
+                   jnp.asarray(gate_biases, jnp.float32), jnp.asarray(lengths) - 1)
+    data = {"rnn": {act: np.asarray(table[act]) for act in RNN_ACTIVATIONS},
+            "lstm": np.asarray(table["lstm"]), "gru": np.asarray(table["gru"])}
+    data.update(scales=tuple(float(s) for s in scales), gate_biases=tuple(float(b) for b in gate_biases),
+                lengths=lengths, max_len=int(max_len), xs=xs, base=base)
+    return data
+
+
+def gradient_through_time_widget(data=None):
+    """||dL/dh_t|| against t for RNN, LSTM and GRU, on a log axis.
+
+    Controls: sequence length T (the loss is at step T), recurrent weight scale, the vanilla RNN's
+    activation, and the LSTM forget / GRU update gate bias. Returns ``(panel, live, controls)``.
+    """
+    import ipywidgets as widgets
+
+    data = gradient_through_time_data() if data is None else data
+    t = np.arange(1, data["max_len"] + 1)
+    fig, ax = new_figure(figsize=(8.0, 3.6))
+    ax.set_yscale("log")
+    ax.set_ylim(1e-16, 1e12)
+    ax.set_xlim(0.5, data["max_len"] + 0.5)
+    ax.set_xlabel("time step t (the loss is computed at step T)")
+    ax.set_ylabel("||dL/dh_t||")
+    ax.set_title("Gradient through time: how much the loss at step T still feels h_t")
+    ax.grid(True, which="major", alpha=0.3)
+    lines = {kind: ax.plot(t, np.ones_like(t, dtype=float), color=_COLORS[kind], lw=2,
+                           label=kind.upper())[0] for kind in R.KINDS}
+    ax.legend(loc="lower left")
+    vline = ax.axvline(data["max_len"], color="gray", ls="--", lw=1)
+    text = ax.text(0.99, 0.97, "", transform=ax.transAxes, ha="right", va="top", family="monospace",
+                   fontsize=9)
+    live = LiveFigure(fig, animated=[*lines.values(), vline, text])
+
+    controls = {
+        "length": widgets.SelectionSlider(options=list(data["lengths"]), value=data["lengths"][-1],
+                                          description="length T"),
+        "scale": widgets.SelectionSlider(options=list(data["scales"]), value=1.0 if 1.0 in data["scales"]
+                                         else data["scales"][0], description="W scale"),
+        "activation": widgets.Dropdown(options=list(RNN_ACTIVATIONS), value="tanh",
+                                       description="RNN act."),
+        "gate_bias": widgets.SelectionSlider(options=list(data["gate_biases"]),
+                                             value=data["gate_biases"][min(1, len(data["gate_biases"]) - 1)],
+                                             description="f/z bias"),
+    }
+
+    def update(length, scale, activation, gate_bias):
+        i_l, i_s = data["lengths"].index(length), data["scales"].index(scale)
+        i_b = data["gate_biases"].index(gate_bias)
+        curves = {"rnn": data["rnn"][activation][i_s, i_l], "lstm": data["lstm"][i_s, i_b, i_l],
+                  "gru": data["gru"][i_s, i_b, i_l]}
+        rows = []
+        for kind, curve in curves.items():
+            y = np.where(t <= length, np.maximum(curve, _FLOOR), np.nan)
+            lines[kind].set_ydata(y)
+            rows.append(f"{kind.upper():4s} |dL/dh_1| / |dL/dh_T| = {curve[0] / curve[length - 1]:.1e}")
+        vline.set_xdata([length, length])
+        text.set_text("\n".join(rows))
+        live.blit()
+
+    link_controls(controls, update)
+    return panel(live, list(controls.values())), live, controls
+
+
+_GATE_RANGE = {"i": (0.0, 1.0), "f": (0.0, 1.0), "o": (0.0, 1.0), "g": (-1.0, 1.0), "h": (-1.0, 1.0)}
+_GATE_NAME = {"i": "input gate i", "f": "forget gate f", "o": "output gate o", "g": "candidate g",
+              "c": "cell state c", "h": "hidden state h"}
+
+
+def lstm_gates_widget(params, xs, *, mask=None, input_labels=None, max_units=32):
+    """Heat maps of an LSTM's gates (units x time) over one input sequence, picked by a slider.
+
+    ``params`` an LSTM (``init_lstm`` layout), ``xs (N, T, D)`` the sequences to browse, ``mask``
+    an optional (N, T) mask (padded steps are blanked). Every gate of every sequence is computed
+    once, up front. Returns ``(panel, live, controls)``.
+    """
+    import ipywidgets as widgets
+
+    gates = {k: np.asarray(v) for k, v in R.lstm_gate_activations(params, xs).items()}
+    xs = np.asarray(xs)
+    n, steps, d = xs.shape
+    m = np.ones((n, steps)) if mask is None else np.asarray(mask)
+    units = min(max_units, gates["h"].shape[2])
+    c_max = float(np.max(np.abs(gates["c"][..., :units]))) or 1.0
+    fig, (ax_in, ax_g) = new_figure(2, 1, figsize=(8.0, 4.6), sharex=True,
+                                    gridspec_kw={"height_ratios": [1, 2]})
+    im_in = ax_in.imshow(np.zeros((d, steps)), aspect="auto", cmap="gray_r", vmin=-2, vmax=2,
+                         interpolation="nearest")
+    ax_in.set_ylabel("input feature")
+    if input_labels is not None:
+        ax_in.set_yticks(range(d))
+        ax_in.set_yticklabels(list(input_labels), fontsize=7)
+    im_g = ax_g.imshow(np.zeros((units, steps)), aspect="auto", cmap="coolwarm", vmin=-1, vmax=1,
+                       interpolation="nearest")
+    ax_g.set_xlabel("time step")
+    ax_g.set_ylabel("hidden unit")
+    title = ax_in.set_title("")
+    live = LiveFigure(fig, animated=[im_in, im_g, title])
+    controls = {
+        "example": widgets.IntSlider(min=0, max=n - 1, value=0, description="sequence"),
+        "gate": widgets.ToggleButtons(options=list("ifgoch"), value="f", description="show",
+                                      style={"button_width": "40px"}),
+    }
+
+    def update(example, gate):
+        valid = m[example] > 0
+        im_in.set_data(np.where(valid[None, :], xs[example].T, np.nan))
+        lo, hi = _GATE_RANGE.get(gate, (-c_max, c_max))
+        im_g.set_data(np.where(valid[None, :], gates[gate][example, :, :units].T, np.nan))
+        im_g.set_clim(lo, hi)
+        title.set_text(f"sequence {example}: {_GATE_NAME[gate]} (colour range {lo:.2g} to {hi:.2g}); "
+                       f"mean over valid steps {gates[gate][example][valid, :units].mean():.3f}")
+        live.blit()
+
+    link_controls(controls, update)
+    return panel(live, list(controls.values())), live, controls
+
+
+def _check_gate(gate):
+    return check_option(gate, "gate", tuple("ifgoch"))

@@ -1,0 +1,74 @@
+"""Chapter 11 widgets, driven headlessly: set a control's value, check the artists and the PNG."""
+import numpy as np
+import jax.numpy as jnp
+import pytest
+
+from course_lib import recurrent as R
+from course_lib.widgets import recurrent as W
+
+
+@pytest.fixture(scope="module")
+def data():
+    return W.gradient_through_time_data(max_len=12, hidden_size=6, input_size=3, batch_size=2,
+                                        scales=(0.5, 1.0, 2.0), gate_biases=(0.0, 3.0),
+                                        lengths=(4, 8, 12))
+
+
+def test_table_equals_direct_gradient_norms(data):
+    xs = jnp.asarray(data["xs"], jnp.float64)
+    base = {k: {n: jnp.asarray(v, jnp.float64) for n, v in p.items()} for k, p in data["base"].items()}
+    p = dict(base["rnn"], W_hh=base["rnn"]["W_hh"] * 2.0)
+    want = R.hidden_gradient_norms("rnn", p, xs, loss_step=7, activation="relu")
+    np.testing.assert_allclose(data["rnn"]["relu"][2, 1], want, rtol=2e-4, atol=1e-30)
+    p = dict(base["lstm"], W_h=base["lstm"]["W_h"] * 0.5)
+    p["b"] = p["b"].at[6:12].set(3.0)
+    want = R.hidden_gradient_norms("lstm", p, xs, loss_step=11)
+    np.testing.assert_allclose(data["lstm"][0, 1, 2], want, rtol=2e-4, atol=1e-30)
+    assert data["gru"].shape == (3, 2, 3, 12)
+
+
+def test_gradient_widget_follows_controls(data):
+    box, live, controls = W.gradient_through_time_widget(data)
+    lines = {line.get_label(): line for line in live.fig.axes[0].get_lines() if line.get_label() in ("RNN", "LSTM", "GRU")}
+    png0 = live.image.value
+    y0 = np.array(lines["RNN"].get_ydata(), dtype=float)
+    np.testing.assert_allclose(y0, np.maximum(data["rnn"]["tanh"][1, 2], 1e-30), rtol=1e-12)
+    controls["activation"].value = "sigmoid"
+    y1 = np.array(lines["RNN"].get_ydata(), dtype=float)
+    np.testing.assert_allclose(y1, np.maximum(data["rnn"]["sigmoid"][1, 2], 1e-30), rtol=1e-12)
+    assert live.image.value != png0
+    controls["length"].value = 4
+    y2 = np.array(lines["GRU"].get_ydata(), dtype=float)
+    assert np.isnan(y2[4:]).all() and np.isfinite(y2[:4]).all()
+    png1 = live.image.value
+    assert controls["gate_bias"].value == 3.0
+    controls["gate_bias"].value = 0.0
+    np.testing.assert_allclose(np.array(lines["LSTM"].get_ydata(), dtype=float)[:4],
+                               np.maximum(data["lstm"][1, 0, 0, :4], 1e-30), rtol=1e-12)
+    assert live.image.value != png1
+    controls["scale"].value = 2.0
+    assert box.children
+
+
+def test_sigmoid_rnn_vanishes_faster_than_tanh(data):
+    tanh, sigm = data["rnn"]["tanh"][1, 2], data["rnn"]["sigmoid"][1, 2]
+    assert sigm[0] / sigm[-1] < tanh[0] / tanh[-1] < 1
+
+
+def test_gates_widget_follows_controls():
+    p = R.init_lstm(3, 5, seed=1)
+    xs = np.random.default_rng(0).standard_normal((4, 7, 3)).astype(np.float32)
+    mask = R.sequence_mask(np.array([7, 5, 7, 2]), 7)
+    box, live, controls = W.lstm_gates_widget(p, xs, mask=mask)
+    im_in, im_g = live.animated[0], live.animated[1]
+    gates = R.lstm_gate_activations(p, xs)
+    np.testing.assert_allclose(np.asarray(im_g.get_array()), np.asarray(gates["f"][0]).T, rtol=1e-6)
+    png0 = live.image.value
+    controls["gate"].value = "c"
+    np.testing.assert_allclose(np.asarray(im_g.get_array()), np.asarray(gates["c"][0]).T, rtol=1e-6)
+    assert live.image.value != png0
+    controls["example"].value = 3
+    arr = np.ma.filled(im_g.get_array().astype(float), np.nan)
+    assert np.isnan(arr[:, 2:]).all() and np.isfinite(arr[:, :2]).all()
+    np.testing.assert_allclose(arr[:, :2], np.asarray(gates["c"][3, :2]).T, rtol=1e-6)
+    assert "sequence 3" in live.animated[2].get_text()
