@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from course_lib._validation import check_positive
@@ -29,7 +30,8 @@ def _f64(x, name):
         arr = np.asarray(x)
     except Exception as exc:  # ragged lists and the like
         raise TypeError(f"{name} must be a real array or number, got {type(x).__name__}: {exc}") from None
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    # jnp.issubdtype also knows JAX's extra floats (bfloat16, float8) that NumPy files under "void"
+    if not (jnp.issubdtype(arr.dtype, jnp.floating) or np.issubdtype(arr.dtype, np.integer)
             or arr.dtype == bool):
         raise TypeError(f"{name} must be a real array or number, got dtype {arr.dtype}")
     arr = arr.astype(np.float64)

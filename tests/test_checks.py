@@ -153,3 +153,10 @@ def test_show_source_rejects_objects_without_source():
         C.show_source(3)
     with pytest.raises(TypeError, match="obj must be a Python function, class or module"):
         C.show_source(len)
+
+
+def test_low_precision_jax_floats_are_accepted(capsys):
+    x = jnp.array([1.0, 2.0, 3.0], dtype=jnp.bfloat16)
+    assert C.check_close(x, np.array([1.0, 2.0, 3.0]), name="bf16") is True
+    assert C.rel_error(x, np.array([1.0, 2.0, 3.0])) == 0.0
+    assert "exact: True" in capsys.readouterr().out
