@@ -657,8 +657,12 @@ def _xent(logits, y):
 
 
 def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, batch_size: int = 32,
-              learning_rate: float = 3e-3, seed: int = 0, channels=(16, 32), params=None):
+              learning_rate: float = 3e-3, seed: int = 0, channels=(16, 32), params=None,
+              augment_shift: int = 0):
     """Train the CNN of :func:`init_cnn` with Adam (``course_lib.optim``) and cross-entropy.
+
+    ``augment_shift > 0`` is data augmentation: every training image of every mini-batch is moved
+    by a random offset of up to ``augment_shift`` pixels in each direction (zero fill).
 
     One jitted training step per mini-batch (a Python loop over steps: ``lax.scan`` around a
     convolution is several times slower on CPU). Returns ``(params, history)`` where history has
@@ -674,11 +678,13 @@ def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, bat
     for v, name in ((epochs, "epochs"), (batch_size, "batch_size")):
         if not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
+    if not isinstance(augment_shift, (int, np.integer)) or augment_shift < 0:
+        raise ValueError(f"augment_shift must be an int >= 0, got {augment_shift!r}")
     n_classes = int(y_train.max()) + 1
     if params is None:
         params = init_cnn(seed, X_train.shape[3], n_classes, channels, image_hw=X_train.shape[1:3])
     params = jax.tree_util.tree_map(jnp.asarray, params)
-    opt, step = _make_train_step(float(learning_rate))
+    opt, step = _make_train_step(float(learning_rate), int(augment_shift))
     state = opt.init(params)
     evaluate = _evaluate
     rng = np.random.default_rng(seed)
@@ -689,7 +695,8 @@ def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, bat
         order = rng.permutation(n)
         for start in range(0, n - batch_size + 1, batch_size):
             idx = order[start:start + batch_size]
-            params, state = step(params, state, Xtr[idx], y_train[idx])
+            offsets = rng.integers(0, 2 * augment_shift + 1, (batch_size, 2)).astype(np.int32)
+            params, state = step(params, state, Xtr[idx], y_train[idx], offsets)
         loss, acc = evaluate(params, X_train, y_train)
         history["train_loss"].append(float(loss))
         history["train_acc"].append(float(acc))
@@ -703,13 +710,19 @@ def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, bat
 
 
 @functools.lru_cache(maxsize=8)
-def _make_train_step(learning_rate):
+def _make_train_step(learning_rate, shift):
     from course_lib import optim
 
     opt = optim.adam(learning_rate)
 
+    def crop(img, offset):
+        return lax.dynamic_slice(img, (offset[0], offset[1], 0), (img.shape[0] - 2 * shift,
+                                                                 img.shape[1] - 2 * shift, img.shape[2]))
+
     @jax.jit
-    def step(params, state, xb, yb):
+    def step(params, state, xb, yb, offsets):
+        if shift:
+            xb = jax.vmap(crop)(_pad_hw(xb, ((shift, shift), (shift, shift))), offsets)
         grads = jax.grad(lambda p: _xent(_cnn_features(p, xb)["logits"], yb))(params)
         updates, state = opt.update(grads, state, params)
         return optim.apply_updates(params, updates), state

@@ -103,21 +103,20 @@ class KernelEditor:
                                                     description="preset")}
         for t, cell in enumerate(self.cells):
             self.controls[f"w{t // 3}{t % 3}"] = cell
-        self.main_controls = ("preset", "image", "w11")
+        self.main_controls = ("preset", "image")
         self.output = None
         self._image_name = None
         self._setting_preset = False
+        self.readout = widgets.HTML()
         self._build_figure()
         self.controls["preset"].observe(self._on_preset, names="value")
         link_controls(self.controls, self.update)
         grid = widgets.GridBox(self.cells, layout=widgets.Layout(
             grid_template_columns="repeat(3, 75px)", width="240px"))
-        self.readout = widgets.HTML()
         box = widgets.HBox([widgets.VBox([self.controls["image"], self.controls["preset"],
                                           widgets.HTML("kernel w[i, j] (cross-correlation):"), grid,
                                           self.readout]), self.live.image])
         self.widget = box
-        self._update_readout()
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
@@ -146,7 +145,9 @@ class KernelEditor:
         self.ax_in.set(title="input image", xlabel="x (pixels)", ylabel="y (pixels)")
         self.ax_out.set(title="output = conv2d(image, kernel)", xlabel="x (pixels)")
         fig.colorbar(self.im_out, ax=self.ax_out, shrink=0.8, label="output value")
-        self.live = LiveFigure(fig, animated=[self.im_out])
+        self.range_text = self.ax_out.text(0.02, 0.02, "", transform=self.ax_out.transAxes, fontsize=9,
+                                           color="k", backgroundcolor="w")
+        self.live = LiveFigure(fig, animated=[self.im_out, self.range_text])
 
     def update(self, image, preset, **weights):
         if self._setting_preset:
@@ -160,6 +161,7 @@ class KernelEditor:
         lim = max(float(np.max(np.abs(self.output))), 1e-6)
         self.im_out.set_data(self.output)
         self.im_out.set_clim(-lim, lim)
+        self.range_text.set_text(f"output from {self.output.min():+.2f} to {self.output.max():+.2f}")
         if image != self._image_name:                    # a new image: static parts change too
             self._image_name = image
             self.im_in.set_data(img)
