@@ -15,7 +15,9 @@ every compilation: ``/jax/core/compile/jaxpr_trace_duration`` (tracing Python to
 the persistent-cache read that replaces it). Spans nest (tracing an outer ``jit`` traces the inner
 ones), so the reported ``compile s`` is the length of the *union* of all spans, i.e. wall time
 during which JAX was compiling, never double-counted; ``xla s`` is the union of backend spans
-alone, ``compiles`` their count and ``cache hits`` the persistent-cache hits. ``wall s`` runs from
+alone, ``compiles`` their count and ``cache hits`` the persistent-cache hits. ``cpu s`` is the
+kernel process's CPU time over the same interval (all its threads, XLA's included): on a loaded
+machine it grows much less than the wall time. ``wall s`` runs from
 the start of that first cell to the end of the last notebook cell (kernel start-up, ~1 s, is
 excluded and shown as ``kernel s``). The extra cells cost microseconds; they import ``jax``, which
 every notebook of the course does anyway in its first cell.
@@ -39,6 +41,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 SETUP = r"""
 import time as _bench_time
 _bench_t0 = _bench_time.time()
+_bench_c0 = _bench_time.process_time()
 import jax.monitoring as _bench_mon
 _bench_spans, _bench_events = [], []
 _bench_mon.register_event_time_span_listener(lambda e, s, t, **kw: _bench_spans.append((e, s, t)))
@@ -58,6 +61,7 @@ _bench_all = [(s, t) for e, s, t in _bench_spans if e.startswith("/jax/core/comp
 _bench_xla = [(s, t) for e, s, t in _bench_spans if e == "/jax/core/compile/backend_compile_duration"]
 print("BENCH" + _bench_json.dumps({
     "wall": _bench_time.time() - _bench_t0,
+    "cpu": _bench_time.process_time() - _bench_c0,
     "compile": _bench_union(_bench_all),
     "xla": _bench_union(_bench_xla),
     "compiles": len(_bench_xla),
@@ -96,7 +100,7 @@ def main(argv=None) -> int:
     if not paths:
         print("no notebooks found")
         return 0
-    header = ("notebook", "cache", "wall s", "compile s", "xla s", "compiles", "cache hits", "kernel s")
+    header = ("notebook", "cache", "wall s", "cpu s", "compile s", "xla s", "compiles", "cache hits", "kernel s")
     rows, failed = [], []
     for path in paths:
         with tempfile.TemporaryDirectory(prefix="jaxcache-") as cache_dir:
@@ -107,7 +111,7 @@ def main(argv=None) -> int:
                     failed.append(path.name)
                     print(f"FAILED {path.name} ({label}): {type(exc).__name__}: {str(exc)[:500]}", file=sys.stderr)
                     break
-                rows.append((path.name, label, f"{s['wall']:.1f}", f"{s['compile']:.2f}", f"{s['xla']:.2f}",
+                rows.append((path.name, label, f"{s['wall']:.1f}", f"{s['cpu']:.1f}", f"{s['compile']:.2f}", f"{s['xla']:.2f}",
                              str(s["compiles"]), str(s["cache_hits"]), f"{s['kernel']:.1f}"))
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths))

@@ -16,7 +16,9 @@ multi-selects: alternate between subsets; checkboxes: toggle), and measures with
 ``live.image.value`` (PNG bytes) is replaced, via an observer on the image. The observer fires
 synchronously inside the assignment, so this is the latency a learner sees, minus the browser's
 share. An update that did not change the image counts as a failure (reported in the ``stale``
-column). Build time (precompute, compile, first draw) is reported separately.
+column). Build time (precompute, compile, first draw) is reported separately. ``cpu median ms`` is
+the process CPU time of the same interval (``time.process_time``): on a loaded machine wall times
+grow with the load, CPU time much less, so it estimates the latency on an idle machine.
 """
 from __future__ import annotations
 
@@ -84,30 +86,33 @@ def value_sequence(control, n: int) -> list:
 
 def time_control(obj, name: str, n: int):
     lives = obj.live if isinstance(obj.live, (list, tuple)) else [obj.live]
-    stamp = {"t": None}
+    stamp = {"t": None, "cpu": None}
 
     def on_image(_change):
         stamp["t"] = time.perf_counter()
+        stamp["cpu"] = time.process_time()
 
     for live in lives:
         live.image.observe(on_image, names="value")
     for other, value in getattr(obj, "bench_presets", {}).get(name, {}).items():
         obj.controls[other].value = value
     control = obj.controls[name]
-    times, stale = [], 0
+    times, cpu, stale = [], [], 0
     try:
         for v in value_sequence(control, n):
             stamp["t"] = None
+            c0 = time.process_time()
             t0 = time.perf_counter()
             control.value = v
             if stamp["t"] is None:
                 stale += 1
             else:
                 times.append(stamp["t"] - t0)
+                cpu.append(stamp["cpu"] - c0)
     finally:
         for live in lives:
             live.image.unobserve(on_image, names="value")
-    return np.array(times) * 1e3, stale
+    return np.array(times) * 1e3, np.array(cpu) * 1e3, stale
 
 
 def main(argv=None) -> int:
@@ -122,13 +127,14 @@ def main(argv=None) -> int:
         obj = builder()
         build = time.perf_counter() - t0
         for control in obj.main_controls:
-            ms, stale = time_control(obj, control, args.n)
+            ms, cpu_ms, stale = time_control(obj, control, args.n)
             med = float(np.median(ms)) if ms.size else float("nan")
             p95 = float(np.percentile(ms, 95)) if ms.size else float("nan")
             rows.append((f"{mod_name}.{builder_name}", f"{build:.2f}", control, str(ms.size), str(stale),
-                         f"{med:.1f}", f"{p95:.1f}", f"{ms.max():.1f}" if ms.size else "nan"))
+                         f"{med:.1f}", f"{p95:.1f}", f"{ms.max():.1f}" if ms.size else "nan",
+                         f"{np.median(cpu_ms):.1f}" if cpu_ms.size else "nan"))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    header = ("widget", "build s", "control", "n", "stale", "median ms", "p95 ms", "max ms")
+    header = ("widget", "build s", "control", "n", "stale", "median ms", "p95 ms", "max ms", "cpu median ms")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
     print(line)

@@ -140,9 +140,10 @@ class ActivationExplorer:
         (self.f_marker,) = ax_f.plot([], [], "o", color="C3", ms=7)
         (self.d_line,) = ax_d.plot(xg, np.zeros_like(xg), color="C1", lw=2)
         (self.d_marker,) = ax_d.plot([], [], "o", color="C3", ms=7)
-        self.label = ax_f.text(0.03, 0.95, "", transform=ax_f.transAxes, va="top", fontsize=10)
+        # the activation's name is shown in the readout, not in the figure: text is the most
+        # expensive artist to re-draw on every update
         self.live = LiveFigure(fig, animated=[self.f_line, self.tangent, self.f_marker, self.d_line,
-                                              self.d_marker, self.label])
+                                              self.d_marker])
 
     def _index(self, grid: np.ndarray, value: float, step: float) -> int:
         return int(np.clip(round((value - grid[0]) / step), 0, len(grid) - 1))
@@ -166,14 +167,13 @@ class ActivationExplorer:
         self.f_marker.set_data([x0], [f0])
         self.d_marker.set_data([x0], [d0])
         name = _LABELS[activation] + (f" (α = {self.alphas[a_i]:.2f})" if activation == "leaky_relu" else "")
-        self.label.set_text(name)
         self.live.blit()
         note = ""
         if activation in ("sigmoid", "tanh") and d0 < 0.01:
             note = " &mdash; saturated: almost no gradient flows back"
         elif d0 == 0.0:
             note = " &mdash; zero gradient: this unit does not learn from this input"
-        self.readout.value = (f"<code>x = {x0:+.2f} &nbsp; f(x) = {f0:+.4f} &nbsp; "
+        self.readout.value = (f"<b>{name}</b> &nbsp; <code>x = {x0:+.2f} &nbsp; f(x) = {f0:+.4f} &nbsp; "
                               f"f'(x) = {d0:.4f}</code>{note}")
 
 

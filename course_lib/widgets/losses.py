@@ -162,8 +162,7 @@ class LossExplorer:
                                  for slot, ax in (("value", a_lp), ("dp", a_dp), ("value_z", a_lz), ("dz", a_dz))}
             animated += list(row.values()) + list(self.markers[key].values())
         a_lp.legend(loc="upper center", fontsize=8)
-        self.target_text = a_lp.text(0.98, 0.95, "", transform=a_lp.transAxes, ha="right", va="top")
-        self.live = LiveFigure(fig, animated=animated + [self.target_text])
+        self.live = LiveFigure(fig, animated=animated)
 
     def update(self, target: float, losses, p: float):
         """Index the precomputed curves for the control values, set the artists' data, blit."""
@@ -186,7 +185,6 @@ class LossExplorer:
             if shown:
                 values[key] = (float(c["value"][t, i]), float(c["dp"][t, i]), float(c["dz"][t, i]))
         self.values = {"target": float(self.targets[t]), "p": p0, "z": z0, "losses": values}
-        self.target_text.set_text(f"y = {self.targets[t]:.2f}")
         self.live.blit()
         rows = "".join(f"<tr><td>{LOSSES[k]}</td><td>{v[0]:.4f}</td><td>{v[1]:+.4f}</td><td>{v[2]:+.4f}</td></tr>"
                        for k, v in values.items())
