@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from course_lib._validation import (as_float_array, as_int_array, check_finite, check_ndim,
+from course_lib._validation import (as_float_array, as_int_array, check_ndim,
                                     check_option, check_positive, check_shape)
 
 __all__ = [
@@ -40,20 +40,29 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- validation helpers
+def _finite(x, name):
+    """check_finite in NumPy: an eager jnp check would compile a small kernel for every new shape."""
+    a = np.asarray(x)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be finite, got {int(np.sum(np.isnan(a)))} NaN and "
+                         f"{int(np.sum(np.isinf(a)))} infinite value(s)")
+    return x
+
+
 def _features(X, name="X"):
     X = as_float_array(X, name, allow_int=True)
     check_ndim(X, name, 2)
     if X.shape[0] == 0:
         raise ValueError(f"{name} must have at least one row, got shape {tuple(X.shape)}")
-    check_finite(X, name)
+    _finite(X, name)
     return X
 
 
 def _targets(y, X, name="y"):
     y = as_float_array(y, name, allow_int=True)
     check_shape(y, name, (X.shape[0],))
-    check_finite(y, name)
-    return y.astype(X.dtype)
+    _finite(y, name)
+    return jnp.asarray(np.asarray(y).astype(X.dtype))
 
 
 def _labels(y, X, name="y", n_classes=None, min_classes=2):
@@ -90,6 +99,14 @@ def _params(params, name, keys):
         raise TypeError(f"{name} must be a dict with keys {list(keys)} (returned by the fit function), "
                         f"got {type(params).__name__}"
                         + (f" with keys {sorted(params)}" if isinstance(params, dict) else ""))
+
+
+def _pad_rows(a, multiple=128):
+    """Pad axis 0 with zeros up to a multiple of ``multiple``: fits on 386 and 387 rows (k-fold
+    splits) then share one compiled function instead of compiling twice."""
+    a = np.asarray(a)
+    extra = (-a.shape[0]) % multiple
+    return np.pad(a, [(0, extra)] + [(0, 0)] * (a.ndim - 1)) if extra else a
 
 
 # --------------------------------------------------------------------------- linear regression
@@ -308,15 +325,16 @@ def logistic_regression(X, y, C=1.0, sample_weight=None, n_iter=30):
     y, k = _labels(y, X)
     check_positive(C, "C")
     if sample_weight is None:
-        sw = jnp.ones(X.shape[0], X.dtype)
+        sw = np.ones(X.shape[0], X.dtype)
     else:
-        sw = as_float_array(sample_weight, "sample_weight", allow_int=True).astype(X.dtype)
+        sw = np.asarray(as_float_array(sample_weight, "sample_weight", allow_int=True)).astype(X.dtype)
         check_shape(sw, "sample_weight", (X.shape[0],))
-        check_finite(sw, "sample_weight")
-        if bool(jnp.any(sw < 0)):
+        _finite(sw, "sample_weight")
+        if np.any(sw < 0):
             raise ValueError("sample_weight must be >= 0")
     n_iter = _int_param(n_iter, "n_iter")
-    return _logreg(X, y, sw, jnp.asarray(C, X.dtype), k, n_iter)
+    # padded rows get weight 0, so they do not change the objective (only the compiled shape)
+    return _logreg(_pad_rows(X), _pad_rows(y), _pad_rows(sw), jnp.asarray(C, X.dtype), k, n_iter)
 
 
 @jax.jit
@@ -334,7 +352,7 @@ def logistic_predict_proba(params, X):
     X = _features(X)
     width = params["w"].shape[0] if "w" in params else params["W"].shape[0]
     _same_width(np.zeros((1, width)), X, "params", "X")
-    return _logreg_proba({k: v.astype(X.dtype) for k, v in params.items()}, X)
+    return _logreg_proba({k: v.astype(X.dtype) for k, v in params.items()}, _pad_rows(X))[: X.shape[0]]
 
 
 def logistic_predict(params, X):
@@ -502,31 +520,29 @@ def decision_tree_fit(X, y, max_depth=None, min_samples_split=2):
             "value": np.stack(cols[4]), "depth": np.array(cols[5])}
 
 
-@partial(jax.jit, static_argnames="n_levels")
-def _tree_predict(feature, threshold, left, right, X, n_levels):
-    node = jnp.zeros(X.shape[0], jnp.int32)
-    rows = jnp.arange(X.shape[0])
-    for _ in range(n_levels):
-        leaf = left[node] < 0
-        go_left = X[rows, jnp.maximum(feature[node], 0)] <= threshold[node]
-        node = jnp.where(leaf, node, jnp.where(go_left, left[node], right[node]))
+def _tree_leaves(tree, X):
+    """Leaf index of every row: all rows descend one level per pass (NumPy, vectorised)."""
+    node = np.zeros(X.shape[0], dtype=np.int64)
+    rows = np.arange(X.shape[0])
+    for _ in range(int(np.max(tree["depth"]))):
+        inner = tree["left"][node] >= 0
+        go_left = X[rows, np.maximum(tree["feature"][node], 0)] <= tree["threshold"][node]
+        node = np.where(inner, np.where(go_left, tree["left"][node], tree["right"][node]), node)
     return node
 
 
 def decision_tree_predict(tree, X, return_proba=False):
-    """Route each row to its leaf and return the leaf's majority class (or its class frequencies)."""
+    """Route each row to its leaf and return the leaf's majority class (or its class frequencies).
+    NumPy, like the fit: the number of levels depends on the tree. Returns (n,) or (n, K)."""
     _params(tree, "tree", ("feature", "threshold", "left", "right", "value", "depth"))
     X = _features(X)
     if X.shape[1] <= int(np.max(tree["feature"])):
         raise ValueError(f"X has {X.shape[1]} columns but the tree splits on feature "
                          f"{int(np.max(tree['feature']))}")
-    leaf = _tree_predict(jnp.asarray(tree["feature"]), jnp.asarray(tree["threshold"], X.dtype),
-                         jnp.asarray(tree["left"]), jnp.asarray(tree["right"]), X,
-                         int(np.max(tree["depth"])))
-    value = jnp.asarray(tree["value"], X.dtype)[leaf]
+    value = tree["value"][_tree_leaves(tree, np.asarray(X, dtype=float))]
     if return_proba:
         return value / value.sum(1, keepdims=True)
-    return jnp.argmax(value, axis=1)
+    return np.argmax(value, axis=1)
 
 
 # --------------------------------------------------------------------------- linear SVM
@@ -672,8 +688,8 @@ def _kmeans_check(X, centers):
     centers = as_float_array(centers, "centers", allow_int=True)
     check_ndim(centers, "centers", 2)
     _same_width(X, centers, "X", "centers")
-    check_finite(centers, "centers")
-    return X, centers.astype(X.dtype)
+    _finite(centers, "centers")
+    return X, jnp.asarray(np.asarray(centers).astype(X.dtype))
 
 
 def kmeans_step(X, centers):
@@ -817,8 +833,8 @@ def _gmm_check(X, weights, means, covs):
     check_shape(means, "means", (k, d))
     check_shape(covs, "covs", (k, d, d))
     for a, name in ((weights, "weights"), (means, "means"), (covs, "covs")):
-        check_finite(a, name)
-    if abs(float(jnp.sum(weights)) - 1.0) > 1e-5 or bool(jnp.any(weights <= 0)):
+        _finite(a, name)
+    if abs(float(np.sum(weights)) - 1.0) > 1e-5 or bool(np.any(np.asarray(weights) <= 0)):
         raise ValueError("weights must be positive and sum to 1")
     return X, weights, means, covs
 
@@ -842,7 +858,7 @@ def gmm_m_step(X, resp, reg_covar=1e-6):
     resp = as_float_array(resp, "resp").astype(X.dtype)
     check_ndim(resp, "resp", 2)
     check_shape(resp, "resp", (X.shape[0], None))
-    check_finite(resp, "resp")
+    _finite(resp, "resp")
     check_positive(reg_covar, "reg_covar", allow_zero=True)
     return _m_step(X, resp, jnp.asarray(reg_covar, X.dtype))
 
