@@ -27,6 +27,8 @@ def main(argv=None) -> int:
     p.add_argument("--cache", type=pathlib.Path, default=None,
                    help="JAX compile cache shared read-only by the sandboxes (default .cache/grader-jax; "
                         "'none' to disable)")
+    p.add_argument("--no-fork-server", action="store_true",
+                   help="start a fresh Python for every submission instead of forking a warm one")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     args = p.parse_args(argv)
     if args.jobs < 1:
@@ -34,7 +36,8 @@ def main(argv=None) -> int:
     cache = None if str(args.cache).lower() == "none" else (args.cache or REPO / ".cache" / "grader-jax").resolve()
     try:
         results, _ = grade_all(args.assignment, args.submissions, source_root=args.source, out=args.out,
-                               jobs=args.jobs, limits=Limits(args.timeout, args.memory_mb, args.budget, cache_dir=cache),
+                               jobs=args.jobs, limits=Limits(args.timeout, args.memory_mb, args.budget, cache_dir=cache,
+                                                                fork_server=not args.no_fork_server),
                                progress=not args.quiet)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -254,37 +254,115 @@ class _Sink:
         return False
 
 
-def _forbid_wrappers(names, record):
-    import importlib
-
-    for dotted in names:
-        parts = dotted.split(".")
-        for i in range(len(parts) - 1, 0, -1):
-            try:
-                owner = importlib.import_module(".".join(parts[:i]))
-            except Exception:
-                continue
-            for attr in parts[i:-1]:
-                owner = getattr(owner, attr, None)
-            break
-        else:
+def _wrap_attr(owner, attr, dotted, record):
+    for a in (attr, "_" + attr):
+        original = getattr(owner, a, None)
+        if original is None or not callable(original) or getattr(original, "_grader_wrapped", False):
             continue
-        attr = parts[-1]
-        for a in (attr, "_" + attr):
-            original = getattr(owner, a, None) if owner is not None else None
-            if original is None or not callable(original):
+
+        def wrapper(*args, _orig=original, _name=dotted, **kwargs):
+            record.add(_name)
+            return _orig(*args, **kwargs)
+
+        wrapper.__name__ = getattr(original, "__name__", a)
+        wrapper.__doc__ = getattr(original, "__doc__", None)
+        wrapper._grader_wrapped = True
+        try:
+            setattr(owner, a, wrapper)
+        except Exception:
+            pass
+
+
+class _PostImportLoader:
+    """Runs ``after(module)`` once the real loader has executed a module."""
+
+    def __init__(self, loader, after):
+        self.loader, self.after = loader, after
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        self.after(module)
+
+
+class _WrapOnImport:
+    """Meta-path finder: wraps forbidden functions of a module when (if ever) it is imported."""
+
+    def __init__(self, pending, record):
+        self.pending, self.record = pending, record
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in self.pending:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
                 continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is None:
+            return spec
+        names = self.pending[fullname]
+        spec.loader = _PostImportLoader(
+            spec.loader, lambda m: [_wrap_attr(m, attr, dotted, self.record) for attr, dotted in names])
+        return spec
 
-            def wrapper(*args, _orig=original, _name=dotted, **kwargs):
-                record.add(_name)
-                return _orig(*args, **kwargs)
 
-            wrapper.__name__ = getattr(original, "__name__", a)
-            wrapper.__doc__ = getattr(original, "__doc__", None)
-            try:
-                setattr(owner, a, wrapper)
-            except Exception:
-                pass
+def _forbid_wrappers(names, record):
+    """Wrap each forbidden ``module.function``: now if the module is loaded, else when it is imported."""
+    pending: dict[str, list] = {}
+    for dotted in names:
+        module, _, attr = dotted.rpartition(".")
+        if not module:
+            continue
+        if module in sys.modules:
+            _wrap_attr(sys.modules[module], attr, dotted, record)
+        else:
+            pending.setdefault(module, []).append((attr, dotted))
+    if pending:
+        sys.meta_path.insert(0, _WrapOnImport(pending, record))
+
+
+def _isolate_filesystem(hide, workdir: str) -> bool:
+    """Best effort, as root on Linux: a private mount namespace in which every folder of ``hide`` (the
+    sources, the submissions, the grader's output, the other sandboxes, /proc) is an empty tmpfs.
+
+    Runs before any student code (ctypes is refused by the audit hook afterwards). Even code that got
+    past the audit hook would then find no solutions and no gradebook or other submission to change:
+    what it writes there lands in a throwaway tmpfs that only this process sees.
+    """
+    if os.getuid() != 0 or not hide or not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+    except Exception:
+        return False
+    CLONE_NEWNS, MS_BIND, MS_REC, MS_PRIVATE = 0x00020000, 4096, 0x4000, 1 << 18
+    if libc.unshare(CLONE_NEWNS) != 0 or libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        return False
+    real_work = os.path.realpath(workdir)
+    keep = os.open(real_work, os.O_RDONLY | os.O_DIRECTORY)
+    ok = True
+    for path in sorted({os.path.realpath(h) for h in hide if os.path.isdir(h)}, key=len):
+        if path in ("/", real_work):
+            continue
+        if libc.mount(b"tmpfs", path.encode(), b"tmpfs", 0, b"size=64k,mode=0755") != 0:
+            ok = False
+            continue
+        if (real_work + "/").startswith(path + "/"):  # our own folder was in there: bind it back
+            os.makedirs(real_work, exist_ok=True)
+            if libc.mount(f"/proc/self/fd/{keep}".encode(), real_work.encode(), None, MS_BIND, None) != 0:
+                ok = False
+    os.chdir(real_work)
+    os.close(keep)
+    if libc.mount(b"tmpfs", b"/proc", b"tmpfs", 0, b"size=16k,mode=0555") != 0:
+        ok = False
+    return ok
 
 
 def _import_grader_api(grader_dir):
@@ -314,6 +392,67 @@ class _IPythonStub:
         return lambda *a, **k: None
 
 
+def zygote(ctrl_fd: int) -> None:
+    """Fork server: imports the heavy modules once, then forks one sandbox child per request.
+
+    Runs only trusted code (no student code ever runs in this process). Each request on the control
+    socket carries two pipe ends (requests in, answers out) for the new child; the reply is the
+    child's pid, and the exit status of every child is reported when it ends.
+    """
+    import select
+    import socket
+
+    ctrl = socket.socket(fileno=ctrl_fd)
+    import numpy  # noqa: F401
+    import jax  # noqa: F401
+    import jax.numpy  # noqa: F401  (the XLA backend is started in each child, after the fork)
+    try:
+        import course_lib  # noqa: F401
+        import grader.api  # noqa: F401
+    except ImportError:
+        pass
+    children: set[int] = set()
+
+    def tell(obj):
+        ctrl.sendall((json.dumps(obj) + "\n").encode())
+
+    while True:
+        ready, _, _ = select.select([ctrl], [], [], 0.1)
+        while children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            children.discard(pid)
+            tell({"op": "exit", "pid": pid, "code": os.waitstatus_to_exitcode(status)})
+        if not ready:
+            continue
+        try:
+            msg, fds, _, _ = socket.recv_fds(ctrl, 1024, 4)
+        except OSError:
+            os._exit(0)
+        if not msg:
+            os._exit(0)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ctrl.close()
+                os.setsid()
+                os.dup2(fds[0], 0)
+                os.dup2(fds[1], 1)
+                for fd in fds:
+                    os.close(fd)
+                main()
+            finally:
+                os._exit(0)
+        for fd in fds:
+            os.close(fd)
+        children.add(pid)
+        tell({"op": "forked", "pid": pid})
+
+
 def main() -> None:
     import resource
 
@@ -333,6 +472,10 @@ def main() -> None:
             view = view[n:]
 
     init, _ = read_message(proto_in)
+    workdir = init["workdir"]
+    os.chdir(workdir)
+    for var in ("HOME", "TMPDIR", "MPLCONFIGDIR"):
+        os.environ[var] = workdir
     limits = init["limits"]
     mem = int(limits["memory_bytes"])
     resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
@@ -356,6 +499,19 @@ def main() -> None:
         except Exception:
             pass
     _import_grader_api(init.get("grader_dir"))
+    isolated = _isolate_filesystem(init.get("hide", []), workdir)
+    try:  # the audit hook does not see _posixsubprocess.fork_exec: take it away
+        import _posixsubprocess
+
+        def _refused(*args, **kwargs):
+            raise PermissionError("sandbox: starting processes is not allowed")
+
+        _posixsubprocess.fork_exec = _refused
+        for name in ("fork", "forkpty", "execv", "execve", "system", "posix_spawn", "posix_spawnp", "kill"):
+            if hasattr(os, name):
+                setattr(os, name, _refused)
+    except ImportError:
+        pass
     record: set[str] = set()
     _forbid_wrappers(init.get("forbid", []), record)
     del jax
@@ -370,7 +526,7 @@ def main() -> None:
         except BaseException as exc:  # SystemExit, KeyboardInterrupt, MemoryError ... are the student's
             error = f"{type(exc).__name__}: {str(exc)[:300]}"
         send({"op": "cell_done", "id": cell["id"], "error": error})
-    send({"op": "ready", "output_chars": sink.count})
+    send({"op": "ready", "output_chars": sink.count, "isolated": isolated})
 
     while True:
         try:
@@ -417,4 +573,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--zygote":
+        zygote(int(sys.argv[2]))
+    else:
+        main()

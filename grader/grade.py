@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from . import api, static
 from .notebook import (Assignment, NotebookError, find_source, load_assignment, load_json_notebook,
                        student_cells)
-from .sandbox import Limits, RemoteFunction, Sandbox
+from .sandbox import Limits, RemoteFunction, Sandbox, Zygote
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CSV_FIELDS = ["student", "assignment", "task", "points", "max_points", "status", "reason"]
@@ -63,25 +63,60 @@ def _ipython_to_python(src: str) -> str:
     try:
         from IPython.core.inputtransformer2 import TransformerManager
 
-        return TransformerManager().transform_cell(src)
+        from .notebook import _AST_LOCK
+
+        with _AST_LOCK:
+            return TransformerManager().transform_cell(src)
     except Exception:
         return src
 
 
 class Grader:
-    def __init__(self, assignment: Assignment, limits: Limits | None = None):
+    def __init__(self, assignment: Assignment, limits: Limits | None = None, hide=()):
         self.assignment = assignment
         self.limits = limits or Limits()
+        import tempfile
+
+        self.limits.run_dir = tempfile.mkdtemp(prefix="grader-run-")
+        # What a sandbox must not see: the sources, the repository's history and tests, the other
+        # sandboxes, and (from grade_all) the submissions and the output folder.
+        self.limits.hide = [str(assignment.path.resolve().parents[1]), str(REPO / ".git"), str(REPO / "tests"),
+                            self.limits.run_dir] + [str(pathlib.Path(h).resolve()) for h in hide]
         self.setup_sources = [src for kind, _, src in assignment.cells if kind == "setup"]
         self.trusted_ns = {"__name__": _SETUP_MODULE}
         for src in self.setup_sources:
             exec(compile(src, f"<setup of {assignment.name}>", "exec"), self.trusted_ns)
         self.refs = {id(v): k for k, v in self.trusted_ns.items()
                      if callable(v) and getattr(v, "__module__", None) == _SETUP_MODULE}
-        preimport = {"course_lib"}
-        for f in assignment.forbid:
-            preimport.add(f.rpartition(".")[0])
-        self.preimport = sorted(p for p in preimport if p)
+        # Imported in the sandbox before the student's code (forbidden functions of modules that are not
+        # loaded yet are wrapped when the student imports them).
+        self.preimport = ["course_lib"]
+        self.zygotes: dict[int, Zygote] = {}
+
+    def _zygote(self, slot: int):
+        if not self.limits.fork_server or self.limits.uid is not None:
+            return None
+        z = self.zygotes.get(slot)
+        if z is None or not z.alive:
+            try:
+                z = self.zygotes[slot] = Zygote(self.limits.cache_dir)
+            except OSError:
+                return None
+        return z
+
+    def start_fork_servers(self, n: int):
+        """Start the fork servers of slots 0..n-1 now, so they import JAX while other work runs."""
+        for slot in range(n):
+            self._zygote(slot)
+
+    def close(self):
+        import shutil
+
+        for z in self.zygotes.values():
+            z.close()
+        self.zygotes.clear()
+        if self.limits.run_dir:
+            shutil.rmtree(self.limits.run_dir, ignore_errors=True)
 
     # ------------------------------------------------------------------ one submission
     def warm_up(self) -> Result:
@@ -117,7 +152,7 @@ class Grader:
             else:
                 missing.append(gid)
         sandbox = Sandbox(cells, forbid=a.forbid, preimport=self.preimport, limits=self.limits, slot=slot,
-                          trusted=trusted)
+                          trusted=trusted, zygote=self._zygote(slot))
         for gid in missing:
             sandbox.skip[gid] = f"solution cell {gid} is missing from your notebook"
         student_sources = [code[g] for g in a.solution_ids if g in code]
@@ -280,7 +315,8 @@ def grade_all(assignment_name: str, submissions: pathlib.Path, *, source_root=No
     assignment = load_assignment(find_source(source_root, assignment_name), assignment_name)
     out = pathlib.Path(out or pathlib.Path("grading-output") / assignment_name)
     subs = find_submissions(submissions, assignment)
-    grader = Grader(assignment, limits)
+    out.mkdir(parents=True, exist_ok=True)
+    grader = Grader(assignment, limits, hide=[submissions, out])
     results: list[Result] = []
     slots = list(range(max(1, jobs)))
     slot_lock = threading.Lock()
@@ -296,6 +332,11 @@ def grade_all(assignment_name: str, submissions: pathlib.Path, *, source_root=No
             slot = slots.pop()
         try:
             return grader.grade(student, path, slot)
+        except Exception as exc:  # a bug of the grader must not lose the other submissions
+            reason = f"internal grader error ({type(exc).__name__}: {exc}); grade this one by hand"
+            rows = [Row(student, assignment.name, t.grade_id, 0.0, t.points, "grader-error", reason)
+                    for t in assignment.tasks]
+            return Result(student, rows, 0.0)
         finally:
             with slot_lock:
                 slots.append(slot)
@@ -303,6 +344,7 @@ def grade_all(assignment_name: str, submissions: pathlib.Path, *, source_root=No
     t0 = time.monotonic()
     sys.stdout = _ThreadAwareStdout(real_stdout)
     try:
+        grader.start_fork_servers(max(1, jobs))
         if grader.limits.cache_dir:
             warm = grader.warm_up()
             bad = [r for r in warm.rows if r.status not in ("passed", "manual")]
@@ -319,6 +361,7 @@ def grade_all(assignment_name: str, submissions: pathlib.Path, *, source_root=No
                     f"points in {res.seconds:.1f} s{note}")
     finally:
         sys.stdout = real_stdout
+        grader.close()
     gradebook = write_outputs(results, assignment, out)
     say(f"graded {len(results)} submission(s) of {assignment_name} in {time.monotonic() - t0:.1f} s; "
         f"gradebook: {gradebook}; feedback: {out / 'feedback'}")

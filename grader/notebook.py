@@ -11,12 +11,23 @@ import ast
 import json
 import pathlib
 import re
+import threading
 from dataclasses import dataclass, field
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 MAX_NOTEBOOK_BYTES = 20 * 2**20
 _ID_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+_AST_LOCK = threading.Lock()
+
+
+def parse(source: str) -> ast.Module:
+    """ast.parse under a lock: CPython 3.11's AST conversion is not safe in parallel threads
+    ("SystemError: AST constructor recursion depth mismatch")."""
+    with _AST_LOCK:
+        return ast.parse(source)
 
 
 class NotebookError(ValueError):
@@ -80,7 +91,7 @@ def split_hidden(source: str) -> tuple[str, str]:
 def defined_names(source: str) -> list[str]:
     """Top-level names a solution cell defines (functions, classes, assignments)."""
     try:
-        tree = ast.parse(source)
+        tree = parse(source)
     except SyntaxError:
         return []
     names = []
@@ -100,7 +111,7 @@ def forbidden_literals(source: str) -> set[str]:
     """Dotted names given as string literals in ``forbid=`` of check_function calls."""
     out: set[str] = set()
     try:
-        tree = ast.parse(source)
+        tree = parse(source)
     except SyntaxError:
         return out
     for node in ast.walk(tree):
@@ -190,7 +201,7 @@ def load_assignment(path: pathlib.Path, name: str | None = None) -> Assignment:
             last_prompt = src
     for t in a.tasks:
         try:
-            used = {n.id for n in ast.walk(ast.parse(t.visible + t.hidden)) if isinstance(n, ast.Name)}
+            used = {n.id for n in ast.walk(parse(t.visible + t.hidden)) if isinstance(n, ast.Name)}
         except SyntaxError as exc:
             raise ValueError(f"{path}: test cell {t.grade_id} is not valid Python: {exc}") from None
         t.uses = [n for n in a.student_names if n in used]

@@ -27,12 +27,15 @@ CHILD = pathlib.Path(_child.__file__).resolve()
 
 
 class Limits:
-    def __init__(self, timeout=20.0, memory_mb=2048, budget=180.0, uid=None, cache_dir=None):
+    def __init__(self, timeout=20.0, memory_mb=2048, budget=180.0, uid=None, cache_dir=None, fork_server=True):
         self.timeout = float(timeout)        # seconds per cell and per call
         self.memory_mb = int(memory_mb)      # address-space limit of the child
         self.budget = float(budget)          # total seconds of child time per submission
         self.uid = uid                       # run the child as this uid (None: the grader's own)
         self.cache_dir = cache_dir           # JAX compilation cache: read-only for students
+        self.fork_server = fork_server       # fork children from a process that has imported JAX
+        self.hide: list[str] = []            # folders the child must not see (set by the Grader)
+        self.run_dir = None                  # parent folder of the sandboxes' working folders
 
 
 def _read_roots(cache_dir=None) -> list[str]:
@@ -62,17 +65,130 @@ def _child_env(workdir: str, cache_dir=None) -> dict:
     return env
 
 
+class Zygote:
+    """A fork server (``_child.py --zygote``) that has imported NumPy and JAX once.
+
+    Forking a ready process per submission saves starting Python and importing JAX (1-5 s each).
+    Only trusted code runs in it; each forked child then limits itself and runs one submission.
+    """
+
+    def __init__(self, cache_dir=None):
+        import json
+        import socket
+
+        self._json = json
+        self.workdir = tempfile.mkdtemp(prefix="grader-zygote-")
+        mine, theirs = socket.socketpair()
+        self.sock = mine
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", str(CHILD), "--zygote", str(theirs.fileno())], pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.workdir,
+            env=_child_env(self.workdir, cache_dir), start_new_session=True, umask=0o077)
+        theirs.close()
+        self.lock = threading.Lock()
+        self.cond = threading.Condition()
+        self.forked: list[int] = []
+        self.codes: dict[int, int] = {}
+        self.alive = True
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        buf = b""
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                with self.cond:
+                    self.alive = False
+                    self.cond.notify_all()
+                return
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                msg = self._json.loads(line)
+                with self.cond:
+                    if msg.get("op") == "forked":
+                        self.forked.append(int(msg["pid"]))
+                    elif msg.get("op") == "exit":
+                        self.codes[int(msg["pid"])] = int(msg["code"])
+                    self.cond.notify_all()
+
+    def fork(self, timeout=60.0):
+        """Return (pid, fd to write requests to, fd to read answers from) of a new child."""
+        import socket
+
+        req_r, req_w = os.pipe()
+        resp_r, resp_w = os.pipe()
+        try:
+            with self.lock:
+                socket.send_fds(self.sock, [b"fork"], [req_r, resp_w])
+                with self.cond:
+                    if not self.cond.wait_for(lambda: self.forked or not self.alive, timeout):
+                        raise OSError("the fork server did not answer")
+                    if not self.forked:
+                        raise OSError("the fork server is gone")
+                    pid = self.forked.pop(0)
+        except BaseException:
+            for fd in (req_w, resp_r):
+                os.close(fd)
+            raise
+        finally:
+            os.close(req_r)
+            os.close(resp_w)
+        return pid, req_w, resp_r
+
+    def wait(self, pid, timeout):
+        with self.cond:
+            if not self.cond.wait_for(lambda: pid in self.codes or not self.alive, timeout):
+                return None
+            return self.codes.pop(pid, None)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class _ForkedProc:
+    """The parts of subprocess.Popen that Sandbox uses, for a child forked by a Zygote."""
+
+    def __init__(self, zygote, pid, req_w, resp_r):
+        self.zygote, self.pid = zygote, pid
+        self.stdin = os.fdopen(req_w, "wb")
+        self.stdout = os.fdopen(resp_r, "rb", buffering=0)
+        self.returncode = None
+
+    def wait(self, timeout=None):
+        if self.returncode is None:
+            code = self.zygote.wait(self.pid, timeout if timeout is not None else 3600)
+            if code is None:
+                raise subprocess.TimeoutExpired("sandbox", timeout)
+            self.returncode = code
+        return self.returncode
+
+
 class Sandbox:
     """Runs ``cells`` (list of dicts id/source) of one submission in a child process."""
 
     def __init__(self, cells, *, forbid=(), preimport=(), limits: Limits | None = None, slot: int = 0,
-                 trusted: bool = False):
+                 trusted: bool = False, zygote: Zygote | None = None):
         self.cells = list(cells)
         self.forbid = sorted(set(forbid))
         self.preimport = list(preimport)
         self.limits = limits or Limits()
         self.slot = slot
         self.trusted = trusted                 # the instructor's own code: may fill the compile cache
+        self.zygote = zygote if zygote is not None and zygote.alive else None
         self.skip: dict[str, str] = {}         # cell id -> why it was skipped
         self.cell_errors: dict[str, str] = {}  # cell id -> exception the cell raised
         self.proc = None
@@ -81,28 +197,35 @@ class Sandbox:
         self.restarts = 0
         self.output_chars = 0
         self.broken = None                     # reason the sandbox cannot run at all
+        self.isolated = False                  # the child runs in its own mount namespace
 
     # -- process management
     def _uid(self):
         return self.limits.uid
 
     def _spawn(self):
-        self.workdir = tempfile.mkdtemp(prefix="grader-sandbox-")
+        self.workdir = tempfile.mkdtemp(prefix="grader-sandbox-", dir=self.limits.run_dir)
         uid = self._uid()
         kwargs = {}
         if uid is not None:
             os.chown(self.workdir, uid, uid)
             kwargs.update(user=uid, group=uid, extra_groups=[])
         os.chmod(self.workdir, 0o700)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", str(CHILD)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            cwd=self.workdir, env=_child_env(self.workdir, self.limits.cache_dir), start_new_session=True, close_fds=True,
-            umask=0o077, **kwargs)
+        if self.zygote is not None and uid is None:
+            try:
+                self.proc = _ForkedProc(self.zygote, *self.zygote.fork())
+            except OSError:
+                self.zygote = None
+        if self.proc is None:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", str(CHILD)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                cwd=self.workdir, env=_child_env(self.workdir, self.limits.cache_dir), start_new_session=True,
+                close_fds=True, umask=0o077, **kwargs)
         cells = [c for c in self.cells if c["id"] not in self.skip]
         init = {"cells": cells, "forbid": self.forbid, "preimport": self.preimport,
                 "workdir": os.path.realpath(self.workdir), "read_roots": _read_roots(self.limits.cache_dir),
-                "grader_dir": str(CHILD.parent),
+                "grader_dir": str(CHILD.parent), "hide": [str(h) for h in self.limits.hide],
                 "write_roots": [str(self.limits.cache_dir)] if self.trusted and self.limits.cache_dir else [],
                 "limits": {"memory_bytes": self.limits.memory_mb * 2**20,
                            "cpu_seconds": int(self.limits.budget) + 10, "file_bytes": 32 * 2**20}}
@@ -183,6 +306,7 @@ class Sandbox:
                         current = None
                     elif op == "ready":
                         self.output_chars = int(header.get("output_chars", 0) or 0)
+                        self.isolated = bool(header.get("isolated"))
                         break
                     else:
                         raise ValueError("unexpected message")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ast
 
+from .notebook import parse
+
 
 def _aliases(trees) -> dict[str, str]:
     out: dict[str, str] = {}
@@ -63,7 +65,7 @@ def referenced_names(student_sources: list[str], setup_sources: list[str], teste
     trees = []
     for src in setup_sources + student_sources:
         try:
-            trees.append(ast.parse(src))
+            trees.append(parse(src))
         except SyntaxError:
             continue
     aliases = _aliases(trees)
@@ -94,7 +96,7 @@ def referenced_names(student_sources: list[str], setup_sources: list[str], teste
 
 def _parses(src: str) -> bool:
     try:
-        ast.parse(src)
+        parse(src)
         return True
     except SyntaxError:
         return False

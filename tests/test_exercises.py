@@ -121,11 +121,14 @@ def cache(tmp_path_factory):
 def test_solution_passes_and_student_copy_fails(src, cache):
     a = load_assignment(src)
     grader = Grader(a, Limits(timeout=60, budget=400, cache_dir=cache))
-    solved = grader.warm_up()  # the source graded as a submission (hidden tests included)
+    try:
+        solved = grader.warm_up()  # the source graded as a submission (hidden tests included)
+        handed_out = grader.grade("student copy", _student_copy(src))
+    finally:
+        grader.close()
     for row in solved.rows:
         assert row.status in ("passed", "manual"), f"source fails {row.task}: {row.reason}"
     assert solved.score == sum(t.points for t in a.tasks)
-    handed_out = grader.grade("student copy", _student_copy(src))
     by_task = {r.task: r for r in handed_out.rows}
     for task in a.tasks:
         row = by_task[task.grade_id]

@@ -296,3 +296,43 @@ def test_cli_rejects_unknown_assignment(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "grader", "99_nope", str(tmp_path)], capture_output=True,
                           text=True, cwd=REPO)
     assert proc.returncode == 2 and "no source notebook" in proc.stderr
+
+
+# ----------------------------------------------------------------------------- defence in depth
+@pytest.mark.skipif(not hasattr(__import__("os"), "getuid") or __import__("os").getuid() != 0,
+                    reason="mount namespaces need root")
+def test_sandbox_hides_folders_even_from_code_that_gets_past_the_audit_hook(tmp_path):
+    """os.stat and _posixsubprocess are not audited: the hidden folders must be empty anyway."""
+    from grader.sandbox import Limits, RemoteFunction, Sandbox
+
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "answers.txt").write_text("42")
+    limits = Limits(timeout=60)
+    limits.run_dir = str(tmp_path / "run")
+    pathlib.Path(limits.run_dir).mkdir()
+    limits.hide = [str(secret), limits.run_dir]
+    code = f'''
+import os
+def probe():
+    out = {{"secret": os.path.exists({str(secret / "answers.txt")!r}), "proc": os.path.exists("/proc/1/root")}}
+    try:
+        import _posixsubprocess
+        _posixsubprocess.fork_exec(["/bin/true"], [b"/bin/true"], True, (), None, None, -1, -1, -1, -1, -1,
+                                   -1, -1, -1, False, False, None, None, None, -1, None, False)
+        out["spawn"] = "ran"
+    except Exception as exc:
+        out["spawn"] = type(exc).__name__
+    with open("mine.txt", "w") as f:   # its own folder stays writable
+        f.write("ok")
+    out["own"] = open("mine.txt").read()
+    return out
+'''
+    sandbox = Sandbox([{"id": "c", "source": code}], limits=limits)
+    try:
+        got = RemoteFunction(sandbox, "probe")()
+    finally:
+        sandbox.close()
+    assert sandbox.isolated
+    assert got == {"secret": False, "proc": False, "spawn": "PermissionError", "own": "ok"}
+    assert (secret / "answers.txt").read_text() == "42"
