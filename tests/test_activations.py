@@ -285,3 +285,32 @@ def test_softmax_rejects_bad_axis_and_scalars(f):
 def test_jacobians_reject_scalars(f):
     with pytest.raises(ValueError, match="x must have at least 1 dimension"):
         f(np.float64(2.0))
+
+
+# ----------------------------------------------------------------------------- properties (hypothesis)
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(x=arrays(np.float64, (5, 4), elements=st.floats(-700.0, 700.0, allow_nan=False)),
+       shift=st.floats(-100.0, 100.0))
+def test_softmax_properties(x, shift):
+    s = np.asarray(A.softmax(x))
+    assert np.all(np.isfinite(s)) and np.all(s >= 0)
+    np.testing.assert_allclose(s.sum(-1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(A.softmax(x + shift)), s, rtol=1e-6, atol=1e-300)
+    np.testing.assert_allclose(np.exp(np.asarray(A.log_softmax(x))), s, rtol=1e-12, atol=1e-300)
+
+
+@settings(max_examples=40, deadline=None)
+@given(x=arrays(np.float64, (16,), elements=st.floats(-700.0, 700.0, allow_nan=False)))
+def test_sigmoid_symmetry_and_range(x):
+    s = np.asarray(A.sigmoid(x))
+    assert np.all((s >= 0) & (s <= 1))
+    np.testing.assert_allclose(np.asarray(A.sigmoid(-x)), 1 - s, atol=1e-15)
+    # sigma(x) (1 - sigma(x)) = sigma(x) sigma(-x): the right side has no cancelling subtraction
+    # (for x = 17, 1 - sigma(x) computed by subtraction is already off by 3e-9 relative)
+    ref = scipy.special.expit(x) * scipy.special.expit(-x)
+    np.testing.assert_allclose(np.asarray(A.sigmoid_grad(x)), ref, rtol=1e-12, atol=1e-300)

@@ -363,3 +363,33 @@ def test_cross_entropy_is_not_entropy_and_not_bounded_by_log_c():
     # the uniform prediction costs log C; a confident wrong one costs far more
     assert float(L.cross_entropy(np.zeros((1, 3)), np.array([2]))) == pytest.approx(np.log(3))
     assert float(L.cross_entropy(np.array([[10.0, 0.0, -10.0]]), np.array([2]))) > 10 * np.log(3)
+
+
+# ----------------------------------------------------------------------------- properties (hypothesis)
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+_logit_rows = arrays(np.float64, (6, 4), elements=st.floats(-50.0, 50.0, allow_nan=False))
+
+
+@settings(max_examples=40, deadline=None)
+@given(z=_logit_rows, shift=st.floats(-100.0, 100.0), labels=arrays(np.int64, (6,), elements=st.integers(0, 3)))
+def test_cross_entropy_properties(z, shift, labels):
+    value = float(L.cross_entropy(z, labels, reduction="sum"))
+    assert value >= 0.0
+    # invariant to adding a constant to every logit of a row (softmax is)
+    assert float(L.cross_entropy(z + shift, labels, reduction="sum")) == pytest.approx(value, rel=1e-9, abs=1e-9)
+    # the gradient of each row sums to zero (softmax - onehot)
+    np.testing.assert_allclose(np.asarray(L.cross_entropy_grad(z, labels)).sum(axis=1), 0.0, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(a=_logit_rows, b=_logit_rows)
+def test_kl_properties(a, b):
+    p = scipy.special.softmax(a, axis=1)
+    q = scipy.special.softmax(b, axis=1)
+    kl = np.asarray(L.kl_divergence(p, q))
+    assert np.all(kl >= -1e-12)
+    np.testing.assert_allclose(kl, scipy.special.rel_entr(p, q).sum(1), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(L.kl_divergence(p, p)), 0.0, atol=1e-15)
