@@ -113,8 +113,9 @@ def load_iris():
 def load_breast_cancer():
     """Wisconsin breast cancer: 569 tumours, 30 features, 2 classes (0 malignant, 1 benign).
 
-    Returns ``(X float32 (569, 30), y int32 (569,))``. Raw features with very different scales (from
-    ~0.001 for some smoothness terms to ~4250 for worst area): standardise before gradient descent.
+    Returns ``(X float32 (569, 30), y int32 (569,))``. Raw features with very different scales (the
+    largest value of one feature is 0.03, of another 4254, "worst area"): standardise before gradient
+    descent.
     Used in: notebooks/02_classic_ml.ipynb and notebooks/09_model_evaluation.ipynb.
     """
     from sklearn import datasets
@@ -124,7 +125,7 @@ def load_breast_cancer():
 
 
 def load_wine():
-    """Wine: 178 wines, 13 chemical features (raw scales, ~0.1 to ~1680 for proline), 3 cultivars.
+    """Wine: 178 wines, 13 chemical features (raw scales, 0.13 to 1680 for proline), 3 cultivars.
 
     Returns ``(X float32 (178, 13), y int32 (178,))``, not standardised.
     Used in: notebooks/02_classic_ml.ipynb.
