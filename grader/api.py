@@ -310,6 +310,8 @@ def check_function(student_fn, cases, *, reference=None, expected=None, rtol=1e-
 
 def check_value(student_value, expected, *, rtol=1e-5, atol=1e-6, dtype="kind", description=""):
     """Compare a value the student computed (a variable) with ``expected``."""
+    if dtype not in _DTYPE_MODES:
+        raise ValueError(f"dtype must be one of {_DTYPE_MODES}, got {dtype!r}")
     fetch = getattr(student_value, "_grader_fetch", None)
     name = getattr(student_value, "__name__", "value")
     if fetch is not None:

@@ -65,9 +65,11 @@ def write(path, cells) -> pathlib.Path:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = dict(_KERNELSPEC)
     nb.metadata["language_info"] = {"name": "python"}
+    seen = set()
     for i, cell in enumerate(cells):
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        cell["id"] = gid or f"cell-{i}"
+        cell["id"] = gid if gid and gid not in seen and all(c.isalnum() or c in "-_" for c in gid) else f"cell-{i}"
+        seen.add(cell["id"])
     nb.cells = list(cells)
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

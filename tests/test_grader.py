@@ -336,3 +336,34 @@ def probe():
     assert sandbox.isolated
     assert got == {"secret": False, "proc": False, "spawn": "PermissionError", "own": "ok"}
     assert (secret / "answers.txt").read_text() == "42"
+
+
+def test_check_value_rejects_bad_dtype_mode():
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        check_value(1.0, 1.0, dtype="float32")
+
+
+def _write_source(path, cells):
+    from grader.authoring import write
+
+    write(path, cells)
+    return path
+
+
+def test_load_assignment_rejects_malformed_sources(tmp_path):
+    from grader.authoring import setup, solution, tests
+
+    ok = [setup("x = 1"), solution("f", "def f():\n    return 1")]
+    with pytest.raises(ValueError, match="needs points > 0"):
+        load_assignment(_write_source(tmp_path / "a.ipynb", ok + [tests("t", 0, "check_value(f(), 1)")]))
+    with pytest.raises(ValueError, match="duplicate grade_id 'f'"):
+        load_assignment(_write_source(tmp_path / "b.ipynb", ok + [solution("f", "g = 2")]))
+    with pytest.raises(ValueError, match="invalid grade_id"):
+        load_assignment(_write_source(tmp_path / "c.ipynb", ok + [tests("bad id!", 1, "pass")]))
+    with pytest.raises(ValueError, match="not valid Python"):
+        load_assignment(_write_source(tmp_path / "d.ipynb", ok + [tests("t", 1, "check_value(f(, 1)")]))
+
+
+def test_missing_submissions_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="submissions folder"):
+        find_submissions(tmp_path / "nope", load_assignment(SOURCE03))
