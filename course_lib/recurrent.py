@@ -64,7 +64,9 @@ __all__ = [
     "sequence_mask", "sequence_cross_entropy", "sequence_mse",
     "global_norm", "clip_by_global_norm", "clip_by_value",
     "hidden_gradient_norms",
-    "init_sequence_model", "sequence_model", "fit", "generate",
+    "recall_task_batch", "make_grammar_corpus", "char_vocabulary", "encode_text", "decode_text",
+    "make_series", "random_windows",
+    "init_sequence_model", "sequence_model", "fit", "generate", "forecast",
 ]
 
 KINDS = ("rnn", "lstm", "gru")
@@ -967,6 +969,95 @@ def recall_task_batch(key, length, *, batch_size=32, max_len=None, n_symbols=4, 
     return _recall_batch(key, length, batch_size, max_len, n_symbols, int(n_noise))
 
 
+_GRAMMAR = {
+    "subject": ("the cat", "the dog", "a bird", "my sister", "the old man", "a small child",
+                "the teacher", "our neighbour"),
+    "verb_t": ("sees", "likes", "follows", "paints", "finds", "helps", "watches"),
+    "object": ("the ball", "a red apple", "the river", "a tall tree", "the moon", "her friend",
+               "the garden", "a green door"),
+    "verb_i": ("sleeps", "runs", "sings", "waits", "laughs", "dreams"),
+    "adverb": ("quickly", "at night", "in the garden", "every day", "slowly", "again"),
+}
+
+
+def make_grammar_corpus(n_sentences=2000, *, seed=0):
+    """A text written by the course: ``n_sentences`` sentences of a small English grammar::
+
+        sentence -> subject verb_t object [adverb] "." | subject verb_i [adverb] "."
+
+    (vocabulary in ``_GRAMMAR``), joined by spaces. No download; deterministic for a seed.
+
+    Taught in: notebooks/11_recurrent_networks.ipynb
+    """
+    n_sentences = _size(n_sentences, "n_sentences")
+    rng = np.random.default_rng(seed)
+    pick = lambda part: _GRAMMAR[part][rng.integers(len(_GRAMMAR[part]))]  # noqa: E731
+    out = []
+    for _ in range(n_sentences):
+        words = [pick("subject")]
+        words += [pick("verb_t"), pick("object")] if rng.random() < 0.6 else [pick("verb_i")]
+        if rng.random() < 0.5:
+            words.append(pick("adverb"))
+        out.append(" ".join(words) + ".")
+    return " ".join(out)
+
+
+def char_vocabulary(text):
+    """The sorted distinct characters of ``text``, as one string (index = token id)."""
+    if not isinstance(text, str) or not text:
+        raise TypeError("text must be a non-empty string")
+    return "".join(sorted(set(text)))
+
+
+def encode_text(text, vocab):
+    """Token ids (int32 NumPy array) of the characters of ``text`` in ``vocab``."""
+    if not isinstance(text, str) or not isinstance(vocab, str):
+        raise TypeError("text and vocab must be strings")
+    index = {ch: i for i, ch in enumerate(vocab)}
+    unknown = sorted(set(text) - set(index))
+    if unknown:
+        raise ValueError(f"text holds characters that are not in vocab: {''.join(unknown)!r}")
+    return np.array([index[ch] for ch in text], dtype=np.int32)
+
+
+def decode_text(ids, vocab):
+    """The string of the token ``ids`` in ``vocab``."""
+    ids = np.asarray(as_int_array(ids, "ids"))
+    if ids.size and (ids.min() < 0 or ids.max() >= len(vocab)):
+        raise ValueError(f"ids must lie in [0, {len(vocab) - 1}]")
+    return "".join(vocab[i] for i in ids.reshape(-1))
+
+
+def make_series(n_steps=1200, *, seed=0, noise=0.05):
+    """A synthetic time series to forecast: two sines (periods 24 and 9.5 steps) with a slowly
+    varying amplitude, plus Gaussian noise of standard deviation ``noise``. float32 ``(n_steps,)``.
+
+    Taught in: notebooks/11_recurrent_networks.ipynb
+    """
+    n_steps = _size(n_steps, "n_steps")
+    check_positive(noise, "noise", allow_zero=True)
+    t = np.arange(n_steps)
+    amp = 1.0 + 0.3 * np.sin(2 * np.pi * t / 300.0)
+    clean = amp * np.sin(2 * np.pi * t / 24.0) + 0.5 * np.sin(2 * np.pi * t / 9.5 + 1.0)
+    return (clean + noise * np.random.default_rng(seed).standard_normal(n_steps)).astype(np.float32)
+
+
+@partial(jax.jit, static_argnames=("batch_size", "window"))
+def _random_windows(key, seq, batch_size, window):
+    starts = jax.random.randint(key, (batch_size,), 0, seq.shape[0] - window + 1)
+    return jax.vmap(lambda s: lax.dynamic_slice_in_dim(seq, s, window))(starts)
+
+
+def random_windows(key, seq, batch_size, window):
+    """``batch_size`` random windows of ``window`` consecutive entries of the 1-D ``seq``:
+    ``(batch_size, window)``. Usable inside ``fit``'s compiled loop."""
+    batch_size, window = _size(batch_size, "batch_size"), _size(window, "window")
+    check_ndim(seq, "seq", 1)
+    if window > jnp.shape(seq)[0]:
+        raise ValueError(f"window must be at most len(seq) = {jnp.shape(seq)[0]}, got {window}")
+    return _random_windows(key, seq, batch_size, window)
+
+
 # =========================================================================== models, training, sampling
 def init_sequence_model(kind, input_size, hidden_size, output_size, *, seed=0, **cell_kwargs):
     """A recurrent layer plus a dense read-out at every step: ``{"cell": ..., "W_out", "b_out"}``.
@@ -1057,6 +1148,44 @@ def _generate(kind, params, prompt, key, temperature, n_steps, activation):
 
     _, tokens = lax.scan(step, (state, hs[:, -1]), jax.random.split(key, n_steps))
     return tokens
+
+
+@partial(jax.jit, static_argnames=("kind", "n_steps"))
+def _forecast(kind, params, history, n_steps):
+    xs = history[None, :, None]
+    hs, state = _run(kind, params["cell"], xs, _zero_state(kind, params, 1, xs.dtype), None, False,
+                     "tanh")
+    cell = params["cell"]
+
+    def step(carry, _):
+        state, h = carry
+        y = h @ params["W_out"] + params["b_out"]                  # (1, 1): the next value
+        if kind == "lstm":
+            state = _lstm_step(cell, state, y)
+            h = state[0]
+        else:
+            state = _rnn_step(cell, state, y) if kind == "rnn" else _gru_step(cell, state, y)
+            h = state
+        return (state, h), y[0, 0]
+
+    _, ys = lax.scan(step, (state, hs[:, -1]), None, length=n_steps)
+    return ys
+
+
+def forecast(kind, params, history, n_steps):
+    """Autoregressive forecast of a scalar series: read ``history (T,)``, then predict the next
+    value and feed each prediction back as the next input, ``n_steps`` times. Returns ``(n_steps,)``.
+    The model must have input and output size 1 (``init_sequence_model(kind, 1, H, 1)``).
+
+    Taught in: notebooks/11_recurrent_networks.ipynb
+    """
+    kind = _kind(kind)
+    history = _float(history, "history")
+    check_ndim(history, "history", 1)
+    d, _ = _check_params(kind, params["cell"])
+    if d != 1 or jnp.shape(params["W_out"])[1] != 1:
+        raise ValueError("forecast needs a model with input size 1 and output size 1")
+    return _forecast(kind, params, history, _size(n_steps, "n_steps"))
 
 
 def _zero_state(kind, params, batch, dtype):

@@ -548,3 +548,44 @@ def test_gru_update_bias():
     p = R.init_gru(D, H, update_bias=2.0)
     np.testing.assert_array_equal(p["b_x"][H:2 * H], 2.0)
     np.testing.assert_array_equal(p["b_x"][:H], 0.0)
+
+
+def test_corpus_vocabulary_and_text_round_trip():
+    text = R.make_grammar_corpus(50, seed=1)
+    assert text == R.make_grammar_corpus(50, seed=1) and text != R.make_grammar_corpus(50, seed=2)
+    assert text.count(".") == 50
+    vocab = R.char_vocabulary(text)
+    assert list(vocab) == sorted(set(text))
+    ids = R.encode_text(text, vocab)
+    assert ids.dtype == np.int32 and R.decode_text(ids, vocab) == text
+    with pytest.raises(ValueError, match="not in vocab"):
+        R.encode_text("xyz!", vocab)
+    with pytest.raises(ValueError, match="ids must lie in"):
+        R.decode_text(np.array([len(vocab)]), vocab)
+
+
+def test_random_windows_are_contiguous_slices():
+    seq = jnp.arange(100)
+    w = np.asarray(R.random_windows(jax.random.PRNGKey(0), seq, 16, 9))
+    assert w.shape == (16, 9)
+    np.testing.assert_array_equal(np.diff(w, axis=1), 1)
+    assert w.min() >= 0 and w.max() <= 99
+    with pytest.raises(ValueError, match="window must be at most"):
+        R.random_windows(jax.random.PRNGKey(0), seq, 2, 101)
+    s = R.make_series(300, seed=0)
+    assert s.shape == (300,) and s.dtype == np.float32
+
+
+@pytest.mark.parametrize("kind", R.KINDS)
+def test_forecast_feeds_predictions_back(kind):
+    p = R.init_sequence_model(kind, 1, 6, 1, seed=2, dtype="float64")
+    history = np.sin(np.arange(10) / 2.0)
+    got = np.asarray(R.forecast(kind, p, history, 5))
+    seq = list(history)
+    w, b = np.asarray(p["W_out"]), np.asarray(p["b_out"])
+    for _ in range(5):
+        out, _ = np_run(kind, p["cell"], np.array(seq)[None, :, None])
+        seq.append(float((out[0, -1] @ w + b)[0]))
+    np.testing.assert_allclose(got, seq[10:], rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="input size 1 and output size 1"):
+        R.forecast(kind, R.init_sequence_model(kind, 2, 3, 1), history, 2)
