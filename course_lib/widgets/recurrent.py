@@ -12,7 +12,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from course_lib import recurrent as R
-from course_lib._validation import check_option
 from course_lib.widgets.base import LiveFigure, link_controls, new_figure, panel
 
 __all__ = ["gradient_through_time_data", "gradient_through_time_widget", "lstm_gates_widget",
@@ -188,7 +187,3 @@ def lstm_gates_widget(params, xs, *, mask=None, input_labels=None, max_units=32)
 
     link_controls(controls, update)
     return panel(live, list(controls.values())), live, controls
-
-
-def _check_gate(gate):
-    return check_option(gate, "gate", tuple("ifgoch"))
