@@ -135,3 +135,15 @@ def test_race_trajectories_rejects_bad_grids(kwargs, match):
 def test_surface_value_unknown_name():
     with pytest.raises(ValueError, match="surface must be one of"):
         R.surface_value("ackley", 0.0, 0.0)
+
+
+def test_cached_surface_backgrounds_redraw_identically():
+    race = R.build_optimizer_race(steps=100)
+    first = race.live.image.value
+    race.controls["surface"].value = "saddle"
+    saddle_png = race.live.image.value
+    race.controls["surface"].value = "bowl"
+    race.controls["surface"].value = "rosenbrock"          # cached background, blitted
+    assert race.live.image.value == first
+    race.controls["surface"].value = "saddle"
+    assert race.live.image.value == saddle_png

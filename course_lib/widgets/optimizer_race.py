@@ -240,6 +240,7 @@ class OptimizerRace:
         self.image = ax.imshow(self.landscapes["rosenbrock"], extent=(*XLIM, *YLIM), origin="lower",
                                cmap="Greys_r", vmin=0, vmax=1.15, aspect="auto", interpolation="nearest")
         self._surface = "rosenbrock"
+        self._backgrounds = {}  # surface -> LiveFigure background (static landscape + axes)
         self.lines, self.heads, self.loss_lines = {}, {}, {}
         for i, (name, (label, _, _)) in enumerate(OPTIMIZERS.items()):
             (self.lines[name],) = ax.plot([], [], color=f"C{i}", lw=1.6, label=label)
@@ -251,6 +252,7 @@ class OptimizerRace:
         animated = [*self.lines.values(), *self.heads.values(), *self.loss_lines.values(),
                     self.start, self.minimum]
         self.live = LiveFigure(fig, animated=animated)
+        self._backgrounds["rosenbrock"] = self.live._background
 
     def update(self, surface: str, lr_plain: float, lr_adaptive: float, beta: float, steps: int):
         """Index the precomputed trajectories for these control values and blit."""
@@ -280,10 +282,16 @@ class OptimizerRace:
             rows.append(f"<tr><td><b style='color:{color}'>{label}</b></td><td>{hyper}</td>"
                         f"<td>{result}</td></tr>")
         self.values = values
-        if surface != self._surface:  # the landscape is static: a new surface needs one full draw
+        if surface != self._surface:  # the landscape is static: one full draw per surface, cached
             self._surface = surface
             self.image.set_data(self.landscapes[surface])
-            self.live.redraw()
+            cached = self._backgrounds.get(surface)
+            if cached is None:
+                self.live.redraw()
+                self._backgrounds[surface] = self.live._background
+            else:
+                self.live._background = cached
+                self.live.blit()
         else:
             self.live.blit()
         self.readout.value = (f"<b>after {k} steps</b> (minimum {fmin:g} at {minimum})"
