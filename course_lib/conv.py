@@ -15,8 +15,9 @@ Nothing here calls ``jax.lax.conv*`` or ``lax.reduce_window``: the forward pass 
 ``k_h*k_w`` shifted (strided, dilated) views of the input side by side ("im2col" built from slices,
 no index arrays) and does one matrix product. The backward pass is written by hand right below
 its forward (CS231n contract ``forward(...) -> (out, cache)``, ``backward(dout, cache) -> grads``)
-and is itself a convolution of the same kind: ``dw`` is patches^T @ dout, and ``dx`` is the
-stride-1 correlation of the stride-dilated, padded ``dout`` with the flipped, transposed kernel.
+and is itself a convolution of the same kind: ``dw`` is patches^T @ dout, and ``dx`` (the
+correlation of the stride-dilated, padded ``dout`` with the flipped, channel-swapped kernel) is
+computed as dout @ w^T sent back through the same slices (col2im).
 The differentiable functions (``conv2d``, ``max_pool2d``, ``avg_pool2d``) use that backward through
 ``jax.custom_vjp``, so ``jax.grad`` of a jitted network runs the same hand-written code.
 
@@ -183,22 +184,29 @@ def _conv_fwd(xp, w, stride, dilation):
 
 
 def _conv_bwd(p, w, g, xp_hw, stride, dilation):
-    """Gradients of the padded-input correlation: (dxp, dw). Itself a correlation:
+    """Gradients of the padded-input correlation: (dxp, dw).
 
-    dw[i, j, c, o] = sum_{n,y,x} patches[n, y, x, (i, j, c)] * g[n, y, x, o]
-    dxp = correlate(pad(dilate(g, stride), (k-1)*d), flip(w).swap(c, o), stride 1, dilation d)
+    dw[i, j, c, o] = sum_{n,y,x} patches[n, y, x, (i, j, c)] * g[n, y, x, o]   (patches^T @ g)
+    dpatches = g @ w^T, and each tap's column block goes back to the input positions it was read
+    from (col2im): tap (i, j) read xp[y*s + i*d, x*s + j*d], so its block is zero-padded by i*d
+    in front and spread out by the stride (s - 1 zeros between entries). The sum over taps is
+    the transpose of the forward correlation, i.e. the correlation of the stride-dilated ``g``
+    with the flipped kernel (channels swapped), computed without building its patches.
     """
     kh, kw, c, o = w.shape
     (sh, sw), (dh, dw_) = stride, dilation
     hp, wp = xp_hw
     _, ho, wo, _ = g.shape
-    dw = jnp.dot(p.reshape(-1, kh * kw * c).T, g.reshape(-1, o)).reshape(w.shape)
-    lo_h, lo_w = (kh - 1) * dh, (kw - 1) * dw_
-    gd = lax.pad(g, jnp.zeros((), g.dtype),
-                 [(0, 0, 0), (lo_h, hp - (ho - 1) * sh - 1, sh - 1),
-                  (lo_w, wp - (wo - 1) * sw - 1, sw - 1), (0, 0, 0)])
-    w_flip = jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2)          # (kh, kw, o, c)
-    dxp, _ = _conv_fwd(gd, w_flip, (1, 1), dilation)
+    g2 = g.reshape(-1, o)
+    dw = jnp.dot(p.reshape(-1, kh * kw * c).T, g2).reshape(w.shape)
+    dp = jnp.dot(g2, w.reshape(-1, o).T).reshape(g.shape[:3] + (kh * kw * c,))
+    zero = jnp.zeros((), g.dtype)
+    dxp = 0
+    for t in range(kh * kw):
+        i, j = divmod(t, kw)
+        dxp = dxp + lax.pad(dp[..., t * c:(t + 1) * c], zero,
+                            [(0, 0, 0), (i * dh, hp - i * dh - (ho - 1) * sh - 1, sh - 1),
+                             (j * dw_, wp - j * dw_ - (wo - 1) * sw - 1, sw - 1), (0, 0, 0)])
     return dxp, dw
 
 
@@ -296,8 +304,9 @@ def _conv2d_backward_core(g, p, w, x_shape, stride, pads, dilation):
 def conv2d_backward(dout, cache):
     """Backward of :func:`conv2d_forward`: returns ``(dx, dw, db)`` (``db`` is None without bias).
 
-    dw = patches^T @ dout; dx = correlation of the zero-dilated (by the stride) and padded dout
-    with the flipped kernel whose in/out channels are swapped; db = sum of dout over N, H, W.
+    dw = patches^T @ dout; dx = col2im(dout @ w^T), which equals the correlation of the
+    zero-dilated (by the stride) and padded dout with the flipped kernel whose in/out channels are
+    swapped; db = sum of dout over N, H, W.
     """
     dout = as_float_array(dout, "dout")
     want = cache["patches"].shape[:3] + (cache["w"].shape[3],)
@@ -658,11 +667,13 @@ def _xent(logits, y):
 
 def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, batch_size: int = 32,
               learning_rate: float = 3e-3, seed: int = 0, channels=(16, 32), params=None,
-              augment_shift: int = 0):
+              augment_shift: int = 0, cosine_decay: bool = True):
     """Train the CNN of :func:`init_cnn` with Adam (``course_lib.optim``) and cross-entropy.
 
     ``augment_shift > 0`` is data augmentation: every training image of every mini-batch is moved
     by a random offset of up to ``augment_shift`` pixels in each direction (zero fill).
+    ``cosine_decay``: the learning rate follows ``course_lib.schedules.cosine_decay`` down to 0
+    over all steps (so the last epochs settle instead of bouncing).
 
     One jitted training step per mini-batch (a Python loop over steps: ``lax.scan`` around a
     convolution is several times slower on CPU). Returns ``(params, history)`` where history has
@@ -684,7 +695,8 @@ def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, bat
     if params is None:
         params = init_cnn(seed, X_train.shape[3], n_classes, channels, image_hw=X_train.shape[1:3])
     params = jax.tree_util.tree_map(jnp.asarray, params)
-    opt, step = _make_train_step(float(learning_rate), int(augment_shift))
+    steps = epochs * (X_train.shape[0] // batch_size) if cosine_decay else 0
+    opt, step = _make_train_step(float(learning_rate), int(augment_shift), int(steps))
     state = opt.init(params)
     evaluate = _evaluate
     rng = np.random.default_rng(seed)
@@ -710,10 +722,11 @@ def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, bat
 
 
 @functools.lru_cache(maxsize=8)
-def _make_train_step(learning_rate, shift):
-    from course_lib import optim
+def _make_train_step(learning_rate, shift, decay_steps):
+    from course_lib import optim, schedules
 
-    opt = optim.adam(learning_rate)
+    lr = schedules.cosine_decay(learning_rate, decay_steps) if decay_steps else learning_rate
+    opt = optim.adam(lr)
 
     def crop(img, offset):
         return lax.dynamic_slice(img, (offset[0], offset[1], 0), (img.shape[0] - 2 * shift,
