@@ -161,7 +161,8 @@ class KernelEditor:
         lim = max(float(np.max(np.abs(self.output))), 1e-6)
         self.im_out.set_data(self.output)
         self.im_out.set_clim(-lim, lim)
-        self.range_text.set_text(f"output from {self.output.min():+.2f} to {self.output.max():+.2f}")
+        self.range_text.set_text(f"{preset}: output from {self.output.min():+.2f} to "
+                                 f"{self.output.max():+.2f}")
         if image != self._image_name:                    # a new image: static parts change too
             self._image_name = image
             self.im_in.set_data(img)
@@ -300,7 +301,12 @@ class FeatureExplorer:
     def update(self, image, layer, channel, dy, dx):
         m = self.maps[image]
         i, j = SHIFTS.index(dy), SHIFTS.index(dx)
-        c = min(channel, m[layer].shape[-1] - 1)
+        n_ch = m[layer].shape[-1]
+        if self.controls["channel"].max != n_ch - 1:      # the slider offers this layer's channels
+            self.controls["channel"].max = n_ch - 1       # (may clamp the value: a new update)
+            if channel > n_ch - 1:
+                return
+        c = channel
         fmap, ref = m[layer][i, j, :, :, c], m[layer][self._c0, self._c0, :, :, c]
         vmax = max(float(m[layer][..., c].max()), 1e-6)
         self.im_in.set_data(m["inputs"][i, j, :, :, 0])
