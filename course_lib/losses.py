@@ -149,9 +149,10 @@ def _bce(probs, targets, reduction):
 
 @partial(jax.jit, static_argnames="reduction")
 def _bce_logits(logits, targets, reduction):
-    # -[t log sigma(z) + (1-t) log(1 - sigma(z))] = softplus(z) - t z
-    #                                             = max(z, 0) - t z + log(1 + exp(-|z|))
-    loss = jnp.maximum(logits, 0.0) - targets * logits + jnp.log1p(jnp.exp(-jnp.abs(logits)))
+    # -[t log sigma(z) + (1-t) log(1 - sigma(z))] = softplus(z) - t z, with the stable
+    # softplus(z) = log(1 + e^z) = max(z, 0) + log(1 + e^-|z|) (jax.nn.softplus; its derivative
+    # is sigma(z) everywhere, also at the kink z = 0 of max and |.|)
+    loss = jax.nn.softplus(logits) - targets * logits
     return _reduce(loss, reduction)
 
 

