@@ -66,7 +66,9 @@ def render() -> str:
     unattributed = []
     for nb_path, head, anchor, text in boxes():
         body = text.replace("**Common misconception.**", "").strip()
-        link = f"[{nb_path.stem} › {head}](../notebooks/{nb_path.name}#{anchor.replace(' ', '-')})"
+        # parentheses in an anchor would end the Markdown link early: percent-encode them
+        target = anchor.replace(" ", "-").replace("(", "%28").replace(")", "%29")
+        link = f"[{nb_path.stem} › {head}](../notebooks/{nb_path.name}#{target})"
         docs = sorted({m.group(1) for m in _REF.finditer(body)})
         entry = f"- {body}\n  — demonstrated in {link}"
         for d in docs or []:
