@@ -28,13 +28,29 @@ def run(path: pathlib.Path, timeout: int) -> float:
     start = time.perf_counter()
     client.execute(cwd=str(path.parent))
     elapsed = time.perf_counter() - start
+    # Write the outputs into the file as it is *now*: an edit of Markdown cells made while the kernel
+    # ran (e.g. by another maintainer's tool) is kept; an edit of code cells makes the outputs stale.
+    current = nbformat.read(path, as_version=4)
+    code_now = [(c.get("id"), c.source) for c in current.cells if c.cell_type == "code"]
+    code_run = [(c.get("id"), c.source) for c in nb.cells if c.cell_type == "code"]
+    if code_now != code_run:
+        raise RuntimeError(f"{path}: its code cells changed while it ran; run it again")
+    executed = iter(c for c in nb.cells if c.cell_type == "code")
+    for cell in current.cells:
+        if cell.cell_type == "code":
+            ran = next(executed)
+            cell.outputs, cell.execution_count = ran.outputs, ran.execution_count
+            cell.metadata.pop("execution", None)
     # Stable metadata: no timings, the same kernelspec everywhere.
-    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
-    # nb.metadata["widgets"] (the widgets' state, stored by nbclient) is kept: JupyterLab shows the
-    # widgets before the kernel runs, and the static book (tools/build_book.py) embeds it.
-    for cell in nb.cells:
-        cell.metadata.pop("execution", None)
-    nbformat.write(nb, path)
+    current.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python",
+                                      "name": "python3"}
+    # The widgets' state (stored by nbclient) is kept: JupyterLab shows the widgets before the kernel
+    # runs, and the static book (tools/build_book.py) embeds it.
+    if "widgets" in nb.metadata:
+        current.metadata["widgets"] = nb.metadata["widgets"]
+    else:
+        current.metadata.pop("widgets", None)
+    nbformat.write(current, path)
     return elapsed
 
 
@@ -51,6 +67,9 @@ def main(argv=None) -> int:
             elapsed = run(path, args.timeout)
         except CellExecutionError as exc:
             print(f"FAILED {path}\n{exc}", file=sys.stderr)
+            return 1
+        except RuntimeError as exc:
+            print(f"FAILED {exc}", file=sys.stderr)
             return 1
         print(f"{path}: executed in {elapsed:.1f} s")
     return 0
