@@ -10,7 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from course_lib.widgets.base import LiveFigure, link_controls, new_figure, panel
+from course_lib.widgets.base import Explorer, LiveFigure, link_controls, new_figure, panel
 
 
 def decode(png):
@@ -159,3 +159,40 @@ def test_bad_arguments_raise():
         link_controls({"s": widgets.FloatSlider()}, 3)
     with pytest.raises(TypeError, match=r"controls\['s'\] must be an ipywidgets control with .value, got float"):
         link_controls({"s": 0.5}, lambda s: None)
+
+
+class _Scaler(Explorer):
+    """A minimal explorer: one slider scales a sine curve."""
+
+    def __init__(self, main=None):
+        fig, ax = new_figure()
+        self.x = np.linspace(0, 2 * np.pi, 50)
+        self.line, = ax.plot(self.x, np.sin(self.x))
+        ax.set_ylim(-3, 3)
+        self.live = LiveFigure(fig, animated=[self.line])
+        self.controls = {"scale": widgets.FloatSlider(value=1.0, min=0.0, max=3.0)}
+        if main is not None:
+            self.main_controls = main
+        self._connect()
+
+    def update(self, scale):
+        self.line.set_ydata(scale * np.sin(self.x))
+        self.readout.value = f"scale {scale:.2f}"
+        self.live.blit()
+
+
+def test_explorer_links_controls_builds_the_panel_and_displays():
+    ex = _Scaler()
+    assert ex.main_controls == ("scale",) and ex.readout.value == "scale 1.00"
+    before = ex.live.image.value
+    ex.controls["scale"].value = 2.5
+    assert ex.readout.value == "scale 2.50" and ex.live.image.value != before
+    np.testing.assert_allclose(ex.line.get_ydata(), 2.5 * np.sin(ex.x))
+    assert ex.widget.children[1] is ex.readout and ex.widget.children[2].children == (ex.live.image,)
+    bundle = ex._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+
+
+def test_explorer_rejects_unknown_main_controls():
+    with pytest.raises(ValueError, match=r"main_controls names unknown controls \['speed'\]"):
+        _Scaler(main=("speed",))

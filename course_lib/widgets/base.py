@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image as _PILImage
 
-__all__ = ["new_figure", "LiveFigure", "link_controls", "panel"]
+__all__ = ["new_figure", "LiveFigure", "link_controls", "panel", "Explorer"]
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, *, figsize=(8.0, 3.2), dpi: int = 80, **subplot_kw):
@@ -162,3 +162,40 @@ def panel(live: "LiveFigure | Iterable[LiveFigure]", controls: Iterable, *, read
         rows.append(readout)
     rows.append(widgets.HBox([f.image for f in figures]))
     return widgets.VBox(rows)
+
+
+class Explorer:
+    """Base of the course's widgets: named controls drive ``update(**values)``, shown above live figures.
+
+    A subclass builds ``self.controls`` (name -> ipywidgets control), its figure(s) and ``update``,
+    then calls :meth:`_connect`. That links the controls (running ``update`` once now), and builds
+    ``self.widget`` (controls, an optional HTML ``self.readout``, the figures). The object displays
+    itself in Jupyter. ``main_controls`` names the controls the benchmarks and the browser tests move
+    (see benchmarks/README.md's widget protocol).
+    """
+
+    controls: dict
+    main_controls: tuple = ()
+    live: "LiveFigure"
+    widget: object
+
+    def _connect(self, *, readout: bool = True, figures=None):
+        import ipywidgets as widgets
+
+        if readout and not hasattr(self, "readout"):
+            self.readout = widgets.HTML()
+        if not self.main_controls:
+            self.main_controls = tuple(self.controls)
+        unknown = [n for n in self.main_controls if n not in self.controls]
+        if unknown:
+            raise ValueError(f"main_controls names unknown controls {unknown}; known: {list(self.controls)}")
+        link_controls(self.controls, self.update)
+        self.widget = panel(self.live if figures is None else figures, list(self.controls.values()),
+                            readout=getattr(self, "readout", None) if readout else None)
+        return self.widget
+
+    def update(self, **values):  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
