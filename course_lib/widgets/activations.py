@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import LiveFigure, link_controls, new_figure, panel
+from .base import Explorer, LiveFigure, new_figure
 
 __all__ = ["WIDGETS", "ACTIVATIONS", "activation_curves", "build_activation_explorer", "ActivationExplorer"]
 
@@ -77,7 +77,7 @@ def activation_curves(x_grid, alphas) -> dict:
     return {name: (np.asarray(f), np.asarray(df)) for name, (f, df) in out.items()}
 
 
-class ActivationExplorer:
+class ActivationExplorer(Explorer):
     """The explorer's state: precomputed curves, controls, the live figure and the readout.
 
     Use :func:`build_activation_explorer` to make one. ``values`` holds the numbers the readout
@@ -118,11 +118,7 @@ class ActivationExplorer:
         self._shown = None
         self.readout = widgets.HTML()
         self._build_figure(x_range)
-        link_controls(self.controls, self.update)
-        self.widget = panel(self.live, list(self.controls.values()), readout=self.readout)
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        self._connect()
 
     def _build_figure(self, x_range: float):
         fig, (ax_f, ax_d) = new_figure(1, 2, figsize=(8.0, 3.2))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .activations import _grid
-from .base import LiveFigure, link_controls, new_figure, panel
+from .base import Explorer, LiveFigure, new_figure
 
 __all__ = ["WIDGETS", "LOSSES", "loss_curves", "build_loss_explorer", "LossExplorer"]
 
@@ -91,7 +91,7 @@ def loss_curves(p_grid, targets) -> dict:
     return {k: {kk: np.asarray(vv) for kk, vv in v.items()} for k, v in out.items()}
 
 
-class LossExplorer:
+class LossExplorer(Explorer):
     """The explorer's state: precomputed curves, controls, live figure, readout.
 
     Use :func:`build_loss_explorer`. ``values`` holds what the readout shows: for each selected
@@ -128,11 +128,7 @@ class LossExplorer:
         self._shown = None
         self.readout = widgets.HTML()
         self._build_figure()
-        link_controls(self.controls, self.update)
-        self.widget = panel(self.live, list(self.controls.values()), readout=self.readout)
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        self._connect()
 
     def _build_figure(self):
         fig, axes = new_figure(2, 2, figsize=(7.2, 5.0))
