@@ -31,9 +31,10 @@ import numpy as np
 from course_lib._validation import as_float_array, check_finite, check_ndim, check_option, check_positive
 
 __all__ = [
-    "BANDIT_STRATEGIES", "bandit_tables", "run_bandit", "reinforce_bandit_samples", "bandit_objective",
+    "BANDIT_STRATEGIES", "bandit_tables", "run_bandit", "bandit_experiment", "reinforce_bandit_samples", "bandit_objective",
     "GridWorld", "make_gridworld", "ACTIONS", "value_iteration", "policy_evaluation", "greedy_policy",
-    "shape_rewards", "reinforce_gridworld", "rollout_return",
+    "shape_rewards", "reinforce_gridworld", "rollout_return", "init_policy_network",
+    "policy_network_logits", "policy_table",
 ]
 
 BANDIT_STRATEGIES = ("greedy", "epsilon_greedy", "ucb")
@@ -64,40 +65,39 @@ def _means(means):
     return means
 
 
-@partial(jax.jit, static_argnums=(1, 2))
-def _bandit_tables(key, steps, n_arms):
-    k1, k2, k3 = jax.random.split(key, 3)
-    noise = jax.random.normal(k1, (steps, n_arms))
-    explore_u = jax.random.uniform(k2, (steps,))
-    explore_arm = jax.random.randint(k3, (steps,), 0, n_arms)
-    return noise, explore_u, explore_arm
-
-
-def bandit_tables(seed: int, steps: int, n_arms: int):
-    """All randomness of one bandit run, drawn up front: ``(noise, explore_u, explore_arm)``.
+def bandit_tables(seed: int, steps: int, n_arms: int, runs=None):
+    """All randomness of one bandit run, drawn up front with NumPy: ``(noise, explore_u, explore_arm)``.
 
     Reward at step t for arm a is ``means[a] + reward_std * noise[t, a]``; epsilon-greedy explores at
     step t when ``explore_u[t] < epsilon`` and then plays ``explore_arm[t]``. Drawing the tables first
     makes a run reproducible and lets a test replay it with an independent implementation.
+    With ``runs=R`` the tables of runs seed, seed+1, ..., seed+R-1 are stacked on a leading axis.
+    (NumPy, not jax.random: drawing in JAX would cost seconds of compilation for a few ms of work.)
     """
-    return _bandit_tables(jax.random.PRNGKey(_seed(seed)), _count(steps, "steps"), _count(n_arms, "n_arms", 2))
+    seed, steps, n_arms = _seed(seed), _count(steps, "steps"), _count(n_arms, "n_arms", 2)
+    if runs is not None:
+        tables = [bandit_tables(seed + k, steps, n_arms) for k in range(_count(runs, "runs"))]
+        return tuple(np.stack(parts) for parts in zip(*tables))
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((steps, n_arms))
+    explore_u = rng.random(steps)
+    explore_arm = rng.integers(0, n_arms, steps).astype(np.int32)
+    return noise, explore_u, explore_arm
 
 
-@partial(jax.jit, static_argnums=(1,))
-def _run_bandit(means, strategy, noise, explore_u, explore_arm, epsilon, c, reward_std):
+def _bandit_core(means, code, noise, explore_u, explore_arm, epsilon, c, reward_std):
+    """One bandit run; ``code`` = index of the strategy in BANDIT_STRATEGIES (traced, so one compile
+    serves every strategy: all three choices are computed, the code selects one)."""
     n_arms = means.shape[0]
 
     def step(carry, inputs):
         q, n = carry
         t, z, u, rand_arm = inputs
         greedy = jnp.argmax(q)
-        if strategy == "epsilon_greedy":
-            arm = jnp.where(u < epsilon, rand_arm, greedy)
-        elif strategy == "ucb":
-            bonus = c * jnp.sqrt(jnp.log(t + 1.0) / jnp.maximum(n, 1))
-            arm = jnp.where(jnp.any(n == 0), jnp.argmin(n), jnp.argmax(q + bonus))  # play each arm once
-        else:
-            arm = greedy
+        eps_arm = jnp.where(u < epsilon, rand_arm, greedy)
+        bonus = c * jnp.sqrt(jnp.log(t + 1.0) / jnp.maximum(n, 1))
+        ucb_arm = jnp.where(jnp.any(n == 0), jnp.argmin(n), jnp.argmax(q + bonus))  # play each arm once
+        arm = jnp.select([code == 1, code == 2], [eps_arm, ucb_arm], greedy)
         reward = means[arm] + reward_std * z[arm]
         n = n.at[arm].add(1)
         q = q.at[arm].add((reward - q[arm]) / n[arm])  # incremental sample mean
@@ -110,6 +110,18 @@ def _run_bandit(means, strategy, noise, explore_u, explore_arm, epsilon, c, rewa
     return {"actions": arms, "rewards": rewards, "regret": regret, "estimates": q, "counts": n}
 
 
+_run_bandit = jax.jit(_bandit_core)
+
+
+def _check_bandit_options(strategy, epsilon, c, reward_std):
+    check_option(strategy, "strategy", BANDIT_STRATEGIES)
+    check_positive(epsilon, "epsilon", allow_zero=True)
+    if float(epsilon) > 1:
+        raise ValueError(f"epsilon must be a probability in [0, 1], got {epsilon!r}")
+    check_positive(c, "c", allow_zero=True)
+    check_positive(reward_std, "reward_std", allow_zero=True)
+
+
 def run_bandit(means, strategy: str = "epsilon_greedy", *, steps: int = 1000, seed: int = 0,
                epsilon: float = 0.1, c: float = 2.0, reward_std: float = 1.0):
     """Play a Gaussian multi-armed bandit with one strategy.
@@ -119,16 +131,63 @@ def run_bandit(means, strategy: str = "epsilon_greedy", *, steps: int = 1000, se
     Q is the running sample mean: Q_a <- Q_a + (r - Q_a) / N_a.
     """
     means = _means(means)
-    check_option(strategy, "strategy", BANDIT_STRATEGIES)
-    check_positive(epsilon, "epsilon", allow_zero=True)
-    if float(epsilon) > 1:
-        raise ValueError(f"epsilon must be a probability in [0, 1], got {epsilon!r}")
-    check_positive(c, "c", allow_zero=True)
-    check_positive(reward_std, "reward_std", allow_zero=True)
+    _check_bandit_options(strategy, epsilon, c, reward_std)
     noise, u, arm = bandit_tables(seed, steps, means.shape[0])
     dt = means.dtype
-    return _run_bandit(means, strategy, noise.astype(dt), u.astype(dt), arm,
-                       jnp.asarray(epsilon, dt), jnp.asarray(c, dt), jnp.asarray(reward_std, dt))
+    return _run_bandit(means, jnp.int32(BANDIT_STRATEGIES.index(strategy)), jnp.asarray(noise, dt),
+                       jnp.asarray(u, dt), jnp.asarray(arm), jnp.asarray(epsilon, dt), jnp.asarray(c, dt), jnp.asarray(reward_std, dt))
+
+
+@jax.jit
+def _bandit_experiment(means, tables, codes, epsilons, cs, reward_std):
+    best = jnp.argmax(means)
+
+    def one_config(code, eps, c):
+        out = jax.vmap(lambda z, u, a: _bandit_core(means, code, z, u, a, eps, c, reward_std))(*tables)
+        return {"average_reward": out["rewards"].mean(axis=0),
+                "optimal_fraction": (out["actions"] == best).mean(axis=0, dtype=means.dtype),
+                "regret": out["regret"].mean(axis=0),
+                "final_regret": out["regret"][:, -1]}
+
+    return jax.lax.map(lambda args: one_config(*args), (codes, epsilons, cs))
+
+
+def bandit_experiment(means, strategies, *, epsilon=0.1, c=2.0, runs: int = 200, steps: int = 1000,
+                      seed: int = 0, reward_std: float = 1.0):
+    """Many independent runs of several bandit strategies, averaged: the curves of a bandit study.
+
+    ``strategies``: one name or a sequence of E names from :data:`BANDIT_STRATEGIES`; ``epsilon`` and
+    ``c``: one value or one per strategy (E,). Run k uses the random tables of ``seed + k``, so it is
+    exactly ``run_bandit(means, strategy, seed=seed + k, ...)``. Every configuration is computed by
+    one compiled call. Returns numpy arrays with a leading axis over the E configurations:
+    ``average_reward`` (E, steps): mean over runs of the reward at step t; ``optimal_fraction``
+    (E, steps): fraction of runs that played the best arm at step t; ``regret`` (E, steps): mean
+    cumulative regret sum_{s<=t} max(mu) - mu_{a_s}; ``final_regret`` (E, runs).
+    """
+    means = _means(means)
+    names = [strategies] if isinstance(strategies, str) else list(strategies)
+    if not names:
+        raise ValueError("strategies must name at least one strategy")
+    E = len(names)
+    eps = np.broadcast_to(np.asarray(epsilon, dtype=float), (E,)) if np.ndim(epsilon) == 0 or len(np.ravel(epsilon)) == E \
+        else None
+    cs = np.broadcast_to(np.asarray(c, dtype=float), (E,)) if np.ndim(c) == 0 or len(np.ravel(c)) == E else None
+    if eps is None or np.ndim(epsilon) > 1:
+        raise ValueError(f"epsilon must be one value or one per strategy ({E}), got shape {np.shape(epsilon)}")
+    if cs is None or np.ndim(c) > 1:
+        raise ValueError(f"c must be one value or one per strategy ({E}), got shape {np.shape(c)}")
+    for name, e, ci in zip(names, eps, cs):
+        if not (np.isfinite(e) and np.isfinite(ci)):
+            raise ValueError(f"epsilon and c must be finite, got epsilon={e!r}, c={ci!r}")
+        _check_bandit_options(name, e, ci, reward_std)
+    runs, steps, seed = _count(runs, "runs"), _count(steps, "steps"), _seed(seed)
+    dt = means.dtype
+    codes = jnp.asarray([BANDIT_STRATEGIES.index(n) for n in names], jnp.int32)
+    noise, u, arm = bandit_tables(seed, steps, means.shape[0], runs=runs)
+    tables = (jnp.asarray(noise, dt), jnp.asarray(u, dt), jnp.asarray(arm))
+    out = _bandit_experiment(means, tables, codes, jnp.asarray(eps, dt), jnp.asarray(cs, dt),
+                             jnp.asarray(reward_std, dt))
+    return {k: np.asarray(v) for k, v in out.items()}
 
 
 def bandit_objective(theta, means):
@@ -136,12 +195,9 @@ def bandit_objective(theta, means):
     return jnp.sum(jax.nn.softmax(theta) * means)
 
 
-@partial(jax.jit, static_argnums=(3,))
-def _reinforce_samples(theta, means, key, n_samples, reward_std, baseline):
-    k1, k2 = jax.random.split(key)
+@jax.jit
+def _reinforce_samples(theta, arms, rewards, baseline):
     probs = jax.nn.softmax(theta)
-    arms = jax.random.categorical(k1, theta, shape=(n_samples,))
-    rewards = means[arms] + reward_std * jax.random.normal(k2, (n_samples,), theta.dtype)
     # grad_theta log softmax(theta)_a = onehot(a) - pi  (written by hand, no autodiff)
     score = jax.nn.one_hot(arms, theta.shape[0], dtype=theta.dtype) - probs
     return (rewards - baseline)[:, None] * score
@@ -151,8 +207,9 @@ def reinforce_bandit_samples(theta, means, *, n_samples: int = 1000, seed: int =
                              reward_std: float = 1.0, baseline: float = 0.0):
     """Per-sample REINFORCE estimates of grad J(theta), shape (n_samples, n_arms).
 
-    Each row is (r - b) (onehot(a) - softmax(theta)) for one action a ~ pi_theta and reward r. Its
-    expectation is grad J(theta) for any constant baseline b (the baseline only changes variance).
+    Each row is (r - b) (onehot(a) - softmax(theta)) for one action a ~ pi_theta and reward
+    r ~ N(mu_a, reward_std^2). Its expectation is grad J(theta) for any constant baseline b (the
+    baseline only changes the variance). Actions and rewards are drawn with NumPy (seeded).
     """
     means = _means(means)
     theta = as_float_array(theta, "theta")
@@ -161,9 +218,17 @@ def reinforce_bandit_samples(theta, means, *, n_samples: int = 1000, seed: int =
     if theta.shape != means.shape:
         raise ValueError(f"theta must have one logit per arm, shape {means.shape}, got {theta.shape}")
     check_positive(reward_std, "reward_std", allow_zero=True)
+    if not np.isfinite(float(baseline)):
+        raise ValueError(f"baseline must be finite, got {baseline!r}")
+    n_samples = _count(n_samples, "n_samples")
+    rng = np.random.default_rng(_seed(seed))
+    t64 = np.asarray(theta, dtype=float)
+    probs = np.exp(t64 - t64.max())
+    cdf = np.cumsum(probs / probs.sum())
+    arms = np.minimum(np.searchsorted(cdf, rng.random(n_samples), side="right"), len(cdf) - 1)
+    rewards = np.asarray(means, dtype=float)[arms] + float(reward_std) * rng.standard_normal(n_samples)
     dt = theta.dtype
-    return _reinforce_samples(theta, means.astype(dt), jax.random.PRNGKey(_seed(seed)),
-                              _count(n_samples, "n_samples"), jnp.asarray(reward_std, dt),
+    return _reinforce_samples(theta, jnp.asarray(arms, jnp.int32), jnp.asarray(rewards, dt),
                               jnp.asarray(float(baseline), dt))
 
 
@@ -340,39 +405,83 @@ def rollout_return(world: GridWorld, policy, gamma: float = 0.95, *, episodes: i
     return total / episodes
 
 
-@partial(jax.jit, static_argnums=(0, 6))
-def _reinforce_train(logits_fn, params, P, R, terminal, keys, max_steps, start, gamma, lr):
-    """REINFORCE, one update per episode; episodes rolled out with lax.scan, masked after termination."""
+def _sample(probs, u):
+    """Inverse-CDF sampling: the first index whose cumulative probability reaches u in (0, 1]."""
+    return jnp.minimum(jnp.sum(jnp.cumsum(probs) < u), probs.shape[0] - 1)
 
-    def episode(params, key):
-        def step(carry, k):
+
+@partial(jax.jit, static_argnums=(0,))
+def _reinforce_train(logits_fn, params, P, R, terminal, uniforms, start, gamma, lr):
+    """REINFORCE, one update per episode; episodes rolled out with lax.scan, masked after termination.
+
+    ``uniforms`` (episodes, max_steps, 2) holds the random numbers (drawn with NumPy) that pick each
+    action and each next state, so no jax.random code has to be compiled.
+    """
+    max_steps = uniforms.shape[1]
+
+    def episode(params, u_episode):
+        def step(carry, u):
             s, done = carry
-            ka, ks = jax.random.split(k)
             logp = jax.nn.log_softmax(logits_fn(params, s))
-            a = jax.random.categorical(ka, logp)
-            s2 = jax.random.categorical(ks, jnp.log(P[s, a]))
+            a = _sample(jnp.exp(logp), u[0])
+            s2 = _sample(P[s, a], u[1])
             live = ~done
-            out = (jnp.where(live, R[s, a], 0.0), jnp.where(live, logp[a], 0.0), live)
+            out = (jnp.where(live, R[s, a], 0.0), jnp.where(live, logp[a], 0.0))
             return (s2, done | terminal[s2]), out
 
-        keys = jax.random.split(key, max_steps)
-        _, (rewards, logps, live) = jax.lax.scan(step, (start, terminal[start]), keys)
+        _, (rewards, logps) = jax.lax.scan(step, (start, terminal[start]), u_episode)
         # returns-to-go G_t = r_t + gamma G_{t+1}, by a reverse scan
         _, returns = jax.lax.scan(lambda g, r: (r + gamma * g, r + gamma * g), 0.0, rewards, reverse=True)
         discounts = gamma ** jnp.arange(max_steps)
         surrogate = jnp.sum(jax.lax.stop_gradient(discounts * returns) * logps)
         return surrogate, returns[0]
 
-    def update(params, key):
-        grads, ret = jax.grad(episode, has_aux=True)(params, key)
-        params = jax.tree_util.tree_map(lambda p, g: p + lr * g, params, grads)  # gradient *ascent*
+    def update(params, u_episode):
+        grads, ret = jax.grad(episode, has_aux=True)(params, u_episode)
+        params = jax.tree_util.tree_map(lambda p, g: (p + lr * g).astype(p.dtype), params, grads)  # *ascent*
         return params, ret
 
-    return jax.lax.scan(update, params, keys)
+    return jax.lax.scan(update, params, uniforms)
 
 
 def _tabular_logits(theta, s):
     return theta[s]
+
+
+def init_policy_network(n_states: int, hidden: int = 16, *, seed: int = 0, scale: float = 0.1):
+    """Weights of a small policy network, drawn with NumPy (no eager jax.random): a dict of float32
+    ``W1`` (S, H), ``b1`` (H,), ``W2`` (H, 4), ``b2`` (4,), W ~ N(0, scale^2), biases 0."""
+    n_states, hidden = _count(n_states, "n_states"), _count(hidden, "hidden")
+    check_positive(scale, "scale", allow_zero=True)
+    rng = np.random.default_rng(_seed(seed))
+    return {"W1": (scale * rng.normal(size=(n_states, hidden))).astype(np.float32),
+            "b1": np.zeros(hidden, np.float32),
+            "W2": (scale * rng.normal(size=(hidden, 4))).astype(np.float32),
+            "b2": np.zeros(4, np.float32)}
+
+
+def policy_network_logits(params, s):
+    """Logits of the policy network for state index s: tanh(onehot(s) W1 + b1) W2 + b2, shape (4,).
+
+    onehot(s) W1 is row s of W1, so the first layer is a lookup. Pass this function as
+    ``logits_fn`` to :func:`reinforce_gridworld`.
+    """
+    h = jnp.tanh(params["W1"][s] + params["b1"])
+    return h @ params["W2"] + params["b2"]
+
+
+@partial(jax.jit, static_argnums=(0, 2))
+def _policy_table(logits_fn, params, n_states):
+    return jax.nn.softmax(jax.vmap(lambda s: logits_fn(params, s))(jnp.arange(n_states)), axis=-1)
+
+
+def policy_table(world: GridWorld, params, logits_fn=None):
+    """pi(a | s) for every state, shape (S, 4): softmax of the policy's logits (tabular by default)."""
+    world = _world(world)
+    logits_fn = _tabular_logits if logits_fn is None else logits_fn
+    if not callable(logits_fn):
+        raise TypeError("logits_fn must be callable as logits_fn(params, state) -> (4,) logits")
+    return np.asarray(_policy_table(logits_fn, params, len(world.cells)), dtype=float)
 
 
 def reinforce_gridworld(world: GridWorld, gamma: float = 0.95, *, episodes: int = 500,
@@ -399,7 +508,7 @@ def reinforce_gridworld(world: GridWorld, gamma: float = 0.95, *, episodes: int 
     dtype = jnp.result_type(float)
     P, R = jnp.asarray(world.P, dtype), jnp.asarray(world.R, dtype)
     terminal = jnp.asarray(world.terminal)
-    keys = jax.random.split(jax.random.PRNGKey(_seed(seed)), episodes)
-    params, returns = _reinforce_train(logits_fn, params, P, R, terminal, keys, max_steps,
-                                       world.start, gamma, learning_rate)
+    uniforms = 1.0 - np.random.default_rng(_seed(seed)).random((episodes, max_steps, 2))  # in (0, 1]
+    params, returns = _reinforce_train(logits_fn, params, P, R, terminal, jnp.asarray(uniforms, dtype),
+                                       world.start, jnp.asarray(gamma, dtype), jnp.asarray(learning_rate, dtype))
     return params, np.asarray(returns)

@@ -46,6 +46,26 @@ def test_bandit_equals_loop_reference(strategy):
     np.testing.assert_allclose(np.asarray(out["regret"]), regret, rtol=1e-12)
 
 
+def test_bandit_experiment_averages_the_loop_reference_over_runs():
+    means = np.array([0.2, -0.5, 0.9, 0.4])
+    strategies = ["greedy", "epsilon_greedy", "epsilon_greedy", "ucb"]
+    eps, cs = [0.0, 0.1, 0.3, 0.0], [2.0, 2.0, 2.0, 1.0]
+    out = rl.bandit_experiment(means, strategies, epsilon=eps, c=cs, runs=6, steps=150, seed=4, reward_std=0.5)
+    noise, u, arm = rl.bandit_tables(4, 150, 4, runs=6)
+    for e, (name, ep, c) in enumerate(zip(strategies, eps, cs)):
+        runs = [numpy_bandit(means, name, noise[k], u[k], arm[k], ep, c, 0.5)[0] for k in range(6)]
+        arms = np.array(runs)                                   # (runs, steps)
+        rewards = means[arms] + 0.5 * np.take_along_axis(noise, arms[..., None], axis=2)[..., 0]
+        regret = np.cumsum(means.max() - means[arms], axis=1)
+        np.testing.assert_allclose(out["average_reward"][e], rewards.mean(axis=0), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(out["optimal_fraction"][e], (arms == 2).mean(axis=0))
+        np.testing.assert_allclose(out["regret"][e], regret.mean(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(out["final_regret"][e], regret[:, -1], rtol=1e-12)
+    # run k of the experiment is run_bandit with seed + k
+    single = rl.run_bandit(means, "ucb", steps=150, seed=4 + 3, c=1.0, reward_std=0.5)
+    assert float(single["regret"][-1]) == pytest.approx(out["final_regret"][3, 3], rel=1e-12)
+
+
 def test_exploration_beats_pure_greedy_on_average():
     means = np.array([0.0, 0.3, 0.6, 1.0, 0.8])
     final = {s: np.mean([float(rl.run_bandit(means, s, steps=1000, seed=k)["regret"][-1]) for k in range(20)])
@@ -131,6 +151,44 @@ def test_reinforce_surrogate_gradient_equals_hand_formula():
     np.testing.assert_allclose(np.asarray(auto[0]), np.asarray(hand), rtol=1e-12)
 
 
+def test_reinforce_rollouts_sample_the_mdp():
+    # With a negligible learning rate the policy stays uniform, so the mean episode return is a
+    # Monte-Carlo estimate of the exact value of the uniform policy from the start state.
+    world = rl.make_gridworld(LAYOUT, slip=0.2)
+    _, returns = rl.reinforce_gridworld(world, 0.8, episodes=6000, learning_rate=1e-12, max_steps=120, seed=3)
+    exact = rl.policy_evaluation(world, np.full((len(world.cells), 4), 0.25), 0.8)[world.start]
+    stderr = returns.std(ddof=1) / np.sqrt(len(returns))
+    assert abs(returns.mean() - exact) < 4.5 * stderr, (returns.mean(), exact, stderr)
+
+
+def test_policy_network_and_policy_table_equal_numpy_formulas():
+    world = rl.make_gridworld(LAYOUT)
+    params = rl.init_policy_network(len(world.cells), 8, seed=1, scale=0.7)
+    assert {k: v.shape for k, v in params.items()} == {"W1": (11, 8), "b1": (8,), "W2": (8, 4), "b2": (4,)}
+    params["b1"] = np.linspace(-0.5, 0.5, 8).astype(np.float32)
+    table = rl.policy_table(world, params, rl.policy_network_logits)
+    onehot = np.eye(11)
+    logits = np.tanh(onehot @ params["W1"].astype(float) + params["b1"]) @ params["W2"].astype(float) + params["b2"]
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(table, probs / probs.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-7)
+    theta = np.random.default_rng(0).normal(size=(11, 4))
+    e = np.exp(theta)
+    np.testing.assert_allclose(rl.policy_table(world, theta), e / e.sum(axis=1, keepdims=True), rtol=1e-12)
+
+
+def test_reinforce_with_a_policy_network_improves_the_return():
+    world = rl.make_gridworld(LAYOUT)
+    params = rl.init_policy_network(len(world.cells), 16, seed=0)
+    trained, returns = rl.reinforce_gridworld(world, 0.9, episodes=600, learning_rate=0.2, seed=0,
+                                              params=params, logits_fn=rl.policy_network_logits)
+    before = rl.policy_evaluation(world, rl.policy_table(world, params, rl.policy_network_logits), 0.9)
+    after = rl.policy_evaluation(world, rl.policy_table(world, trained, rl.policy_network_logits), 0.9)
+    V, _, _ = rl.value_iteration(world, 0.9)
+    assert after[world.start] > before[world.start] + 0.3
+    assert after[world.start] > V[world.start] - 0.1
+    assert returns[-100:].mean() > returns[:100].mean()
+
+
 def test_reinforce_learns_to_reach_the_goal():
     world = rl.make_gridworld(LAYOUT)
     theta, returns = rl.reinforce_gridworld(world, 0.9, episodes=400, learning_rate=0.5, seed=0)
@@ -155,6 +213,22 @@ def test_bad_inputs():
         rl.run_bandit([0.1, 0.2], steps=0)
     with pytest.raises(TypeError, match="seed"):
         rl.run_bandit([0.1, 0.2], seed=1.5)
+    with pytest.raises(ValueError, match="strategy"):
+        rl.bandit_experiment([0.1, 0.2], ["ucb", "boltzmann"])
+    with pytest.raises(ValueError, match="epsilon"):
+        rl.bandit_experiment([0.1, 0.2], ["ucb", "greedy"], epsilon=[0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match="epsilon"):
+        rl.bandit_experiment([0.1, 0.2], "epsilon_greedy", epsilon=-0.1)
+    with pytest.raises(ValueError, match="c must"):
+        rl.bandit_experiment([0.1, 0.2], ["ucb"], c=[1.0, 2.0])
+    with pytest.raises(ValueError, match="runs"):
+        rl.bandit_experiment([0.1, 0.2], "ucb", runs=0)
+    with pytest.raises(ValueError, match="baseline"):
+        rl.reinforce_bandit_samples(jnp.zeros(2), jnp.zeros(2), baseline=float("nan"))
+    with pytest.raises(ValueError, match="hidden"):
+        rl.init_policy_network(5, 0)
+    with pytest.raises(TypeError, match="logits_fn"):
+        rl.policy_table(world_for_errors := rl.make_gridworld(["S.G"]), np.zeros((3, 4)), logits_fn=3)
     with pytest.raises(ValueError, match="theta"):
         rl.reinforce_bandit_samples(jnp.zeros(3), jnp.zeros(2))
     with pytest.raises(ValueError, match="layout"):
