@@ -31,7 +31,7 @@ from course_lib.losses import binary_cross_entropy_with_logits
 __all__ = [
     "init_autoencoder", "encode", "decode_logits", "decode", "autoencoder_loss", "corrupt",
     "init_vae", "vae_encode", "reparameterize", "kl_standard_normal", "vae_loss",
-    "fit_autoencoder",
+    "fit_autoencoder", "pca", "pca_reconstruct", "fit_linear_autoencoder", "linear_autoencoder_apply",
 ]
 
 _CORRUPTIONS = ("gaussian", "mask")
@@ -173,10 +173,12 @@ def _epoch_batches(n, batch_size, key):
 
 
 @partial(jax.jit, static_argnums=(0, 4, 6, 7))
-def _fit_epochs(kind, params, opt_state, X, batch_size, key_and_noise, opt, activation_beta):
-    """All epochs in one compiled call: lax.scan over epochs of lax.scan over minibatches."""
-    activation, beta, noise_amount = activation_beta
-    keys = key_and_noise
+def _fit_epochs(kind, params, opt_state, X, batch_size, keys, opt, activation, beta, noise):
+    """All epochs in one compiled call: lax.scan over epochs of lax.scan over minibatches.
+
+    ``kind`` is "ae" (plain and denoising: ``noise`` is a traced std, 0 = plain) or "vae"; ``beta``
+    and ``noise`` are traced, so a sweep over them reuses one compilation.
+    """
 
     def loss_fn(p, xb, k):
         if kind == "vae":
@@ -184,9 +186,8 @@ def _fit_epochs(kind, params, opt_state, X, batch_size, key_and_noise, opt, acti
             eps = jax.random.normal(k, (xb.shape[0], latent), xb.dtype)
             loss, parts = vae_loss(p, xb, eps, activation, beta)
             return loss, jnp.stack([parts["recon"], parts["kl"]])
-        inp = xb
-        if kind == "dae":
-            inp = jnp.clip(xb + noise_amount * jax.random.normal(k, xb.shape, xb.dtype), 0.0, 1.0)
+        noisy = jnp.clip(xb + noise * jax.random.normal(k, xb.shape, xb.dtype), 0.0, 1.0)
+        inp = jnp.where(noise > 0, noisy, xb)
         loss = jnp.mean(_recon_per_sample(
             decode_logits(p, encode(p, inp, activation), activation), xb))
         return loss, jnp.stack([loss, jnp.zeros_like(loss)])
@@ -209,14 +210,37 @@ def _fit_epochs(kind, params, opt_state, X, batch_size, key_and_noise, opt, acti
     return params, opt_state, history
 
 
+def _check_model(params, kind, d):
+    """The encoder/decoder widths must fit the kind and the data width ``d``."""
+    try:
+        enc, dec = layers.check_mlp_params(params["encoder"]), layers.check_mlp_params(params["decoder"])
+    except (KeyError, TypeError, IndexError) as err:
+        raise ValueError("params must be a dict with MLPs 'encoder' and 'decoder' "
+                         "(from init_autoencoder or init_vae)") from err
+    code = dec[0]
+    want = 2 * code if kind == "vae" else code
+    if enc[-1] != want:
+        maker = "init_vae" if kind == "vae" else "init_autoencoder"
+        raise ValueError(f"params must come from {maker} for kind={kind!r}: the encoder outputs {enc[-1]} "
+                         f"numbers, expected {want} for a decoder that takes {code}")
+    if enc[0] != d or dec[-1] != d:
+        raise ValueError(f"X must have {enc[0]} columns like the encoder's input, got {d}")
+
+
 def fit_autoencoder(params, X, *, kind: str = "ae", epochs: int = 20, batch_size: int = 64,
                     learning_rate: float = 1e-3, seed: int = 0, activation: str = "relu",
                     beta: float = 1.0, noise: float = 0.3):
     """Train an autoencoder (``kind="ae"``), denoising autoencoder (``"dae"``, Gaussian noise of std
-    ``noise``) or VAE (``"vae"``, params from :func:`init_vae`) with Adam, all epochs in one jitted call.
+    ``noise``, clipped to [0, 1]) or VAE (``"vae"``, params from :func:`init_vae`, KL weight ``beta``)
+    with Adam, all epochs in one jitted call. Each epoch visits a fresh random permutation in
+    ``len(X) // batch_size`` full minibatches.
 
-    Returns ``(params, history)``; history is (epochs, 2): per epoch, mean (recon, kl) for a VAE and
-    (loss, 0) otherwise.
+    One compilation serves "ae" and "dae" (and any ``noise``), one serves "vae" (any ``beta``), per
+    architecture and batch size: sweeping ``beta``, ``noise``, ``seed`` or ``epochs``... only
+    ``epochs`` changes a shape, so keep it fixed in a sweep.
+
+    Returns ``(params, history)``; history is (epochs, 2): per epoch, mean (recon, kl) over the
+    minibatches for a VAE and (loss, 0) otherwise.
     """
     check_option(kind, "kind", ("ae", "dae", "vae"))
     X = _x(X, "X")
@@ -226,10 +250,16 @@ def fit_autoencoder(params, X, *, kind: str = "ae", epochs: int = 20, batch_size
     if batch_size > X.shape[0]:
         raise ValueError(f"batch_size must be at most the number of samples {X.shape[0]}, got {batch_size}")
     check_positive(learning_rate, "learning_rate")
+    check_positive(beta, "beta", allow_zero=True)
+    check_positive(noise, "noise", allow_zero=True)
+    layers._check_activation(activation)
+    _check_model(params, kind, X.shape[1])
     opt = _adam_cache(float(learning_rate), 0.9)
     keys = jax.random.split(jax.random.PRNGKey(_seed(seed)), int(epochs))
-    params, _, history = _fit_epochs(kind, params, opt.init(params), X, int(batch_size), keys, opt,
-                                     (activation, float(beta), float(noise)))
+    noise = float(noise) if kind == "dae" else 0.0
+    params, _, history = _fit_epochs("vae" if kind == "vae" else "ae", params, opt.init(params), X,
+                                     int(batch_size), keys, opt, activation,
+                                     jnp.asarray(beta, X.dtype), jnp.asarray(noise, X.dtype))
     return params, np.asarray(history)
 
 
@@ -239,3 +269,92 @@ _ADAMS: dict = {}
 def _adam_cache(lr, b1):
     """One optimizer object per hyper-parameters, so jit's static-argument cache hits on re-runs."""
     return _ADAMS.setdefault((lr, b1), optim.adam(lr, b1=b1))
+
+
+# ------------------------------------------------------------------- PCA: the linear autoencoder
+@partial(jax.jit, static_argnums=1)
+def _pca(X, k):
+    mean = X.mean(axis=0)
+    _, s, vt = jnp.linalg.svd(X - mean, full_matrices=False)
+    # sign convention: the largest-magnitude entry of each component is positive
+    signs = jnp.sign(vt[jnp.arange(vt.shape[0]), jnp.argmax(jnp.abs(vt), axis=1)])
+    vt = vt * signs[:, None]
+    return mean, vt[:k], (s ** 2 / (X.shape[0] - 1))[:k]
+
+
+def pca(X, k: int):
+    """Principal component analysis from the SVD of the centred data, X - mean = U S V^T.
+
+    Returns ``{"mean": (d,), "components": (k, d), "explained_variance": (k,)}``: the top-k right
+    singular vectors (orthonormal rows, each with its largest-magnitude entry made positive) and the
+    variances S^2 / (N - 1) along them. The best rank-k reconstruction in squared error (Eckart-Young)
+    is ``mean + (X - mean) V_k^T V_k``: a linear autoencoder with encoder V_k^T and decoder V_k.
+    """
+    X = _x(X, "X")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= min(X.shape):
+        raise ValueError(f"k must be an int in [1, min(X.shape) = {min(X.shape)}], got {k!r}")
+    mean, comps, var = _pca(X, int(k))
+    return {"mean": mean, "components": comps, "explained_variance": var}
+
+
+@jax.jit
+def _pca_reconstruct(mean, comps, X):
+    return mean + ((X - mean) @ comps.T) @ comps
+
+
+def pca_reconstruct(model, X):
+    """Project onto the principal subspace and back: mean + (X - mean) V_k^T V_k, shape of X."""
+    X = _x(X, "X")
+    if not isinstance(model, dict) or not {"mean", "components"} <= set(model):
+        raise ValueError("model must be the dict returned by pca() (keys 'mean', 'components')")
+    if X.shape[1] != model["components"].shape[1]:
+        raise ValueError(f"X must have {model['components'].shape[1]} columns like the PCA model, got {X.shape[1]}")
+    return _pca_reconstruct(model["mean"], model["components"], X)
+
+
+@partial(jax.jit, static_argnums=(1, 2, 3))
+def _fit_linear_ae(X, k, steps, opt, W0):
+    d = X.shape[1]
+    params = {"W_enc": W0[:, :k], "b_enc": jnp.zeros(k, X.dtype),
+              "W_dec": W0[:, k:].T, "b_dec": jnp.zeros(d, X.dtype)}
+
+    def loss(p):
+        z = X @ p["W_enc"] + p["b_enc"]
+        return jnp.mean(jnp.sum((z @ p["W_dec"] + p["b_dec"] - X) ** 2, axis=1))
+
+    def step(carry, _):
+        p, s = carry
+        value, grads = jax.value_and_grad(loss)(p)
+        updates, s = opt.update(grads, s, p)
+        return (optim.apply_updates(p, updates), s), value
+
+    (params, _), history = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
+    return params, history
+
+
+def fit_linear_autoencoder(X, k: int, *, steps: int = 2000, learning_rate: float = 1e-2, seed: int = 0):
+    """A linear autoencoder x_hat = (x W_enc + b_enc) W_dec + b_dec with a k-wide code, trained by
+    full-batch Adam on the mean over samples of the squared error summed over features.
+
+    Its optimum spans the same subspace as the top-k principal components (Baldi & Hornik 1989), but
+    W_dec's rows need not be the components themselves: any invertible k x k mixing of the code gives
+    the same reconstruction. Returns ``(params, history)`` with the per-step loss (steps,).
+    """
+    X = _x(X, "X")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= X.shape[1]:
+        raise ValueError(f"k must be an int in [1, {X.shape[1]}], got {k!r}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    check_positive(learning_rate, "learning_rate")
+    d = X.shape[1]
+    W0 = np.random.default_rng(_seed(seed)).normal(0.0, 1.0 / np.sqrt(d), (d, 2 * int(k))).astype(X.dtype)
+    params, history = _fit_linear_ae(X, int(k), int(steps), _adam_cache(float(learning_rate), 0.9), W0)
+    return params, np.asarray(history)
+
+
+def linear_autoencoder_apply(params, X):
+    """Reconstruction (x W_enc + b_enc) W_dec + b_dec of :func:`fit_linear_autoencoder`'s model."""
+    X = _x(X, "X")
+    if X.shape[1] != params["W_enc"].shape[0]:
+        raise ValueError(f"X must have {params['W_enc'].shape[0]} columns, got {X.shape[1]}")
+    return (X @ params["W_enc"] + params["b_enc"]) @ params["W_dec"] + params["b_dec"]
