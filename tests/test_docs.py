@@ -42,6 +42,9 @@ def test_every_errata_and_glossary_link_resolves_to_a_heading():
 
 
 def test_glossary_terms_are_the_documents_terms_and_the_notebooks_use_them():
+    """Every linked term occurs in the source documents and is written in the section it links to."""
+    import build_glossary
+
     rows = glossary_rows()
     assert rows
     seeds = "".join(p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt"))) if SEEDS.exists() else None
@@ -52,6 +55,64 @@ def test_glossary_terms_are_the_documents_terms_and_the_notebooks_use_them():
         assert en and re.search(r"[A-Za-z]", en), f"glossary: {zh} has no English term"
         if seeds is not None:
             assert zh in seeds, f"glossary term {zh} does not occur in the source documents"
-        nb_name, _ = LINK.search(link).groups()
-        nb_text = (ROOT / "notebooks" / nb_name).read_text(encoding="utf-8")
-        assert zh in nb_text, f"{nb_name} (linked for {zh}) never writes the term {zh}"
+        nb_name, anchor = LINK.search(link).groups()
+        secs = [s for s in build_glossary.sections(ROOT / "notebooks" / nb_name) if s.anchor == normalise(anchor)]
+        assert secs, f"glossary: {zh} links to no heading #{anchor} of {nb_name}"
+        assert any(zh in s.text for s in secs), f"{nb_name} section #{anchor} (linked for {zh}) never writes {zh}"
+
+
+def test_glossary_is_generated_from_its_term_list():
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "build_glossary.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_glossary_lists_every_term_of_the_list_once_and_every_document_term_exists():
+    import build_glossary
+
+    terms = build_glossary.read_terms()
+    text = (ROOT / "docs" / "glossary.md").read_text(encoding="utf-8")
+    first_cells = [line.split("|")[1].strip() for line in text.splitlines()
+                   if line.startswith("| ") and re.search(r"[\u4e00-\u9fff]", line.split("|")[1])
+                   and not line.startswith("| 中文")]
+    assert sorted(first_cells) == sorted(t.chinese for t in terms)
+    seeds = "".join(p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt"))) if SEEDS.exists() else None
+    for t in terms:
+        if seeds is not None:
+            assert t.chinese in seeds, f"glossary_terms.tsv line {t.line}: {t.chinese} is not in the source documents"
+        if t.notebook == "-":
+            assert t.note.lower().startswith("not"), f"{t.chinese}: a term the course does not teach needs a note"
+    # chapters 00-11 exist: each of their terms must be linked (resolve raises if it is not where the list says)
+    for t in terms:
+        if t.notebook != "-" and t.notebook[:2] not in build_glossary.CHAPTERS:
+            kind, sec = build_glossary.resolve(t)
+            assert kind == "taught" and t.chinese in sec.text
+
+
+def test_glossary_tool_rejects_a_term_that_is_not_where_the_list_says(tmp_path):
+    import pytest
+
+    import build_glossary
+
+    good = build_glossary.Term("感知机", "perceptron", "01_what_is_deep_learning", "3. The perceptron", "", 2)
+    assert build_glossary.resolve(good)[0] == "taught"
+    with pytest.raises(ValueError, match="does not write the term"):
+        build_glossary.resolve(good.__class__(**{**good.__dict__, "heading": "2. The workflow: train, validation, test"}))
+    with pytest.raises(ValueError, match="has no heading"):
+        build_glossary.resolve(good.__class__(**{**good.__dict__, "heading": "99. No such section"}))
+    with pytest.raises(ValueError, match="does not exist"):
+        build_glossary.resolve(good.__class__(**{**good.__dict__, "notebook": "07_no_such_notebook"}))
+    coming = build_glossary.Term("强化学习", "reinforcement learning", "14_not_written_yet", "", "", 3)
+    assert build_glossary.resolve(coming) == ("coming", None)
+    bad = tmp_path / "terms.tsv"
+    header = "\t".join(build_glossary.COLUMNS)
+    bad.write_text(header + "\n感知机\tperceptron\t-\t\t\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="note must say why"):
+        build_glossary.read_terms(bad)
+    bad.write_text(header + "\n感知机\tperceptron\t-\t\tnot taught\n感知机\tperceptron\t-\t\tnot taught\n",
+                   encoding="utf-8")
+    with pytest.raises(ValueError, match="listed twice"):
+        build_glossary.read_terms(bad)
+    bad.write_text(header + "\nperceptron\tperceptron\t-\t\tnot taught\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="no Chinese character"):
+        build_glossary.read_terms(bad)
