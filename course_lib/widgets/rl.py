@@ -39,7 +39,7 @@ SLIP = 0.2
 #: Shaping options: key -> label.
 SHAPINGS = {"none": "no shaping",
             "potential": "potential: Phi = -k * distance to goal",
-            "naive": "naive: +k for entering the cell right of S"}
+            "naive": "naive: +k for each step that ends in the cell right of S"}
 STRENGTHS = np.round(np.arange(0.0, 2.0001, 0.1), 1)
 #: (row, column) of the naive bonus cell.
 BONUS_CELL = (2, 1)
