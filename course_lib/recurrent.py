@@ -378,15 +378,17 @@ def _rnn_backward_core(dout, dh_last, cache, activation):
     """
     xs, h0, W_xh, W_hh, hs, pre, mask = cache
     _, phi_grad = activations.get(activation)
+    slopes = phi_grad(pre)                               # phi'(a_t) for all steps, before the loop
+    W_hhT = W_hh.T
 
     def step(dh_next, inp):
-        d_out, a, m = inp
+        d_out, slope, m = inp
         dh = dh_next + (d_out if m is None else m[:, None] * d_out)
-        da = phi_grad(a) * (dh if m is None else m[:, None] * dh)
-        dh_prev = da @ W_hh.T + (0.0 if m is None else (1.0 - m[:, None]) * dh)
+        da = slope * (dh if m is None else m[:, None] * dh)
+        dh_prev = da @ W_hhT + (0.0 if m is None else (1.0 - m[:, None]) * dh)
         return dh_prev, da
 
-    dh0, das = lax.scan(step, dh_last, (dout, pre, mask), reverse=True)
+    dh0, das = lax.scan(step, dh_last, (dout, slopes, mask), reverse=True)
     h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
     dW_xh = jnp.einsum("tbd,tbh->dh", xs, das)
     dW_hh = jnp.einsum("tbk,tbh->kh", h_prev, das)
@@ -524,48 +526,71 @@ def rnn_backward(dhs, cache):
 
 
 # =========================================================================== LSTM layer
+def _gate_scale(blocks, hidden, dtype):
+    """Per-column factors s for gate blocks ``blocks`` ("s" sigmoid, "t" tanh; "ssts" for the
+    LSTM): 1/2 on sigmoid columns, 1 on tanh ones. Then ``s * tanh(s * z) + (1 - s)`` is
+    ``sigma(z) = (1 + tanh(z / 2)) / 2`` (the same function) on the sigmoid columns and ``tanh(z)``
+    on the others: all gates of a step in *one* elementwise pass."""
+    return jnp.asarray(np.repeat([0.5 if k == "s" else 1.0 for k in blocks], hidden), dtype)
+
+
 def _lstm_forward_core(xs, h0, c0, W_x, W_h, b, mask):
-    zx = xs @ W_x + b                                    # (T, B, 4H) in one product
+    """Time-major (T, B, D) LSTM. Fast form of the gate equations: the factors s of
+    ``_gate_scale`` are folded into the weights once, so each step is one product
+    ``h @ (W_h s)``, one tanh over all 4H columns, and the cell update."""
+    hidden = W_h.shape[0]
+    s = _gate_scale("ssts", hidden, xs.dtype)
+    zx = xs @ (W_x * s) + b * s                          # (T, B, 4H) in one product
+    W_hs = W_h * s
 
     def step(carry, inp):
         h, c = carry
         z_x, m = inp
-        i, f, g, o, c_new, h_new = _lstm_gates_from(z_x + h @ W_h, c)
+        a = s * jnp.tanh(z_x + h @ W_hs) + (1.0 - s)     # (i, f, g, o) side by side
+        i, f, g, o = (a[:, k * hidden:(k + 1) * hidden] for k in range(4))
+        c_new = f * c + i * g
+        h_new = o * jnp.tanh(c_new)
         h_new, c_new = _keep(m, h_new, h), _keep(m, c_new, c)
-        return (h_new, c_new), (h_new, c_new, jnp.concatenate([i, f, g, o], axis=-1))
+        return (h_new, c_new), (h_new, c_new, a)
 
-    (h_last, c_last), (hs, cs, gates) = lax.scan(step, (h0, c0), (zx, mask))
+    (h_last, c_last), (hs, cs, acts) = lax.scan(step, (h0, c0), (zx, mask))
     out = hs if mask is None else hs * mask[..., None]
-    return out, h_last, c_last, (xs, h0, c0, W_x, W_h, hs, cs, gates, mask)
+    return out, h_last, c_last, (xs, h0, c0, W_x, W_h, hs, cs, acts, mask)
 
 
 def _lstm_backward_core(dout, dh_last, dc_last, cache):
-    """Reverse-time scan of the LSTM: per step only the gate gradients dz_t (B, 4H) and one
-    product with W_h^T; the weight gradients are summed over all steps after the loop."""
-    xs, h0, c0, W_x, W_h, hs, cs, gates, mask = cache
+    """Reverse-time scan of the LSTM. Everything that does not depend on the gradient flowing
+    back (gate derivatives, tanh(c_t)) is computed for all steps at once before the loop; a step
+    then only forms dz_t (B, 4H) and one product dz_t W_h^T. The weight gradients are summed over
+    all steps after the loop, as single products."""
+    xs, h0, c0, W_x, W_h, hs, cs, acts, mask = cache
+    hidden = W_h.shape[0]
+    i, f, g, o = (acts[..., k * hidden:(k + 1) * hidden] for k in range(4))
     c_prev = jnp.concatenate([c0[None], cs[:-1]], axis=0)
+    tc = jnp.tanh(cs)
+    # dz = [dc, dc, dc, dh] * coef[:4H];  dc gets dh * o (1 - tanh^2 c);  dc_prev = dc * f
+    coef = jnp.concatenate([g * i * (1.0 - i), c_prev * f * (1.0 - f), i * (1.0 - g * g),
+                            tc * o * (1.0 - o), o * (1.0 - tc * tc), f], axis=-1)
+    if mask is not None:
+        dout = dout * mask[..., None]
+    W_hT = W_h.T
 
     def step(carry, inp):
         dh_next, dc_next = carry
-        d_out, c, cp, gate, m = inp
-        i, f, g, o = jnp.split(gate, 4, axis=-1)
-        dh = dh_next + (d_out if m is None else m[:, None] * d_out)
+        d_out, k, m = inp
+        dh = dh_next + d_out
         dh_in = dh if m is None else m[:, None] * dh          # the part that reaches this step
         dc_in = dc_next if m is None else m[:, None] * dc_next
-        tc = jnp.tanh(c)
-        dc = dc_in + dh_in * o * (1.0 - tc * tc)              # h = o tanh(c)
-        dz = jnp.concatenate([dc * g * i * (1.0 - i),          # c = f c_prev + i g
-                              dc * cp * f * (1.0 - f),
-                              dc * i * (1.0 - g * g),
-                              dh_in * tc * o * (1.0 - o)], axis=-1)
-        dh_prev = dz @ W_h.T
-        dc_prev = dc * f
+        dc = dc_in + dh_in * k[:, 4 * hidden:5 * hidden]      # h = o tanh(c)
+        dz = jnp.concatenate([dc, dc, dc, dh_in], axis=-1) * k[:, :4 * hidden]
+        dh_prev = dz @ W_hT
+        dc_prev = dc * k[:, 5 * hidden:]                      # c = f c_prev + i g
         if m is not None:
             dh_prev = dh_prev + (1.0 - m[:, None]) * dh
             dc_prev = dc_prev + (1.0 - m[:, None]) * dc_next
         return (dh_prev, dc_prev), dz
 
-    (dh0, dc0), dzs = lax.scan(step, (dh_last, dc_last), (dout, cs, c_prev, gates, mask), reverse=True)
+    (dh0, dc0), dzs = lax.scan(step, (dh_last, dc_last), (dout, coef, mask), reverse=True)
     h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
     dW_x = jnp.einsum("tbd,tbg->dg", xs, dzs)
     dW_h = jnp.einsum("tbk,tbg->kg", h_prev, dzs)
@@ -594,13 +619,20 @@ _lstm_seq.defvjp(_lstm_seq_fwd, _lstm_seq_bwd)
 
 # =========================================================================== GRU layer
 def _gru_forward_core(xs, h0, W_x, W_h, b_x, b_h, mask):
-    xw = xs @ W_x + b_x                                  # (T, B, 3H) in one product
+    """Time-major GRU; r and z in one tanh pass with the folded factors of ``_gate_scale``."""
+    hidden = W_h.shape[0]
+    s = _gate_scale("sst", hidden, xs.dtype)
+    xw = xs @ (W_x * s) + b_x * s                        # (T, B, 3H) in one product
+    W_hs, b_hs = W_h * s, b_h * s
 
     def step(h, inp):
         x_w, m = inp
-        r, z, n, hn = _gru_parts(x_w, h @ W_h + b_h)
-        h_new = _keep(m, (1.0 - z) * n + z * h, h)
-        return h_new, (h_new, jnp.concatenate([r, z, n, hn], axis=-1))
+        hw = h @ W_hs + b_hs
+        rz = 0.5 * jnp.tanh(x_w[:, :2 * hidden] + hw[:, :2 * hidden]) + 0.5
+        r, z, hn = rz[:, :hidden], rz[:, hidden:], hw[:, 2 * hidden:]
+        n = jnp.tanh(x_w[:, 2 * hidden:] + r * hn)
+        h_new = _keep(m, n + z * (h - n), h)                 # (1 - z) n + z h
+        return h_new, (h_new, jnp.concatenate([rz, n, hn], axis=-1))
 
     h_last, (hs, parts) = lax.scan(step, h0, (xw, mask))
     out = hs if mask is None else hs * mask[..., None]
@@ -608,27 +640,37 @@ def _gru_forward_core(xs, h0, W_x, W_h, b_x, b_h, mask):
 
 
 def _gru_backward_core(dout, dh_last, cache):
+    """Reverse-time scan of the GRU. With A = (1 - z)(1 - n^2), every pre-activation gradient is
+    dh times a factor known from the forward pass (dn = dh A, dz = dh (h_prev - n) z (1 - z),
+    dr = dh A hn r (1 - r)): the factors are computed for all steps at once, and a step is one
+    multiply and one product with W_h^T."""
     xs, h0, W_x, W_h, hs, parts, mask = cache
-    h_prev_all = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+    hidden = W_h.shape[0]
+    r, z, n, hn = (parts[..., k * hidden:(k + 1) * hidden] for k in range(4))
+    h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+    a = (1.0 - z) * (1.0 - n * n)
+    f_r, f_z = a * hn * r * (1.0 - r), (h_prev - n) * z * (1.0 - z)
+    coef = jnp.concatenate([f_r, f_z, a * r, z], axis=-1)     # d(h W_h + b_h) = dh * coef[:3H]
+    if mask is not None:
+        dout = dout * mask[..., None]
+    W_hT = W_h.T
 
     def step(dh_next, inp):
-        d_out, hp, part, m = inp
-        r, z, n, hn = jnp.split(part, 4, axis=-1)
-        dh = dh_next + (d_out if m is None else m[:, None] * d_out)
-        dh_in = dh if m is None else m[:, None] * dh
-        dn = dh_in * (1.0 - z) * (1.0 - n * n)                # h' = (1 - z) n + z h
-        dz = dh_in * (hp - n) * z * (1.0 - z)
-        dr = dn * hn * r * (1.0 - r)                           # n = tanh(xn + r hn)
-        dxw = jnp.concatenate([dr, dz, dn], axis=-1)
-        dhw = jnp.concatenate([dr, dz, dn * r], axis=-1)
-        dh_prev = dh_in * z + dhw @ W_h.T
+        d_out, k, m = inp
+        dh = dh_next + d_out
+        dh_in = dh if m is None else m[:, None] * dh          # the part that reaches this step
+        dhw = jnp.concatenate([dh_in, dh_in, dh_in], axis=-1) * k[:, :3 * hidden]
+        dh_prev = dh_in * k[:, 3 * hidden:] + dhw @ W_hT
         if m is not None:
             dh_prev = dh_prev + (1.0 - m[:, None]) * dh
-        return dh_prev, (dxw, dhw)
+        return dh_prev, dh_in
 
-    dh0, (dxws, dhws) = lax.scan(step, dh_last, (dout, h_prev_all, parts, mask), reverse=True)
+    dh0, dhs = lax.scan(step, dh_last, (dout, coef, mask), reverse=True)
+    dh3 = jnp.concatenate([dhs, dhs, dhs], axis=-1)
+    dxws = dh3 * jnp.concatenate([f_r, f_z, a], axis=-1)
+    dhws = dh3 * coef[..., :3 * hidden]
     dW_x = jnp.einsum("tbd,tbg->dg", xs, dxws)
-    dW_h = jnp.einsum("tbk,tbg->kg", h_prev_all, dhws)
+    dW_h = jnp.einsum("tbk,tbg->kg", h_prev, dhws)
     return dxws @ W_x.T, dh0, dW_x, dW_h, dxws.sum(axis=(0, 1)), dhws.sum(axis=(0, 1))
 
 
