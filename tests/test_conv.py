@@ -100,6 +100,25 @@ def _pair(v):
     return (v, v) if isinstance(v, int) else v
 
 
+@pytest.mark.parametrize("n,chunk_bytes", [(7, 2 * 6 * 5 * 9 * 3 * 8), (4, 6 * 5 * 9 * 3 * 8)])
+def test_chunked_batch_equals_lax(monkeypatch, n, chunk_bytes):
+    """A big batch is convolved a few images at a time (lax.map/scan over chunks + a remainder)."""
+    monkeypatch.setattr(conv, "_CHUNK_BYTES", chunk_bytes)      # 2 images (7 = 3*2 + 1), or 1
+    rng = np.random.default_rng(11)
+    x, w, b = rng.standard_normal((n, 6, 5, 3)), rng.standard_normal((3, 3, 3, 2)), rng.standard_normal(2)
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    size = conv._chunk_size(xp, jnp.asarray(w), (1, 1), (1, 1))
+    assert size == (2 if n == 7 else 1)
+    pads = ((1, 1), (1, 1))
+    ref, vjp = jax.vjp(lambda *a: _lax_conv(*a, (1, 1), pads, (1, 1)), x, w, b)
+    g = rng.standard_normal(ref.shape)
+    # jit retraces for this new shape, so the patched chunk size is the one used
+    got, got_vjp = jax.vjp(lambda *a: conv.conv2d(*a, padding="same"), x, w, b)
+    np.testing.assert_allclose(got, ref, **TOL)
+    for a, r in zip(got_vjp(g), vjp(g)):
+        np.testing.assert_allclose(a, r, **TOL)
+
+
 def test_conv2d_matches_float64_numpy_loop():
     rng = np.random.default_rng(0)
     x, w, b = rng.standard_normal((2, 6, 5, 3)), rng.standard_normal((3, 2, 3, 4)), rng.standard_normal(4)
