@@ -6,7 +6,8 @@ and not a loss (nothing differentiates through it: the policy gradient only need
 
 Contents
 - Multi-armed bandit: :func:`run_bandit` with strategies "greedy", "epsilon_greedy" and "ucb"
-  (UCB1: a_t = argmax_a Q_a + c sqrt(ln t / N_a)).
+  (UCB1: a_t = argmax_a Q_a + c sqrt(ln t / N_a)); :func:`bandit_experiment` averages many runs of
+  several strategies in one compiled call. Random tables are drawn with NumPy (:func:`bandit_tables`).
 - Policy gradient on a bandit: :func:`reinforce_bandit_samples` returns per-sample REINFORCE
   estimates (r - b) grad log pi_theta(a) of grad J(theta), J(theta) = sum_a pi_theta(a) mu_a.
 - Grid world: :func:`make_gridworld` builds transition probabilities P[s, a, s'] and expected rewards
@@ -15,7 +16,9 @@ Contents
 - Reward shaping: :func:`shape_rewards` adds F = gamma Phi(s') - Phi(s) (potential-based shaping,
   which provably keeps the optimal policy; Ng, Harada & Russell 1999) or any bonus you give it.
 - :func:`reinforce_gridworld`: REINFORCE with a tabular softmax policy (or a small network, via
-  ``logits_fn``), episodes rolled out with ``lax.scan`` inside one jitted update.
+  ``logits_fn``: :func:`init_policy_network`, :func:`policy_network_logits`), episodes rolled out
+  with ``lax.scan``, all episodes of a call in one compiled function; :func:`policy_table` gives
+  pi(a|s) for exact evaluation with :func:`policy_evaluation`.
 
 Taught in: notebooks/14_reinforcement_learning.ipynb
 """
