@@ -510,7 +510,7 @@ def load_model(directory):
         raise FileNotFoundError(f"directory: the card names {params_path.name}, which does not exist")
     if _sha256_file(params_path) != expected_sha:
         raise ValueError(f"{params_path} does not belong to {card_path}: its SHA-256 differs from the "
-                         f"card's params_sha256 (a retrained or replaced file?)")
+                         f"card's params_sha256 (the file was corrupted, or replaced by another model)")
     like = [{"W": np.zeros((a, b), np.float32), "b": np.zeros((b,), np.float32)}
             for a, b in zip(sizes[:-1], sizes[1:])]
     params = serialization.load_params(params_path, like=like)
