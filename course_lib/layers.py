@@ -154,16 +154,19 @@ def _dense(x, W, b):
     return x @ W + b
 
 
-def _mlp_apply_core(params, x, activation):
+def _mlp_apply_core(params, x, activation, dropout=0.0, key=None):
     f = _act(activation)
     h = x
-    for layer in params[:-1]:
+    for l, layer in enumerate(params[:-1]):
         h = f(_dense(h, layer["W"], layer["b"]))
+        if key is not None and dropout > 0:   # inverted dropout: keep with prob 1 - p, scale by 1/(1 - p)
+            keep = jax.random.bernoulli(jax.random.fold_in(key, l), 1.0 - dropout, h.shape)
+            h = jnp.where(keep, h / (1.0 - dropout), 0.0)
     return _dense(h, params[-1]["W"], params[-1]["b"])
 
 
 _dense_jit = jax.jit(_dense)
-_mlp_apply_jit = jax.jit(_mlp_apply_core, static_argnums=2)
+_mlp_apply_jit = jax.jit(_mlp_apply_core, static_argnums=(2, 3))
 
 
 def dense(x, W, b):
@@ -179,18 +182,34 @@ def dense(x, W, b):
     return _dense_jit(x, W, b)
 
 
-def mlp_apply(params, x, activation: str = "relu"):
+def mlp_apply(params, x, activation: str = "relu", *, dropout: float = 0.0, key=None):
     """Forward pass of an MLP: hidden layers ``h = activation(h @ W + b)``, last layer linear.
 
     Returns the logits (N, n_L). ``activation`` is one of "sigmoid", "tanh", "relu", "leaky_relu",
     "identity". Works under ``jax.jit``/``jax.grad`` (value checks are skipped on tracers).
 
-    Taught in: notebooks/05_feedforward_networks.ipynb
+    ``dropout`` = p in [0, 1): with a ``jax.random`` ``key`` (training), each hidden unit's output
+    is zeroed with probability p and the survivors are scaled by 1/(1 - p) (inverted dropout, so the
+    expected activation is unchanged); a new key gives a new mask. Without a key (evaluation) the
+    network is used whole, no rescaling. ``training.fit(..., rng=seed)`` passes a fresh key per step::
+
+        model = lambda p, x, key=None: layers.mlp_apply(p, x, "relu", dropout=0.5, key=key)
+
+    Taught in: notebooks/05_feedforward_networks.ipynb (dropout: 08_regularization_and_training)
     """
     sizes = check_mlp_params(params)
     _check_activation(activation)
     x = _check_input(x, sizes[0])
-    return _mlp_apply_jit(list(params), x, activation)
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.floating, np.integer)):
+        raise TypeError(f"dropout must be a number in [0, 1), got {type(dropout).__name__}")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"dropout must be in [0, 1) (the probability of dropping a unit), got {dropout!r}")
+    if key is not None:
+        if not isinstance(key, jax.Array) or not (jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+                                                  or (key.dtype == jnp.uint32 and key.shape == (2,))):
+            raise TypeError(f"key must be a jax.random key (jax.random.PRNGKey(seed)) or None, got "
+                            f"{type(key).__name__} {getattr(key, 'dtype', '')} {getattr(key, 'shape', '')}")
+    return _mlp_apply_jit(list(params), x, activation, float(dropout), key)
 
 
 def mlp_predict(params, x, activation: str = "relu"):

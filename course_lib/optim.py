@@ -161,8 +161,10 @@ def _make(name: str, init_core: Callable, update_core: Callable, learning_rate, 
         frozen = tuple((k, v if v is None or isinstance(v, bool) else float(v))
                        for k, v in hyper.items())
         run = functools.partial(_JITTED[update_core], lr=lr, schedule=schedule, frozen=frozen)
+        spec = OptimizerSpec(name, update_core, lr, schedule, frozen)
     else:  # traced hyper-parameters (vmap over a grid): trace the pure core directly
         run = functools.partial(update_core, lr=lr, schedule=schedule, hyper=hyper)
+        spec = None
 
     def init(params):
         _check_tree(params, "params")
@@ -178,7 +180,35 @@ def _make(name: str, init_core: Callable, update_core: Callable, learning_rate, 
     init.__doc__ = f"{name}: the initial optimizer state for ``params``."
     update.__doc__ = f"{name}: ``(grads, state, params=None) -> (updates, new_state)``."
     update.core = update_core  # the pure formula, shown in the notebook
+    update.spec = spec          # hashable description, lets training.fit reuse one compiled epoch
     return GradientTransformation(init, update)
+
+
+class OptimizerSpec(NamedTuple):
+    """What an optimizer built with concrete hyper-parameters computes, as hashable data.
+
+    ``lr`` is the float learning rate (None with a ``schedule``). Two optimizers with equal specs
+    compute the same updates; :func:`traced_update` rebuilds the update with the learning rate as
+    an argument, so :func:`course_lib.training.fit` compiles one epoch for every learning rate.
+    """
+    name: str
+    core: Callable
+    lr: Any
+    schedule: Any
+    frozen: tuple
+
+
+def traced_update(spec: OptimizerSpec, lr):
+    """``update(grads, state, params=None)`` of the optimizer ``spec`` with learning rate ``lr``
+    (a traced scalar inside ``jax.jit``; ignored when the spec has a schedule). Same validation
+    (structure/shape/dtype of the gradients) as the optimizer's own ``update``."""
+    lr = None if spec.schedule is not None else lr
+
+    def update(grads, state, params=None):
+        _check_grads(grads, state[-1], params)
+        return spec.core(grads, state, lr=lr, schedule=spec.schedule, hyper=dict(spec.frozen))
+
+    return update
 
 
 _JITTED: dict = {}

@@ -16,10 +16,27 @@ after shuffling are skipped for that epoch (a different few each epoch).
 ``update(grads, state, params) -> (updates, state)`` -- ``course_lib.optim.adam(1e-3)`` or
 ``optax.adam(1e-3)``.
 
+Compiled once, reused: the jitted epoch is cached under a key made of *what the functions compute*
+(the code of ``apply_fn``/``grad_fn`` and the values they close over or read as globals, when all of
+those are hashable: strings, numbers, modules, other such functions), the optimizer (a
+``course_lib.optim`` optimizer contributes its formula and fixed hyper-parameters; its float learning
+rate is passed to the compiled epoch as an argument, so every learning rate shares one compile), the
+loss and the shapes and dtypes of the parameters and batches. A second ``fit`` of the same model --
+even through a new ``lambda`` -- therefore costs no compilation. When a function closes over
+something unhashable (an array, say) nothing is cached and every call compiles afresh, as before.
+
+Dropout and other randomness: with ``fit(..., rng=seed)`` the model is called as
+``apply_fn(params, xb, key=k)`` during training, with a fresh ``jax.random`` key ``k`` for every
+step (derived from ``seed``, the epoch and the step), and as ``apply_fn(params, x)`` -- no key, i.e.
+evaluation mode -- for the validation metrics and in :func:`evaluate`.
+
 Taught in: notebooks/05_feedforward_networks.ipynb (and used in later chapters)
 """
 from __future__ import annotations
 
+import functools
+import types
+from collections import OrderedDict
 from typing import Callable, NamedTuple
 
 import jax
@@ -28,7 +45,8 @@ import numpy as np
 
 from . import _validation as V
 
-__all__ = ["EarlyStopping", "early_stopping", "make_train_step", "fit", "evaluate", "accuracy"]
+__all__ = ["EarlyStopping", "early_stopping", "make_train_step", "fit", "evaluate", "accuracy",
+           "cache_info"]
 
 LOSSES = ("cross_entropy", "mse")
 MONITORS = ("val_loss", "val_acc", "train_loss", "train_acc")
@@ -104,13 +122,15 @@ def _check_optimizer(optimizer):
 
 
 def make_train_step(apply_fn: Callable, optimizer, loss: str = "cross_entropy",
-                    grad_fn: Callable | None = None):
+                    grad_fn: Callable | None = None, *, with_key: bool = False, jit: bool = True):
     """A jitted ``step(params, opt_state, xb, yb) -> (params, opt_state, batch_loss, batch_acc)``.
 
     ``apply_fn(params, x) -> outputs`` (logits for "cross_entropy", predictions for "mse").
     ``grad_fn(params, xb, yb) -> (loss, grads)`` replaces autodiff if given (e.g. the hand-written
     ``course_lib.backprop.loss_and_grads``). Loss and accuracy are measured on the batch *before*
-    the update.
+    the update. ``with_key=True``: the step takes a fifth argument, a ``jax.random`` key, and passes
+    it on as ``apply_fn(params, xb, key=key)`` (a fresh dropout mask per step). ``jit=False`` returns
+    the plain Python function (:func:`fit` scans it inside its own jitted epoch).
 
     Taught in: notebooks/05_feedforward_networks.ipynb
     """
@@ -120,43 +140,193 @@ def make_train_step(apply_fn: Callable, optimizer, loss: str = "cross_entropy",
     if grad_fn is not None:
         _check_callable(grad_fn, "grad_fn")
 
-    def objective(params, xb, yb):
-        out = apply_fn(params, xb)
+    def forward(params, xb, key):
+        return apply_fn(params, xb, key=key) if with_key else apply_fn(params, xb)
+
+    def objective(params, xb, yb, key):
+        out = forward(params, xb, key)
         return _loss_value(loss, out, yb), out
 
-    def step(params, opt_state, xb, yb):
+    def step(params, opt_state, xb, yb, key=None):
         if grad_fn is None:
-            (value, out), grads = jax.value_and_grad(objective, has_aux=True)(params, xb, yb)
+            (value, out), grads = jax.value_and_grad(objective, has_aux=True)(params, xb, yb, key)
         else:
-            value, grads = grad_fn(params, xb, yb)
-            out = apply_fn(params, xb)
+            value, grads = grad_fn(params, xb, yb, key=key) if with_key else grad_fn(params, xb, yb)
+            out = forward(params, xb, key)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return _add(params, updates), opt_state, value, _acc_value(loss, out, yb)
 
-    return jax.jit(step)
+    return jax.jit(step) if jit else step
 
 
-def _make_epoch(step):
+# ----------------------------------------------------------------------------------- compile cache
+class _Unhashable(Exception):
+    """A function reads a value that cannot serve as a cache key (an array, a mutable object)."""
+
+
+_PLAIN = (str, bytes, int, float, complex, bool, type(None), range, type, types.ModuleType, np.dtype)
+_MAX_DEPTH = 12
+_LIBRARIES = {"course_lib", "jax", "jaxlib", "numpy", "optax", "functools", "scipy", "sklearn"}
+
+
+def _stateless_types():
+    """Callable objects without mutable state that changes what they compute: jitted functions,
+    jax.numpy ufuncs, custom_jvp/vjp functions, builtins. Identity is a safe key for them."""
+    kinds = [types.BuiltinFunctionType, type(jax.jit(abs)), jax.custom_jvp, jax.custom_vjp]
+    if hasattr(jnp, "ufunc"):
+        kinds.append(jnp.ufunc)
+    return tuple(kinds)
+
+
+_STATELESS = _stateless_types()
+
+
+def _global_names(code, out):
+    out.update(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _global_names(const, out)
+    return out
+
+
+def _freeze(v, depth=0, seen=None):
+    """A hashable stand-in for ``v`` that is equal for two values computing the same thing."""
+    if depth > _MAX_DEPTH:
+        raise _Unhashable("too deep")
+    seen = set() if seen is None else seen
+    if isinstance(v, _PLAIN):
+        return (type(v), v)
+    if isinstance(v, np.generic):
+        return (type(v), v.item())
+    if isinstance(v, (tuple, list)):
+        return (type(v), tuple(_freeze(x, depth + 1, seen) for x in v))
+    if isinstance(v, dict):
+        return (type(v), tuple((_freeze(k, depth + 1, seen), _freeze(x, depth + 1, seen)) for k, x in v.items()))
+    if isinstance(v, functools.partial):
+        return ("partial", _freeze(v.func, depth + 1, seen), _freeze(v.args, depth + 1, seen),
+                _freeze(v.keywords, depth + 1, seen))
+    if isinstance(v, types.MethodType):
+        return ("method", _freeze(v.__func__, depth + 1, seen), _freeze(v.__self__, depth + 1, seen))
+    if isinstance(v, types.FunctionType):
+        if id(v) in seen:  # recursion (a function that calls itself through a global)
+            return ("recursive", v.__code__)
+        seen = seen | {id(v)}
+        try:
+            cells = tuple(_freeze(c.cell_contents, depth + 1, seen) for c in (v.__closure__ or ()))
+        except ValueError:  # an empty closure cell
+            raise _Unhashable("empty closure cell") from None
+        if (getattr(v, "__module__", None) or "").split(".")[0] in _LIBRARIES:
+            globs = ()  # a library's module-level names are fixed: code and closure say it all
+        else:  # a notebook's or script's globals change: key on the values the code reads
+            names = sorted(_global_names(v.__code__, set()))
+            globs = tuple((n, _freeze(v.__globals__[n], depth + 1, seen)) for n in names if n in v.__globals__)
+        return ("function", v.__code__, cells, _freeze(v.__defaults__, depth + 1, seen),
+                _freeze(v.__kwdefaults__, depth + 1, seen), globs,
+                _freeze(getattr(v, "__wrapped__", None), depth + 1, seen))
+    if isinstance(v, _STATELESS):
+        return ("object", v)
+    raise _Unhashable(type(v).__name__)
+
+
+def _fingerprint(v):
+    """``_freeze(v)``, or None when ``v`` cannot be keyed (then nothing is cached)."""
+    try:
+        key = _freeze(v)
+        hash(key)
+    except (_Unhashable, TypeError, RecursionError):
+        return None
+    return key
+
+
+def _abstract(tree):
+    """Structure, shapes and dtypes of a pytree (what jit specialises on)."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    return treedef, tuple((tuple(np.shape(x)), str(jnp.result_type(x)), isinstance(x, (int, float, complex)))
+                          for x in leaves)
+
+
+_CACHE: "OrderedDict[tuple, Callable]" = OrderedDict()
+_CACHE_SIZE = 256
+_STATS = {"hits": 0, "misses": 0, "uncached": 0}
+
+
+def _cached(key, build):
+    """``build()`` once per hashable ``key`` (LRU of _CACHE_SIZE); ``key=None`` always builds."""
+    if key is None:
+        _STATS["uncached"] += 1
+        return build()
+    fn = _CACHE.get(key)
+    if fn is None:
+        _STATS["misses"] += 1
+        fn = _CACHE[key] = build()
+        if len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    else:
+        _STATS["hits"] += 1
+        _CACHE.move_to_end(key)
+    return fn
+
+
+def cache_info() -> dict:
+    """Counts of :func:`fit`/:func:`evaluate` compile-cache ``hits``, ``misses`` (a new compile) and
+    ``uncached`` calls (a function closed over something unhashable), and the ``size`` of the cache."""
+    return dict(_STATS, size=len(_CACHE))
+
+
+def _optimizer_parts(optimizer):
+    """(key, learning-rate argument, make_update(lr) -> update) for an optimizer."""
+    spec = getattr(getattr(optimizer, "update", None), "spec", None)
+    from .optim import OptimizerSpec, traced_update
+    if isinstance(spec, OptimizerSpec):
+        key = _fingerprint(("course_lib.optim", spec.name, spec.core, spec.schedule, spec.frozen,
+                            spec.lr is None))
+        lr = 0.0 if spec.lr is None else spec.lr
+        return key, lr, lambda lr_arg: traced_update(spec, lr_arg)
+    return _fingerprint(("optimizer", optimizer)), 0.0, lambda lr_arg: optimizer.update
+
+
+def _build_epoch(apply_fn, optimizer, make_update, loss, grad_fn, use_key):
+    """One jitted epoch: ``lax.scan`` of the step over the batches ``Xb, Yb`` (n_batches, B, ...).
+
+    ``lr`` is the optimizer's learning rate (an argument, not a constant); ``seed_epoch`` = (seed,
+    epoch) as uint32 gives each step its own dropout key when ``use_key``.
+    """
     @jax.jit
-    def epoch(params, opt_state, Xb, Yb):
+    def epoch(params, opt_state, Xb, Yb, lr, seed_epoch):
+        from .optim import GradientTransformation
+        opt = GradientTransformation(optimizer.init, make_update(lr))
+        step = make_train_step(apply_fn, opt, loss, grad_fn, with_key=use_key, jit=False)
+        if use_key:
+            base = jax.random.fold_in(jax.random.PRNGKey(seed_epoch[0]), seed_epoch[1])
+            keys = jax.random.split(base, Xb.shape[0])
+        else:
+            keys = jnp.zeros((Xb.shape[0],), jnp.uint32)  # unused
+
         def body(carry, batch):
             p, s = carry
-            p, s, value, acc = step(p, s, *batch)
+            xb, yb, k = batch
+            p, s, value, acc = step(p, s, xb, yb, k if use_key else None)
             return (p, s), (value, acc)
 
-        (params, opt_state), (values, accs) = jax.lax.scan(body, (params, opt_state), (Xb, Yb))
+        (params, opt_state), (values, accs) = jax.lax.scan(body, (params, opt_state), (Xb, Yb, keys))
         return params, opt_state, jnp.mean(values), jnp.mean(accs)
 
     return epoch
 
 
-def _make_eval(apply_fn, loss):
+def _build_eval(apply_fn, loss):
     @jax.jit
     def ev(params, X, y):
         out = apply_fn(params, X)
         return _loss_value(loss, out, y), _acc_value(loss, out, y)
 
     return ev
+
+
+def _eval_fn(apply_fn, loss, params, X, y):
+    fp = _fingerprint(apply_fn)
+    key = None if fp is None else ("eval", fp, loss, _abstract((params, X, y)))
+    return _cached(key, lambda: _build_eval(apply_fn, loss))
 
 
 # ----------------------------------------------------------------------------------- validation
@@ -195,7 +365,7 @@ def evaluate(apply_fn: Callable, params, X, y, loss: str = "cross_entropy"):
     _check_callable(apply_fn, "apply_fn")
     V.check_option(loss, "loss", LOSSES)
     X, y = _check_data(X, y, loss, "X", "y")
-    value, acc = _make_eval(apply_fn, loss)(params, X, y)
+    value, acc = _eval_fn(apply_fn, loss, params, X, y)(params, X, y)
     return float(value), float(acc)
 
 
@@ -203,7 +373,7 @@ def evaluate(apply_fn: Callable, params, X, y, loss: str = "cross_entropy"):
 def fit(apply_fn: Callable, params, optimizer, X_train, y_train, *, X_val=None, y_val=None,
         epochs: int = 20, batch_size: int = 64, loss: str = "cross_entropy",
         grad_fn: Callable | None = None, seed: int = 0, progress: bool = False,
-        early_stopping: EarlyStopping | None = None, callbacks=()):
+        early_stopping: EarlyStopping | None = None, callbacks=(), rng: int | None = None):
     """Train ``params`` with mini-batch ``optimizer`` steps; returns ``(params, history)``.
 
     ``history`` holds per-epoch lists ``train_loss``, ``train_acc`` (means over the epoch's batches,
@@ -212,6 +382,11 @@ def fit(apply_fn: Callable, params, optimizer, X_train, y_train, *, X_val=None, 
     ``progress=True`` shows a ``tqdm`` bar (a widget in Jupyter). ``early_stopping`` is an
     :class:`EarlyStopping`; each of ``callbacks(epoch, params, history)`` may return True to stop.
     A non-finite training loss stops with a ``ValueError`` (the step size is too large).
+    ``seed`` fixes the shuffling. ``rng`` (an int) switches on per-step randomness: training calls
+    ``apply_fn(params, xb, key=k)`` (and ``grad_fn(params, xb, yb, key=k)``) with a fresh key every
+    step -- for dropout -- while validation calls ``apply_fn(params, x)`` without a key.
+    Repeated calls with the same model, optimizer (any float learning rate), loss and shapes reuse
+    one compiled epoch (see the module docstring and :func:`cache_info`).
 
     Taught in: notebooks/05_feedforward_networks.ipynb
     """
@@ -237,12 +412,22 @@ def fit(apply_fn: Callable, params, optimizer, X_train, y_train, *, X_val=None, 
             raise ValueError(f"early_stopping monitors {early_stopping.monitor!r} but no X_val/y_val was given")
     for i, cb in enumerate(callbacks):
         _check_callable(cb, f"callbacks[{i}]")
+    use_key = rng is not None
+    if use_key:
+        if isinstance(rng, bool) or not isinstance(rng, (int, np.integer)) or not 0 <= rng < 2 ** 32:
+            raise ValueError(f"rng must be None or an integer seed in [0, 2**32), got {rng!r}")
 
-    epoch_fn = _make_epoch(make_train_step(apply_fn, optimizer, loss, grad_fn))
-    eval_fn = _make_eval(apply_fn, loss) if has_val else None
     opt_state = optimizer.init(params)
-    rng = np.random.default_rng(seed)
     n_batches = n // batch_size
+    opt_key, lr, make_update = _optimizer_parts(optimizer)
+    fps = (_fingerprint(apply_fn), None if grad_fn is None else _fingerprint(grad_fn))
+    key = None
+    if opt_key is not None and fps[0] is not None and (grad_fn is None or fps[1] is not None):
+        shapes = _abstract((params, opt_state, X_train[:batch_size], y_train[:batch_size]))
+        key = ("epoch", fps, grad_fn is None, opt_key, loss, use_key, n_batches, shapes)
+    epoch_fn = _cached(key, lambda: _build_epoch(apply_fn, optimizer, make_update, loss, grad_fn, use_key))
+    eval_fn = _eval_fn(apply_fn, loss, params, X_val, y_val) if has_val else None
+    shuffle = np.random.default_rng(seed)
     history = {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
     best_params = params
     bar = None
@@ -251,10 +436,11 @@ def fit(apply_fn: Callable, params, optimizer, X_train, y_train, *, X_val=None, 
         bar = tqdm(total=epochs, desc="epochs", unit="epoch")
     try:
         for epoch in range(epochs):
-            idx = rng.permutation(n)[: n_batches * batch_size]
+            idx = shuffle.permutation(n)[: n_batches * batch_size]
             Xb = X_train[idx].reshape(n_batches, batch_size, *X_train.shape[1:])
             Yb = y_train[idx].reshape(n_batches, batch_size, *y_train.shape[1:])
-            params, opt_state, tl, ta = epoch_fn(params, opt_state, Xb, Yb)
+            seed_epoch = np.array([0 if rng is None else rng, epoch], dtype=np.uint32)
+            params, opt_state, tl, ta = epoch_fn(params, opt_state, Xb, Yb, lr, seed_epoch)
             tl, ta = float(tl), float(ta)
             if not np.isfinite(tl):
                 raise ValueError(f"training diverged: the train loss is {tl} in epoch {epoch}; "

@@ -115,3 +115,49 @@ def test_bad_inputs():
         layers.init_mlp((3, 2), dtype=np.int32)
     with pytest.raises(ValueError, match=r"b must have shape \(2\)"):
         layers.dense(x, np.ones((3, 2)), np.ones(3))
+
+
+def test_mlp_dropout_inverted_masks_and_eval_mode():
+    params = layers.init_mlp((10, 2000, 3), "he", seed=0, dtype=np.float64)
+    x = np.random.default_rng(0).normal(size=(4, 10))
+    h = np.maximum(x @ np.asarray(params[0]["W"]), 0.0)          # hidden activations, float64 numpy
+    for p in (0.25, 0.5):
+        key = jax.random.PRNGKey(3)
+        got = layers.mlp_apply(params, x, "relu", dropout=p, key=key)
+        # recover the kept units from the same mask draw the layer makes (fold_in(key, layer 0))
+        keep = np.asarray(jax.random.bernoulli(jax.random.fold_in(key, 0), 1.0 - p, h.shape))
+        want = (np.where(keep, h / (1 - p), 0.0)) @ np.asarray(params[1]["W"])
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+        assert abs(keep.mean() - (1 - p)) < 0.02                  # 8000 Bernoulli draws
+    # no key = evaluation: the whole network, unscaled; p = 0 with a key: no dropout
+    np.testing.assert_allclose(layers.mlp_apply(params, x, "relu", dropout=0.5), layers.mlp_apply(params, x, "relu"))
+    np.testing.assert_allclose(layers.mlp_apply(params, x, "relu", key=jax.random.PRNGKey(0)),
+                               layers.mlp_apply(params, x, "relu"))
+    a = layers.mlp_apply(params, x, "relu", dropout=0.5, key=jax.random.PRNGKey(1))
+    b = layers.mlp_apply(params, x, "relu", dropout=0.5, key=jax.random.PRNGKey(2))
+    assert not np.allclose(a, b)                                  # a new key, a new mask
+    # inverted dropout keeps the mean: average over many masks -> the full network
+    keys = jax.random.split(jax.random.PRNGKey(0), 400)
+    mean = jax.vmap(lambda k: layers.mlp_apply(params, x, "relu", dropout=0.5, key=k))(keys).mean(0)
+    full = layers.mlp_apply(params, x, "relu")
+    assert float(jnp.max(jnp.abs(mean - full))) < 0.1 * float(jnp.max(jnp.abs(full)))
+    # under jit and grad
+    f = jax.jit(lambda p, k: jnp.sum(layers.mlp_apply(p, x, "relu", dropout=0.5, key=k)))
+    assert float(f(params, jax.random.PRNGKey(1))) == pytest.approx(float(jnp.sum(a)), rel=1e-12)
+    g = jax.grad(lambda p: jnp.sum(layers.mlp_apply(p, x, "relu", dropout=0.5, key=jax.random.PRNGKey(1))))(params)
+    assert g[0]["W"].shape == (10, 2000)
+
+
+def test_mlp_dropout_bad_inputs():
+    params = layers.init_mlp((3, 4, 2), seed=0)
+    x = np.ones((5, 3), np.float32)
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+        layers.mlp_apply(params, x, dropout=1.0)
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
+        layers.mlp_apply(params, x, dropout=-0.1)
+    with pytest.raises(TypeError, match="dropout must be a number"):
+        layers.mlp_apply(params, x, dropout="0.5")
+    with pytest.raises(TypeError, match="key must be a jax.random key"):
+        layers.mlp_apply(params, x, dropout=0.5, key=3)
+    with pytest.raises(TypeError, match="key must be a jax.random key"):
+        layers.mlp_apply(params, x, dropout=0.5, key=jnp.ones(3, jnp.uint32))

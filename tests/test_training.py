@@ -5,7 +5,7 @@ import numpy as np
 import optax
 import pytest
 
-from course_lib import backprop, layers, training
+from course_lib import backprop, layers, optim, training
 
 
 def _apply(p, x):
@@ -158,3 +158,163 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="training diverged"):
         training.fit(lambda p, x: layers.mlp_apply(p, x, "identity"), p0, optax.sgd(1.0), X * 1e150, y,
                      epochs=3, batch_size=30)
+
+
+# ------------------------------------------------------------------ compile cache
+ACT = "tanh"   # read as a global by _global_act_apply: changing it must change what fit computes
+
+
+def _global_act_apply(p, x):
+    return layers.mlp_apply(p, x, ACT)
+
+
+def test_repeated_fit_reuses_the_compiled_epoch_even_through_new_lambdas():
+    X, y = _data()
+    p0 = layers.init_mlp((4, 6, 3), "xavier", seed=1, dtype=np.float64)
+    runs = []
+    for _ in range(3):
+        before = training.cache_info()
+        runs.append(training.fit(lambda p, x: layers.mlp_apply(p, x, "tanh"), p0, optim.adam(0.01), X, y,
+                                 epochs=2, batch_size=16, seed=5))
+        after = training.cache_info()
+    assert after["misses"] == before["misses"] and after["hits"] == before["hits"] + 1
+    for p, _ in runs[1:]:
+        np.testing.assert_array_equal(p[0]["W"], runs[0][0][0]["W"])
+    # a closure over an array cannot be keyed: not cached, still correct
+    W_extra = jnp.zeros(3)
+    before = training.cache_info()
+    p_unc, _ = training.fit(lambda p, x: layers.mlp_apply(p, x, "tanh") + W_extra, p0, optim.adam(0.01), X, y,
+                            epochs=2, batch_size=16, seed=5)
+    assert training.cache_info()["uncached"] == before["uncached"] + 1
+    np.testing.assert_allclose(p_unc[0]["W"], runs[0][0][0]["W"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("lr", [0.01, 0.003, 0.05])
+def test_learning_rate_is_an_argument_of_the_cached_epoch_not_a_stale_constant(lr):
+    """Every learning rate shares one compile, and each run equals optax with *its* rate."""
+    X, y = _data()
+    p0 = layers.init_mlp((4, 6, 3), "xavier", seed=1, dtype=np.float64)
+    got, hist = training.fit(_apply, p0, optim.adam(lr), X, y, epochs=3, batch_size=16, seed=5)
+    want, losses = _reference_fit(p0, optax.adam(lr), X, y, 3, 16, 5)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g["W"], w["W"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(hist["train_loss"], losses, rtol=1e-9)
+    n_before = training.cache_info()
+    training.fit(_apply, p0, optim.adam(lr * 2), X, y, epochs=1, batch_size=16, seed=5)
+    assert training.cache_info()["misses"] == n_before["misses"]
+
+
+def test_cache_key_follows_globals_closures_and_schedules():
+    global ACT
+    X, y = _data()
+    p0 = layers.init_mlp((4, 6, 3), "xavier", seed=1, dtype=np.float64)
+    out = {}
+    for act in ("tanh", "relu", "tanh"):
+        ACT = act
+        out.setdefault(act, []).append(training.fit(_global_act_apply, p0, optax.sgd(0.1), X, y, epochs=2,
+                                                    batch_size=16)[0][0]["W"])
+    ACT = "tanh"
+    relu_direct = training.fit(lambda p, x: layers.mlp_apply(p, x, "relu"), p0, optax.sgd(0.1), X, y, epochs=2,
+                               batch_size=16)[0][0]["W"]
+    np.testing.assert_array_equal(out["relu"][0], relu_direct)
+    np.testing.assert_array_equal(out["tanh"][0], out["tanh"][1])
+    assert not np.allclose(out["relu"][0], out["tanh"][0])
+    # closures: the same code over different values is a different model
+    make = lambda act: (lambda p, x: layers.mlp_apply(p, x, act))  # noqa: E731
+    a = training.fit(make("relu"), p0, optax.sgd(0.1), X, y, epochs=2, batch_size=16)[0][0]["W"]
+    b = training.fit(make("sigmoid"), p0, optax.sgd(0.1), X, y, epochs=2, batch_size=16)[0][0]["W"]
+    np.testing.assert_array_equal(a, relu_direct)
+    assert not np.allclose(a, b)
+    # two schedules with different numbers are different optimizers
+    from course_lib import schedules
+    s1 = training.fit(_apply, p0, optim.sgd(schedules.step_decay(0.1, 5, 0.5)), X, y, epochs=2, batch_size=16)
+    s2 = training.fit(_apply, p0, optim.sgd(schedules.step_decay(0.1, 5, 0.1)), X, y, epochs=2, batch_size=16)
+    ref = _reference_fit(p0, optax.sgd(optax.exponential_decay(0.1, 5, 0.1, staircase=True)), X, y, 2, 16, 0)[0]
+    np.testing.assert_allclose(s2[0][0]["W"], ref[0]["W"], rtol=1e-9, atol=1e-12)
+    assert not np.allclose(s1[0][0]["W"], s2[0][0]["W"])
+
+
+def test_evaluate_is_cached():
+    X, y = _data()
+    p0 = layers.init_mlp((4, 6, 3), "xavier", seed=1, dtype=np.float64)
+    for i in range(2):   # a new lambda object each time, the same code
+        before = training.cache_info()
+        v = training.evaluate(lambda p, x: layers.mlp_apply(p, x, "tanh"), p0, X, y)
+    assert training.cache_info()["hits"] == before["hits"] + 1
+    assert v[0] == pytest.approx(float(_ref_loss(p0, X, y)), rel=1e-12)
+
+
+# ------------------------------------------------------------------ per-step keys (dropout)
+def test_rng_gives_a_fresh_key_every_step_and_none_at_evaluation():
+    X, y = _data()
+    p0 = layers.init_mlp((4, 6, 3), "xavier", seed=1, dtype=np.float64)
+    seen, eval_calls = [], []
+
+    def model(p, x, key=None):
+        if key is None:
+            eval_calls.append(x.shape)
+        else:
+            jax.debug.callback(lambda k: seen.append(np.asarray(k).tobytes()), jax.random.key_data(key)
+                               if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key)
+        return layers.mlp_apply(p, x, "tanh")
+
+    Xv, yv = _data(40, seed=1)
+    _, hist = training.fit(model, p0, optax.adam(0.01), X, y, X_val=Xv, y_val=yv, epochs=3, batch_size=16, rng=7)
+    jax.effects_barrier()
+    n_steps = 3 * (90 // 16)
+    assert len(seen) == n_steps and len(set(seen)) == n_steps      # one distinct key per step
+    assert eval_calls                                                # validation ran without a key
+    # the same rng seed gives the same keys (reproducible); another seed other keys
+    first = list(seen)
+    seen.clear()
+    training.fit(model, p0, optax.adam(0.01), X, y, epochs=3, batch_size=16, rng=7)
+    jax.effects_barrier()
+    assert seen == first
+    seen.clear()
+    training.fit(model, p0, optax.adam(0.01), X, y, epochs=1, batch_size=16, rng=8)
+    jax.effects_barrier()
+    assert not set(seen) & set(first)
+    # without rng the model is called without a key (a two-argument apply_fn keeps working)
+    training.fit(lambda p, x: layers.mlp_apply(p, x, "tanh"), p0, optax.adam(0.01), X, y, epochs=1, batch_size=16)
+    with pytest.raises(ValueError, match="rng must be None or an integer seed"):
+        training.fit(model, p0, optax.adam(0.01), X, y, rng=-1)
+    with pytest.raises(ValueError, match="rng must be None or an integer seed"):
+        training.fit(model, p0, optax.adam(0.01), X, y, rng=0.5)
+
+
+def test_make_train_step_with_key_uses_the_mask():
+    X, y = _data()
+    p0 = layers.init_mlp((4, 64, 3), "xavier", seed=1, dtype=np.float64)
+    model = lambda p, x, key=None: layers.mlp_apply(p, x, "tanh", dropout=0.5, key=key)  # noqa: E731
+    opt = optax.sgd(0.1)
+    step = training.make_train_step(model, opt, with_key=True)
+    s0 = opt.init(p0)
+    a = step(p0, s0, X, y, jax.random.PRNGKey(0))
+    b = step(p0, s0, X, y, jax.random.PRNGKey(1))
+    assert float(a[2]) != float(b[2])
+    key = jax.random.PRNGKey(0)
+    want_loss, want_g = jax.value_and_grad(lambda p: _ce(model(p, X, key), y))(p0)
+    assert float(a[2]) == pytest.approx(float(want_loss), rel=1e-12)
+    np.testing.assert_allclose(a[0][0]["W"], p0[0]["W"] - 0.1 * want_g[0]["W"], rtol=1e-10, atol=1e-14)
+
+
+def _ce(logits, y):
+    return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(y.shape[0]), y])
+
+
+def test_dropout_shrinks_the_train_validation_gap_of_an_overfitting_net():
+    """100 noisy two-moons points, a 2-256-256-2 net trained far too long: it memorises the noise."""
+    from course_lib import data
+    X, y = data.make_moons(600, noise=0.35, seed=0)
+    X = X.astype(np.float64)
+    Xtr, ytr, Xva, yva = X[:100], y[:100], X[100:], y[100:]
+    gaps, acc_gaps = {}, {}
+    for p_drop in (0.0, 0.5):
+        model = lambda p, x, key=None, r=p_drop: layers.mlp_apply(p, x, "relu", dropout=r, key=key)  # noqa: E731
+        p0 = layers.init_mlp((2, 256, 256, 2), "he", seed=0, dtype=np.float64)
+        p, _ = training.fit(model, p0, optim.adam(3e-3), Xtr, ytr, epochs=300, batch_size=20, seed=0, rng=0)
+        (tl, ta), (vl, va) = training.evaluate(model, p, Xtr, ytr), training.evaluate(model, p, Xva, yva)
+        gaps[p_drop], acc_gaps[p_drop] = vl - tl, ta - va
+    assert gaps[0.0] > 0.8                       # the plain net overfits: validation loss >> train loss
+    assert gaps[0.5] < 0.5 * gaps[0.0]           # dropout closes more than half of the gap
+    assert acc_gaps[0.5] < acc_gaps[0.0]
