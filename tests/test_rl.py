@@ -151,6 +151,41 @@ def test_reinforce_surrogate_gradient_equals_hand_formula():
     np.testing.assert_allclose(np.asarray(auto[0]), np.asarray(hand), rtol=1e-12)
 
 
+def numpy_reinforce(world, gamma, episodes, lr, max_steps, seed):
+    """Tabular REINFORCE written as plain loops, fed the same uniform random numbers."""
+    S = len(world.cells)
+    theta = np.zeros((S, 4))
+    uniforms = 1.0 - np.random.default_rng(seed).random((episodes, max_steps, 2))
+    first_returns = []
+    for e in range(episodes):
+        s, done, steps = world.start, bool(world.terminal[world.start]), []
+        for t in range(max_steps):
+            pi = np.exp(theta[s] - theta[s].max())
+            pi /= pi.sum()
+            a = min(int(np.sum(np.cumsum(pi) < uniforms[e, t, 0])), 3)
+            s2 = min(int(np.sum(np.cumsum(world.P[s, a]) < uniforms[e, t, 1])), S - 1)
+            if not done:
+                steps.append((t, s, a, world.R[s, a], pi))
+            done = done or bool(world.terminal[s2])
+            s = s2
+        grad, g = np.zeros_like(theta), 0.0
+        for t, s, a, r, pi in reversed(steps):
+            g = r + gamma * g
+            grad[s] += gamma ** t * g * (np.eye(4)[a] - pi)
+        theta += lr * grad
+        first_returns.append(g if steps else 0.0)
+    return theta, np.array(first_returns)
+
+
+@pytest.mark.parametrize("slip", [0.0, 0.2])
+def test_reinforce_training_equals_a_loop_implementation(slip):
+    world = rl.make_gridworld(LAYOUT, slip=slip)
+    theta, returns = rl.reinforce_gridworld(world, 0.9, episodes=30, learning_rate=0.5, max_steps=25, seed=5)
+    theta_ref, returns_ref = numpy_reinforce(world, 0.9, 30, 0.5, 25, 5)
+    np.testing.assert_allclose(returns, returns_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(theta), theta_ref, rtol=1e-9, atol=1e-12)
+
+
 def test_reinforce_rollouts_sample_the_mdp():
     # With a negligible learning rate the policy stays uniform, so the mean episode return is a
     # Monte-Carlo estimate of the exact value of the uniform policy from the start state.
