@@ -63,13 +63,15 @@ def main() -> int:
                                                                                     np.arange(4.0), n_samples=100_000)),
          None, ""),
         ("value_iteration 4x3 world (NumPy)", lambda: rl.value_iteration(world, 0.9), None, ""),
-        ("reinforce_gridworld tabular 500 episodes", lambda: rl.reinforce_gridworld(world, 0.9, episodes=500), None, ""),
+        ("reinforce_gridworld tabular 500 episodes", lambda: rl.reinforce_gridworld(world, 0.9, episodes=500),
+         None, ""),
         ("reinforce_gridworld network 150 episodes",
          lambda: rl.reinforce_gridworld(world, 0.9, episodes=150, learning_rate=0.1, params=params,
                                         logits_fn=rl.policy_network_logits), None, ""),
         ("policy_table network", lambda: rl.policy_table(world, params, rl.policy_network_logits), None, ""),
     ]
-    print(f"{'task':52s} {'first ms':>9s} {'first cpu':>10s} {'warm ms':>8s} {'warm cpu':>9s} {'loop ms':>8s}  reference")
+    print(f"{'task':52s} {'first ms':>9s} {'first cpu':>10s} {'warm ms':>8s} {'warm cpu':>9s} {'loop ms':>8s}"
+          "  reference")
     for name, ours, ref, ref_name in rows:
         (f_ms, f_cpu), (w_ms, w_cpu) = _first_and_warm(ours)
         loop = f"{statistics.median(_timed(ref)[0] for _ in range(3)):8.1f}" if ref else f"{'-':>8s}"

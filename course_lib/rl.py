@@ -34,7 +34,8 @@ import numpy as np
 from course_lib._validation import as_float_array, check_finite, check_ndim, check_option, check_positive
 
 __all__ = [
-    "BANDIT_STRATEGIES", "bandit_tables", "run_bandit", "bandit_experiment", "reinforce_bandit_samples", "bandit_objective",
+    "BANDIT_STRATEGIES", "bandit_tables", "run_bandit", "bandit_experiment", "reinforce_bandit_samples",
+    "bandit_objective",
     "GridWorld", "make_gridworld", "ACTIONS", "value_iteration", "policy_evaluation", "greedy_policy",
     "shape_rewards", "reinforce_gridworld", "rollout_return", "init_policy_network",
     "policy_network_logits", "policy_table",
@@ -138,7 +139,8 @@ def run_bandit(means, strategy: str = "epsilon_greedy", *, steps: int = 1000, se
     noise, u, arm = bandit_tables(seed, steps, means.shape[0])
     dt = means.dtype
     return _run_bandit(means, jnp.int32(BANDIT_STRATEGIES.index(strategy)), jnp.asarray(noise, dt),
-                       jnp.asarray(u, dt), jnp.asarray(arm), jnp.asarray(epsilon, dt), jnp.asarray(c, dt), jnp.asarray(reward_std, dt))
+                       jnp.asarray(u, dt), jnp.asarray(arm), jnp.asarray(epsilon, dt), jnp.asarray(c, dt),
+                       jnp.asarray(reward_std, dt))
 
 
 @jax.jit
@@ -153,6 +155,16 @@ def _bandit_experiment(means, tables, codes, epsilons, cs, reward_std):
                 "final_regret": out["regret"][:, -1]}
 
     return jax.lax.map(lambda args: one_config(*args), (codes, epsilons, cs))
+
+
+def _per_config(value, name, n):
+    """One float or one float per configuration -> float array of shape (n,)."""
+    arr = np.asarray(value, dtype=float)
+    if arr.ndim == 0:
+        return np.full(n, float(arr))
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must be one value or one per strategy ({n}), got shape {arr.shape}")
+    return arr
 
 
 def bandit_experiment(means, strategies, *, epsilon=0.1, c=2.0, runs: int = 200, steps: int = 1000,
@@ -172,13 +184,7 @@ def bandit_experiment(means, strategies, *, epsilon=0.1, c=2.0, runs: int = 200,
     if not names:
         raise ValueError("strategies must name at least one strategy")
     E = len(names)
-    eps = np.broadcast_to(np.asarray(epsilon, dtype=float), (E,)) if np.ndim(epsilon) == 0 or len(np.ravel(epsilon)) == E \
-        else None
-    cs = np.broadcast_to(np.asarray(c, dtype=float), (E,)) if np.ndim(c) == 0 or len(np.ravel(c)) == E else None
-    if eps is None or np.ndim(epsilon) > 1:
-        raise ValueError(f"epsilon must be one value or one per strategy ({E}), got shape {np.shape(epsilon)}")
-    if cs is None or np.ndim(c) > 1:
-        raise ValueError(f"c must be one value or one per strategy ({E}), got shape {np.shape(c)}")
+    eps, cs = _per_config(epsilon, "epsilon", E), _per_config(c, "c", E)
     for name, e, ci in zip(names, eps, cs):
         if not (np.isfinite(e) and np.isfinite(ci)):
             raise ValueError(f"epsilon and c must be finite, got epsilon={e!r}, c={ci!r}")
