@@ -940,18 +940,24 @@ def _perturbed_run(kind, params, xs, eps, activation):
     return hs
 
 
-@partial(jax.jit, static_argnames=("kind", "activation"))
-def _hidden_gradient_norms(kind, params, xs, loss_step, activation):
+def _gradient_norms_core(kind, params, xs, loss_steps, activation):
+    """``(len(loss_steps), T)``: one forward pass, then its VJP (``jax.vjp``) applied to one
+    cotangent per loss step, vmapped, so all loss steps share the forward pass."""
     xs = jnp.swapaxes(xs, 0, 1)
+    t, b = xs.shape[:2]
     hidden = params["W_hh" if kind == "rnn" else "W_h"].shape[0]
     direction = jnp.ones((hidden,), xs.dtype) / jnp.sqrt(hidden)
+    _, pullback = jax.vjp(lambda eps: _perturbed_run(kind, params, xs, eps, activation),
+                          jnp.zeros((t, b, hidden), xs.dtype))
+    at_step = (jnp.arange(t)[None, :] == jnp.asarray(loss_steps)[:, None]).astype(xs.dtype)
+    cotangents = jnp.broadcast_to(at_step[:, :, None, None] * direction, at_step.shape + (b, hidden))
+    (g,) = jax.vmap(pullback)(cotangents)                                 # (n, T, B, H)
+    return jnp.mean(jnp.sqrt(jnp.sum(g * g, axis=-1)), axis=-1)
 
-    def loss(eps):
-        hs = _perturbed_run(kind, params, xs, eps, activation)
-        return jnp.sum(hs[loss_step] @ direction)
 
-    g = jax.grad(loss)(jnp.zeros(xs.shape[:2] + (hidden,), xs.dtype))
-    return jnp.mean(jnp.sqrt(jnp.sum(g * g, axis=-1)), axis=1)
+@partial(jax.jit, static_argnames=("kind", "activation"))
+def _hidden_gradient_norms(kind, params, xs, loss_step, activation):
+    return _gradient_norms_core(kind, params, xs, jnp.reshape(loss_step, (1,)), activation)[0]
 
 
 def hidden_gradient_norms(kind, params, xs, *, loss_step=None, activation="tanh"):
@@ -975,6 +981,7 @@ def hidden_gradient_norms(kind, params, xs, *, loss_step=None, activation="tanh"
 
 
 # =========================================================================== tasks
+@partial(jax.jit, static_argnames=("batch_size", "max_len", "n_symbols", "n_noise"))
 def _recall_batch(key, length, batch_size, max_len, n_symbols, n_noise):
     k_sym, k_noise = jax.random.split(key)
     symbol = jax.random.randint(k_sym, (batch_size,), 0, n_symbols)

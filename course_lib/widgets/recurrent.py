@@ -38,17 +38,17 @@ def _scaled(kind, params, scale, bias):
 @jax.jit
 def _table(base, xs, scales, biases, steps):
     """Every ||dL/dh_t|| curve: RNN per activation over (scale, step); LSTM/GRU over
-    (scale, bias, step). One compiled call for the whole widget."""
+    (scale, bias, step). One compiled call for the whole widget; all loss steps of one
+    configuration share its forward pass."""
     out = {}
     for act in RNN_ACTIVATIONS:
-        def one_rnn(scale, step, act=act):
-            return R._hidden_gradient_norms("rnn", _scaled("rnn", base["rnn"], scale, 0.0), xs, step, act)
-        out[act] = jax.vmap(jax.vmap(one_rnn, (None, 0)), (0, None))(scales, steps)
+        def one_rnn(scale, act=act):
+            return R._gradient_norms_core("rnn", _scaled("rnn", base["rnn"], scale, 0.0), xs, steps, act)
+        out[act] = jax.vmap(one_rnn)(scales)
     for kind in ("lstm", "gru"):
-        def one(scale, bias, step, kind=kind):
-            return R._hidden_gradient_norms(kind, _scaled(kind, base[kind], scale, bias), xs, step, "tanh")
-        per_bias = jax.vmap(jax.vmap(one, (None, None, 0)), (None, 0, None))
-        out[kind] = jax.vmap(per_bias, (0, None, None))(scales, biases, steps)
+        def one(scale, bias, kind=kind):
+            return R._gradient_norms_core(kind, _scaled(kind, base[kind], scale, bias), xs, steps, "tanh")
+        out[kind] = jax.vmap(jax.vmap(one, (None, 0)), (0, None))(scales, biases)
     return out
 
 
