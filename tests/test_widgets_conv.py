@@ -57,6 +57,23 @@ def test_image_switch_changes_input_artist(editor):
     assert editor.output.shape == (10, 10)
 
 
+def test_image_switch_is_a_blit_on_a_precomputed_background(editor, monkeypatch):
+    """Switching the image reuses the background drawn for it at build time: no full redraw."""
+    assert set(editor._backgrounds) == set(editor.images)
+    editor.controls["image"].value = "square"
+    calls = []
+    monkeypatch.setattr(editor.live, "redraw", lambda: calls.append("redraw"))
+    for name in ("noise", "square", "noise"):
+        png = editor.live.image.value
+        editor.controls["image"].value = name
+        assert editor.live.image.value != png
+        assert editor.ax_in.get_xlim() == (-0.5, editor.images[name].shape[1] - 0.5)
+        ref = correlate2d(editor.images[name].astype(np.float64), editor.kernel.astype(np.float64),
+                          mode="same")
+        np.testing.assert_allclose(editor.im_out.get_array(), ref, rtol=1e-5, atol=1e-5)
+    assert calls == []
+
+
 def test_default_images_and_errors():
     imgs = wc.load_images()
     assert set(imgs) >= {"china", "flower"} and imgs["china"].shape == (107, 160)

@@ -10,9 +10,10 @@ Questions they answer:
   digit by a few pixels: the convolution's feature map moves with the input (equivariance), while
   the prediction after pooling and the dense layer barely changes (approximate invariance).
 
-Heavy work is done when a widget is built: the editor compiles its convolution once per image size;
-the explorer computes every layer's maps for every shift (25 shifts) in one batched call. A control
-change then runs one small jitted call (editor) or only indexes arrays (explorer), and blits.
+Heavy work is done when a widget is built: the editor compiles its convolution once per image size
+and draws one static background per image; the explorer computes every layer's maps for every
+shift (25 shifts) in one batched call. A control change (including switching the image) then runs
+one small jitted call (editor) or only indexes arrays (explorer), and blits.
 
 Widget protocol: see ``benchmarks/README.md`` (``WIDGETS``, builders callable without arguments).
 
@@ -144,10 +145,33 @@ class KernelEditor:
         self.im_out = self.ax_out.imshow(np.zeros_like(first), cmap="RdBu_r", interpolation="nearest")
         self.ax_in.set(title="input image", xlabel="x (pixels)", ylabel="y (pixels)")
         self.ax_out.set(title="output = conv2d(image, kernel)", xlabel="x (pixels)")
-        fig.colorbar(self.im_out, ax=self.ax_out, shrink=0.8, label="output value")
+        # the colour scale is symmetric, +-max|output| (set per update): a static colour bar in units
+        # of that maximum (the range is written in the corner), so an update never redraws the bar
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        fig.colorbar(ScalarMappable(Normalize(-1.0, 1.0), "RdBu_r"), ax=self.ax_out, shrink=0.8,
+                     label="output / max |output|")
         self.range_text = self.ax_out.text(0.02, 0.02, "", transform=self.ax_out.transAxes, fontsize=9,
                                            color="k", backgroundcolor="w")
         self.live = LiveFigure(fig, animated=[self.im_out, self.range_text])
+        # one static background per image (input picture, axis limits), drawn once here: switching
+        # the image is then a blit like any other change, not a full redraw
+        self._backgrounds = {}
+        for name in self.images:
+            self._show_input(name)
+            self.live.redraw()
+            self._backgrounds[name] = self.live.save_background()
+
+    def _show_input(self, name):
+        img = self.images[name]
+        self.im_in.set_data(img)
+        h, w = img.shape
+        for im in (self.im_in, self.im_out):
+            im.set_extent((-0.5, w - 0.5, h - 0.5, -0.5))
+        for ax in (self.ax_in, self.ax_out):
+            ax.set_xlim(-0.5, w - 0.5)
+            ax.set_ylim(h - 0.5, -0.5)
 
     def update(self, image, preset, **weights):
         if self._setting_preset:
@@ -163,18 +187,11 @@ class KernelEditor:
         self.im_out.set_clim(-lim, lim)
         self.range_text.set_text(f"{preset}: output from {self.output.min():+.2f} to "
                                  f"{self.output.max():+.2f}")
-        if image != self._image_name:                    # a new image: static parts change too
+        if image != self._image_name:                    # a new image: its precomputed background
             self._image_name = image
-            self.im_in.set_data(img)
-            h, w = img.shape
-            for im in (self.im_in, self.im_out):
-                im.set_extent((-0.5, w - 0.5, h - 0.5, -0.5))
-            for ax in (self.ax_in, self.ax_out):
-                ax.set_xlim(-0.5, w - 0.5)
-                ax.set_ylim(h - 0.5, -0.5)
-            self.live.redraw()
-        else:
-            self.live.blit()
+            self._show_input(image)
+            self.live.restore_background(self._backgrounds[image])
+        self.live.blit()
         self._update_readout()
 
     def _update_readout(self):
