@@ -71,6 +71,24 @@ def _arrows(explorer):
     return np.stack([explorer.arrows.U, explorer.arrows.V], axis=1)
 
 
+def test_arrows_point_where_the_greedy_action_moves(explorer):
+    world = rl.make_gridworld(wrl.LAYOUT, slip=wrl.SLIP)
+    for shaping, k in (("none", 0.0), ("naive", 1.0)):
+        explorer.controls["shaping"].value = shaping
+        explorer.controls["strength"].value = k
+        policy = explorer.values["policy"]
+        live = ~world.terminal
+        ax = explorer.arrows.axes
+        assert ax.yaxis_inverted()  # row 0 drawn on top
+        for s in np.flatnonzero(live):
+            # deterministic move (no slip): the cell the action leads to, unless a wall blocks it
+            dr, dc = list(rl.ACTIONS.values())[policy[s]]
+            assert (explorer.arrows.U[s], explorer.arrows.V[s]) == (dc, dr), (s, policy[s])
+        # the start state's optimal action is "up": its arrow points to smaller row numbers
+        if shaping == "none":
+            assert explorer.arrows.V[world.start] < 0 and explorer.arrows.U[world.start] == 0
+
+
 def test_potential_shaping_keeps_the_policy_and_shifts_values_by_the_potential(explorer):
     world = rl.make_gridworld(wrl.LAYOUT, slip=wrl.SLIP)
     V0, pi0, _ = rl.value_iteration(world, wrl.GAMMA)

@@ -43,7 +43,9 @@ SHAPINGS = {"none": "no shaping",
 STRENGTHS = np.round(np.arange(0.0, 2.0001, 0.1), 1)
 #: (row, column) of the naive bonus cell.
 BONUS_CELL = (2, 1)
-_ARROWS = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, -1.0], [-1.0, 0.0]])  # up, right, down, left as (dx, dy) on screen
+# Arrow of each action in data coordinates (x = column, y = row; the y axis is inverted so that row 0
+# is on top): (column step, row step) of rl.ACTIONS.
+_ARROWS = np.array([(dc, dr) for dr, dc in rl.ACTIONS.values()], dtype=float)
 
 
 def bandit_curves(epsilons=EPSILONS, *, means=BANDIT_MEANS, runs: int = 100, steps: int = 1000,
@@ -170,7 +172,7 @@ class RLExplorer(Explorer):
         fig, a_grid = new_figure(1, 1, figsize=(4.0, 3.4))
         rows, cols = self.world.shape
         a_grid.set(xlim=(-0.5, cols - 0.5), ylim=(rows - 0.5, -0.5), xticks=range(cols), yticks=range(rows),
-                   xlabel="column", ylabel="row")
+                   xlabel="column", ylabel="row", title="greedy policy (arrows) and V (colour)")
         walls = np.array([[ch == "#" for ch in row] for row in self.world.layout], float)
         a_grid.imshow(np.where(walls > 0, 1.0, np.nan), cmap="Greys", vmin=0, vmax=1.5)
         self.heat = a_grid.imshow(np.zeros((rows, cols)), cmap="viridis", alpha=0.85)
@@ -178,16 +180,20 @@ class RLExplorer(Explorer):
             ch = self.world.layout[ri][ci]
             if ch in "GX":
                 a_grid.add_patch(Rectangle((ci - 0.5, ri - 0.5), 1, 1, color="#9be39b" if ch == "G" else "#f4a3a3"))
-                a_grid.text(ci, ri, "goal +1" if ch == "G" else "pit -1", ha="center", va="center", fontsize=8)
-            elif ch == "S":
-                a_grid.text(ci - 0.42, ri - 0.3, "S", fontsize=9, fontweight="bold", color="k",
-                            bbox={"boxstyle": "round,pad=0.1", "fc": "w", "ec": "none"}, zorder=5)
+                a_grid.text(ci, ri, "goal\n+1" if ch == "G" else "pit\n-1", ha="center", va="center", fontsize=9)
         r, cc = self.world.cells[:, 0], self.world.cells[:, 1]
         self.arrows = a_grid.quiver(cc, r, np.zeros(len(r)), np.zeros(len(r)), angles="xy", scale_units="xy",
                                     scale=2.4, color="w", width=0.014)
         self.changed = a_grid.scatter([], [], marker="s", s=1500, facecolors="none", edgecolors="C3", linewidths=2.5)
-        self.title = a_grid.text(0.5, 1.03, "", transform=a_grid.transAxes, ha="center", fontsize=9)
-        self.grid_live = LiveFigure(fig, animated=[self.heat, self.arrows, self.changed, self.title])
+        # drawn after the heat map (animated), so that it stays readable: the start label, and the
+        # shaping setting written into the wall cell
+        sr, sc = self.world.cells[self.world.start]
+        start_label = a_grid.text(sc - 0.4, sr - 0.28, "S", fontsize=9, fontweight="bold", color="k",
+                                  bbox={"boxstyle": "square,pad=0.15", "fc": "w", "ec": "none"})
+        wall = np.argwhere(walls > 0)
+        wr, wc = wall[0] if len(wall) else (rows - 0.5, cols / 2 - 0.5)
+        self.title = a_grid.text(wc, wr, "", ha="center", va="center", fontsize=8, color="w")
+        self.grid_live = LiveFigure(fig, animated=[self.heat, self.arrows, self.changed, start_label, self.title])
         self.live = [self.bandit_live, self.grid_live]
 
     def _connect(self, **kwargs):
@@ -229,8 +235,7 @@ class RLExplorer(Explorer):
             uv = np.where(live[:, None], _ARROWS[policy], 0.0)
             self.arrows.set_UVC(uv[:, 0], uv[:, 1])
             self.changed.set_offsets(self.world.cells[diff][:, ::-1] if diff.any() else np.empty((0, 2)))
-            self.title.set_text(f"greedy policy, {shaping}" + (f" k = {strength_k:.1f}" if shaping != "none" else "")
-                                + f": {int(diff.sum())} changed")
+            self.title.set_text(shaping if shaping == "none" else f"{shaping}\nk = {strength_k:.1f}")
             self.grid_live.blit()
             self._grid_shown = grid_key
 
