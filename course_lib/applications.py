@@ -42,7 +42,7 @@ from jax import lax
 from course_lib import _validation as V
 
 __all__ = [
-    "train_mlp_configs", "config_params",
+    "train_mlp_configs", "config_params", "evaluate_configs",
     "TOPICS", "make_topic_corpus", "tokenize", "build_vocabulary", "bag_of_words",
     "fit_text_classifier", "classify_texts",
     "temperature_softmax", "train_char_model", "sample_text",
@@ -163,6 +163,30 @@ def train_mlp_configs(X_train, y_train, X_val, y_val, *, learning_rates, l2s, wi
     return {"train_loss": np.asarray(tl), "val_loss": np.asarray(vl), "val_acc": np.asarray(va),
             "train_acc": np.asarray(train_acc), "widths": w.astype(int),
             "learning_rates": lr, "l2s": l2, "params": params}
+
+
+@jax.jit
+def _evaluate_configs(params, X, y, mask):
+    logits = jax.vmap(_masked_mlp, in_axes=(0, None, 0))(params, X, mask)
+    return jnp.mean(jnp.argmax(logits, -1) == y[None, :], axis=1)
+
+
+def evaluate_configs(result, X, y):
+    """Accuracy ``(C,)`` of every configuration of :func:`train_mlp_configs` on ``(X, y)``, in one call.
+
+    Taught in: notebooks/15_applications.ipynb
+    """
+    if not isinstance(result, dict) or "params" not in result or "widths" not in result:
+        raise TypeError("result must be the dict returned by train_mlp_configs")
+    W1 = result["params"][0]["W"]
+    X = V.as_float_array(X, "X")
+    V.check_shape(X, "X", (None, W1.shape[1]))
+    V.check_finite(X, "X")
+    y = V.as_int_array(y, "y")
+    V.check_shape(y, "y", (X.shape[0],))
+    widths = np.asarray(result["widths"])
+    mask = (np.arange(W1.shape[2])[None, :] < widths[:, None]).astype(W1.dtype)
+    return np.asarray(_evaluate_configs(result["params"], X.astype(W1.dtype), y, mask))
 
 
 def config_params(result, c):

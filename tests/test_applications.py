@@ -68,6 +68,14 @@ def test_grid_configs_equal_separately_trained_networks_with_optax():
         # the reported validation accuracy is that of the sliced network
         acc = np.mean(np.argmax(layers.mlp_apply(got, Xv, "relu"), -1) == yv)
         assert r["val_acc"][c, -1] == pytest.approx(acc)
+    accs = A.evaluate_configs(r, Xv, yv)
+    for c in range(3):
+        acc = np.mean(np.argmax(layers.mlp_apply(A.config_params(r, c), Xv, "relu"), -1) == yv)
+        assert accs[c] == pytest.approx(acc)
+    with pytest.raises(ValueError, match="X must have shape"):
+        A.evaluate_configs(r, Xv[:, :2], yv)
+    with pytest.raises(TypeError, match="train_mlp_configs"):
+        A.evaluate_configs({}, Xv, yv)
     # the padding of the narrow networks never moves away from zero
     W1 = np.asarray(r["params"][0]["W"])
     assert np.all(W1[2, :, 2:] == 0) and np.all(np.asarray(r["params"][1]["W"])[0, 4:] == 0)
@@ -165,7 +173,7 @@ def test_text_classifier_matches_sklearn_logistic_regression():
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
     ours = np.mean(probs.argmax(1) == labels[va])
     X = A.bag_of_words(texts[tr], model["vocab"])
-    ref = LogisticRegression(C=10.0, max_iter=2000).fit(X, labels[tr])
+    ref = LogisticRegression(C=10.0, solver="newton-cg", max_iter=200).fit(X, labels[tr])
     theirs = ref.score(A.bag_of_words(texts[va], model["vocab"]), labels[va])
     assert ours >= theirs - 0.05 and ours > 0.8
     assert model["history"]["val_acc"][-1] == pytest.approx(ours, abs=1e-6)
