@@ -364,3 +364,30 @@ def test_cnn_shapes_grad_and_training_step():
         conv.cnn_apply(params, np.zeros((1, 8, 8, 3), np.float32))
     with pytest.raises(ValueError, match="y_train must be integer labels"):
         conv.train_cnn(X, y.astype(float))
+
+
+def test_cnn_predict_in_blocks_and_dropout_only_in_training(monkeypatch):
+    from course_lib import data
+
+    X, y = data.load_digits(images=True)
+    X, y = np.asarray(X[:300])[..., None], np.asarray(y[:300])
+    params = conv.init_cnn(1, channels=(4, 8))
+    monkeypatch.setattr(conv, "_EVAL_BLOCK", 128)                  # 300 = 128 + 128 + 44 (padded)
+    direct = np.argmax(np.asarray(conv._cnn_features(params, jnp.asarray(X))["logits"]), axis=1)
+    np.testing.assert_array_equal(conv.cnn_predict(params, X), direct)
+    # dropout changes the logits only when a key is given (training), and by inverted scaling
+    f0 = conv._cnn_features(params, jnp.asarray(X[:4]))
+    f1 = conv._cnn_features(params, jnp.asarray(X[:4]), 0.5, jax.random.key(0))
+    assert not np.allclose(f0["logits"], f1["logits"])
+    np.testing.assert_array_equal(f0["pool2"], f1["pool2"])
+    loss, acc = conv._evaluate(params, X, y)
+    logp = jax.nn.log_softmax(jnp.asarray(conv._cnn_features(params, jnp.asarray(X))["logits"],
+                                          jnp.float64) if jax.config.jax_enable_x64 else
+                              conv._cnn_features(params, jnp.asarray(X))["logits"])
+    np.testing.assert_allclose(loss, -np.mean(np.asarray(logp)[np.arange(300), y]), rtol=1e-5)
+    assert acc == np.mean(direct == y)
+    for bad in (1.0, -0.1, "0.3", True):
+        with pytest.raises(ValueError, match="dropout must be a rate in"):
+            conv.train_cnn(X, y, dropout=bad)
+    with pytest.raises(ValueError, match="X_val images must have the shape"):
+        conv.train_cnn(X, y, X[:, :4, :4], y)
