@@ -137,7 +137,11 @@ def _train_gan(g_kind, activation, out_fn, opt, batch_size, pack, d_steps, param
     def step(carry, key):
         p, (sd, sg) = carry
         kd, kg = jax.random.split(key)
-        (p, sd), ld = jax.lax.scan(d_step, (p, sd), jax.random.split(kd, d_steps))
+        if d_steps == 1:  # no inner loop: a one-step scan costs compile time for nothing
+            (p, sd), ld = d_step((p, sd), jax.random.split(kd, 1)[0])
+            ld = ld[None]
+        else:
+            (p, sd), ld = jax.lax.scan(d_step, (p, sd), jax.random.split(kd, d_steps))
         z2 = jax.random.normal(kg, (batch_size, z_fixed.shape[1]), X.dtype)
         lg, gg = jax.value_and_grad(lambda pg: gan_generator_loss(disc(p["D"], gen({"G": pg}, z2)), g_kind))(p["G"])
         ug, sg = opt.update(gg, sg, p["G"])
