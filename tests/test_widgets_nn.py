@@ -170,3 +170,17 @@ def test_flow_bad_args():
         GF.build_gradient_flow(depth=7)
     with pytest.raises(ValueError, match="scale must be one of"):
         GF.build_gradient_flow(scale=0.3)
+
+
+def test_gradient_flow_histogram_equals_numpy_at_and_around_the_edges():
+    import jax.numpy as jnp
+    rng = np.random.default_rng(0)
+    edges = GF.BINS.astype(np.float32)
+    near = np.concatenate([edges, np.nextafter(edges, np.float32(-np.inf)), np.nextafter(edges, np.float32(np.inf))])
+    tiny = np.finfo(np.float32).tiny   # XLA on CPU flushes subnormals (the neighbours of 0) to 0
+    near = np.where((near != 0) & (np.abs(near) < tiny), np.sign(near) * tiny, near)
+    v = np.concatenate([rng.uniform(GF.BINS[0], GF.BINS[-1], (3, 500)).astype(np.float32),
+                        np.tile(np.clip(near, GF.BINS[0], GF.BINS[-1]), (3, 1)).astype(np.float32)], axis=1)
+    got = np.asarray(GF._histogram_rows(jnp.asarray(v)))
+    want = np.stack([np.histogram(row, bins=edges)[0] for row in v])
+    np.testing.assert_array_equal(got, want)

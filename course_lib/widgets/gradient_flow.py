@@ -45,6 +45,26 @@ def flow_problem(seed: int = 0):
     return X, y, (Z_in, Z_h, Z_out)
 
 
+def _histogram_rows(v):
+    """np.histogram(row, BINS)[0] for every row of v (values inside [BINS[0], BINS[-1]]).
+
+    The bins are uniform, so the bin is computed, not searched for (jnp.histogram's
+    searchsorted made this table take seconds to compile), then corrected by exact comparisons
+    with the edges so that rounding in the division never moves a value across an edge: bins
+    are [e_k, e_{k+1}), the last one closed, as in NumPy."""
+    import jax.numpy as jnp
+
+    edges = jnp.asarray(BINS, v.dtype)
+    n_bins = len(BINS) - 1
+    k = jnp.clip(jnp.floor((v - BINS[0]) / (BINS[1] - BINS[0])).astype(jnp.int32), 0, n_bins - 1)
+    k = jnp.where(v < edges[k], k - 1, k)
+    k = jnp.where((v >= edges[jnp.minimum(k + 1, n_bins)]) & (k < n_bins - 1), k + 1, k)
+    k = jnp.clip(k, 0, n_bins - 1)
+    rows = jnp.arange(v.shape[0])[:, None]
+    return jnp.zeros((v.shape[0], n_bins), jnp.int32).at[rows, k].add(1)
+
+
+
 def _table_fn():
     import jax
     import jax.numpy as jnp
@@ -76,8 +96,7 @@ def _table_fn():
         out_norm = jnp.sqrt(jnp.sum(g["W_out"] ** 2))
         # clipped into the histogram's range: exact zeros (dead ReLUs) land in the first bin
         logs = jnp.clip(jnp.log10(jnp.abs(layers).reshape(MAX_DEPTH, -1) + 1e-30), BINS[0], BINS[-1])
-        hist = jax.vmap(lambda v: jnp.histogram(v, bins=jnp.asarray(BINS, X.dtype))[0])(logs)
-        return norms, out_norm, hist
+        return norms, out_norm, _histogram_rows(logs)
 
     @jax.jit
     def table(acts_idx, scales, depths, X, y, Z):
