@@ -10,7 +10,8 @@ the course never needs it and its rows are skipped when it is not installed.
 Cases (float32, CPU):
   conv   N=64, C=8, 28x28, 16 filters 3x3 "same": forward, and forward+backward (out, dx, dw)
   pool   2x2 max pooling of (64, 28, 28, 16): forward+backward
-  train  digits CNN (course_lib.conv.train_cnn), wall time including compilation, test accuracy
+  train  digits CNN (course_lib.conv.train_cnn defaults) on 5 splits: wall and CPU time (the first
+         run includes compilation), test accuracy per split
 """
 from __future__ import annotations
 
@@ -38,17 +39,28 @@ except ImportError:  # optional
     torch = None
 
 
-def _time_interleaved(funcs: dict, rounds: int) -> dict:
-    """Median seconds per call of each zero-argument function, timed round-robin."""
+CPU_TIMES: dict = {}      # (case title, implementation) -> median process CPU seconds per call
+
+
+def _time_interleaved(funcs: dict, rounds: int, case: str = "") -> dict:
+    """Median wall seconds per call of each zero-argument function, timed round-robin.
+
+    The median process CPU time per call (all threads) goes to ``CPU_TIMES``: on a shared machine
+    it is less inflated by other processes than the wall time.
+    """
     for f in funcs.values():        # warm-up (compilation) outside the timing
         f()
         f()
     times = {name: [] for name in funcs}
+    cpu = {name: [] for name in funcs}
     for _ in range(rounds):
         for name, f in funcs.items():
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             f()
             times[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    for name, cs in cpu.items():
+        CPU_TIMES[(case, name)] = float(np.median(cs))
     return {name: float(np.median(ts)) for name, ts in times.items()}
 
 
@@ -106,7 +118,7 @@ def conv_cases(rounds: int):
 
         fwd["torch"] = t_fwd
         both["torch"] = t_both
-    return _time_interleaved(fwd, rounds), _time_interleaved(both, rounds), err
+    return _time_interleaved(fwd, rounds, "fwd"), _time_interleaved(both, rounds, "both"), err
 
 
 def pool_cases(rounds: int):
@@ -140,27 +152,33 @@ def pool_cases(rounds: int):
             torch.nn.functional.max_pool2d(xt, 2).backward(gt)
 
         cases["torch"] = t_both
-    return _time_interleaved(cases, rounds), err
+    return _time_interleaved(cases, rounds, "pool"), err
 
 
 def train_case(epochs: int, seed: int):
+    """Train on split ``seed`` (seeded init too) and predict its test set: (wall s, CPU s, accuracy).
+
+    The first call in a process includes every compilation (the training step, the evaluation)."""
     from course_lib import data
 
     X, y = data.load_digits(images=True)
     split = data.train_val_test_split(np.asarray(X)[..., None], np.asarray(y), seed=seed)
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     params, _ = conv.train_cnn(split["X_train"], split["y_train"], epochs=epochs, seed=seed)
-    acc = float(jnp.mean(conv.cnn_predict(params, split["X_test"]) == split["y_test"]))
-    return time.perf_counter() - t0, acc
+    acc = float(np.mean(conv.cnn_predict(params, split["X_test"]) == split["y_test"]))
+    return time.perf_counter() - t0, time.process_time() - c0, acc
 
 
-def _table(title, times, refs):
+def _table(title, times, refs, case):
     print(f"\n{title}")
-    header = f"  {'implementation':<20s}{'ms/call':>10s}" + "".join(f"{'/ ' + r:>16s}" for r in refs)
+    header = (f"  {'implementation':<20s}{'ms/call':>10s}" + "".join(f"{'/ ' + r:>16s}" for r in refs)
+              + f"{'CPU ms/call':>14s}{'CPU / ' + refs[0]:>16s}")
     print(header)
+    cpu_ref = CPU_TIMES[(case, refs[0])]
     for name, t in times.items():
         ratios = "".join(f"{t / times[r]:>16.2f}" for r in refs)
-        print(f"  {name:<20s}{t * 1e3:>10.2f}{ratios}")
+        c = CPU_TIMES[(case, name)]
+        print(f"  {name:<20s}{t * 1e3:>10.2f}{ratios}{c * 1e3:>14.2f}{c / cpu_ref:>16.2f}")
 
 
 def main(argv=None):
@@ -168,22 +186,29 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--no-train", action="store_true")
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--seeds", type=int, default=5, help="digits splits to train on")
     args = parser.parse_args(argv)
     print(f"bench_conv: jax {jax.__version__}, torch {torch.__version__ if torch else 'not installed'}, "
           f"{os.cpu_count()} CPU(s), float32")
     fwd, both, err = conv_cases(args.rounds)
     refs = [r for r in ("lax NHWC", "torch") if r in both]
-    _table(f"conv2d forward, N={N} C={C} {H}x{W}, {O} filters {K}x{K} same", fwd, refs)
-    _table("conv2d forward+backward (out, dx, dw)", both, refs)
+    _table(f"conv2d forward, N={N} C={C} {H}x{W}, {O} filters {K}x{K} same", fwd, refs, "fwd")
+    _table("conv2d forward+backward (out, dx, dw)", both, refs, "both")
     print(f"  max relative difference course_lib vs lax: {err:.1e}")
     pool, perr = pool_cases(args.rounds)
     _table(f"max-pool 2x2 forward+backward, ({N}, {H}, {W}, {O})", pool,
-           [r for r in ("lax.reduce_window", "torch") if r in pool])
+           [r for r in ("lax.reduce_window", "torch") if r in pool], "pool")
     print(f"  max abs difference course_lib vs reduce_window: {perr:.1e}")
     if not args.no_train:
-        wall, acc = train_case(args.epochs, seed=0)
-        print(f"\ndigits CNN (train_cnn, {args.epochs} epochs, seed 0): {wall:.2f} s wall including "
-              f"compilation, test accuracy {acc:.4f}")
+        print(f"\ndigits CNN (train_cnn defaults, {args.epochs} epochs), split and seed s = 0..{args.seeds - 1}:")
+        print(f"  {'s':>3s}{'wall s':>9s}{'CPU s':>8s}{'test acc':>10s}")
+        accs = []
+        for s in range(args.seeds):
+            wall, cpu, acc = train_case(args.epochs, seed=s)
+            accs.append(acc)
+            note = "  (first: includes compilation)" if s == 0 else ""
+            print(f"  {s:>3d}{wall:>9.2f}{cpu:>8.2f}{acc:>10.4f}{note}")
+        print(f"  test accuracy mean {np.mean(accs):.4f}, min {np.min(accs):.4f} over {args.seeds} splits")
     print(f"\n1-minute load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPU(s)")
     return 0
 
