@@ -166,48 +166,45 @@ def vae_loss(params, x, eps, activation: str = "relu", beta: float = 1.0):
 
 
 # -------------------------------------------------------------------------------------- training
-def _epoch_batches(n, batch_size, key):
-    perm = jax.random.permutation(key, n)
-    n_batches = n // batch_size
-    return perm[: n_batches * batch_size].reshape(n_batches, batch_size)
+@partial(jax.jit, static_argnums=(0, 5, 6))
+def _fit_steps(kind, params, opt_state, X, batches_and_noise, opt, activation, beta, noise):
+    """Every minibatch step of every epoch in one compiled ``lax.scan``.
 
-
-@partial(jax.jit, static_argnums=(0, 4, 6, 7))
-def _fit_epochs(kind, params, opt_state, X, batch_size, keys, opt, activation, beta, noise):
-    """All epochs in one compiled call: lax.scan over epochs of lax.scan over minibatches.
-
-    ``kind`` is "ae" (plain and denoising: ``noise`` is a traced std, 0 = plain) or "vae"; ``beta``
-    and ``noise`` are traced, so a sweep over them reuses one compilation.
+    ``batches_and_noise = (idx, e)``: idx (steps, B) row indices, e (steps, B, w) standard normal
+    noise (w = d for "ae": the denoising noise; w = k for "vae": the reparameterization's eps), both
+    drawn on the host, so the compiled graph holds no random-number generator (half the compile
+    time). ``kind`` is "ae" (plain and denoising: ``noise`` is a traced std, 0 = plain) or "vae";
+    ``beta`` and ``noise`` are traced, so a sweep over them reuses one compilation.
     """
 
-    def loss_fn(p, xb, k):
+    def loss_fn(p, xb, e):
         if kind == "vae":
-            latent = p["decoder"][0]["W"].shape[0]
-            eps = jax.random.normal(k, (xb.shape[0], latent), xb.dtype)
-            loss, parts = vae_loss(p, xb, eps, activation, beta)
+            loss, parts = vae_loss(p, xb, e, activation, beta)
             return loss, jnp.stack([parts["recon"], parts["kl"]])
-        noisy = jnp.clip(xb + noise * jax.random.normal(k, xb.shape, xb.dtype), 0.0, 1.0)
-        inp = jnp.where(noise > 0, noisy, xb)
+        inp = jnp.where(noise > 0, jnp.clip(xb + noise * e, 0.0, 1.0), xb)
         loss = jnp.mean(_recon_per_sample(
             decode_logits(p, encode(p, inp, activation), activation), xb))
         return loss, jnp.stack([loss, jnp.zeros_like(loss)])
 
-    def batch_step(carry, inputs):
+    def step(carry, inputs):
         p, s = carry
-        idx, k = inputs
-        (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, X[idx], k)
+        idx, e = inputs
+        (_, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(p, X[idx], e)
         updates, s = opt.update(grads, s, p)
         return (optim.apply_updates(p, updates), s), parts
 
-    def epoch(carry, key):
-        k1, k2 = jax.random.split(key)
-        batches = _epoch_batches(X.shape[0], batch_size, k1)
-        ks = jax.random.split(k2, batches.shape[0])
-        carry, parts = jax.lax.scan(batch_step, carry, (batches, ks))
-        return carry, parts.mean(axis=0)
+    (params, opt_state), parts = jax.lax.scan(step, (params, opt_state), batches_and_noise)
+    return params, opt_state, parts
 
-    (params, opt_state), history = jax.lax.scan(epoch, (params, opt_state), keys)
-    return params, opt_state, history
+
+def _host_batches(n, batch_size, epochs, width, seed):
+    """Row indices (epochs * n_batches, B): a fresh permutation per epoch, cut into full batches;
+    and standard normal noise (epochs * n_batches, B, width), float32, from one NumPy generator."""
+    rng = np.random.default_rng(seed)
+    n_batches = n // batch_size
+    idx = np.stack([rng.permutation(n)[: n_batches * batch_size] for _ in range(epochs)])
+    idx = idx.reshape(epochs * n_batches, batch_size).astype(np.int32)
+    return idx, rng.standard_normal((epochs * n_batches, batch_size, width), dtype=np.float32)
 
 
 def _check_model(params, kind, d):
@@ -233,11 +230,12 @@ def fit_autoencoder(params, X, *, kind: str = "ae", epochs: int = 20, batch_size
     """Train an autoencoder (``kind="ae"``), denoising autoencoder (``"dae"``, Gaussian noise of std
     ``noise``, clipped to [0, 1]) or VAE (``"vae"``, params from :func:`init_vae`, KL weight ``beta``)
     with Adam, all epochs in one jitted call. Each epoch visits a fresh random permutation in
-    ``len(X) // batch_size`` full minibatches.
+    ``len(X) // batch_size`` full minibatches. Permutations and noise come from
+    ``numpy.random.default_rng(seed)``: same seed, same model.
 
     One compilation serves "ae" and "dae" (and any ``noise``), one serves "vae" (any ``beta``), per
-    architecture and batch size: sweeping ``beta``, ``noise``, ``seed`` or ``epochs``... only
-    ``epochs`` changes a shape, so keep it fixed in a sweep.
+    architecture, data shape, batch size and number of epochs (``epochs`` sets the scan length):
+    sweeping ``beta``, ``noise``, ``seed`` or the data's values reuses it.
 
     Returns ``(params, history)``; history is (epochs, 2): per epoch, mean (recon, kl) over the
     minibatches for a VAE and (loss, 0) otherwise.
@@ -255,12 +253,14 @@ def fit_autoencoder(params, X, *, kind: str = "ae", epochs: int = 20, batch_size
     layers._check_activation(activation)
     _check_model(params, kind, X.shape[1])
     opt = _adam_cache(float(learning_rate), 0.9)
-    keys = jax.random.split(jax.random.PRNGKey(_seed(seed)), int(epochs))
+    width = params["decoder"][0]["W"].shape[0] if kind == "vae" else X.shape[1]
+    idx, e = _host_batches(X.shape[0], int(batch_size), int(epochs), width, _seed(seed))
     noise = float(noise) if kind == "dae" else 0.0
-    params, _, history = _fit_epochs("vae" if kind == "vae" else "ae", params, opt.init(params), X,
-                                     int(batch_size), keys, opt, activation,
-                                     jnp.asarray(beta, X.dtype), jnp.asarray(noise, X.dtype))
-    return params, np.asarray(history)
+    params, _, parts = _fit_steps("vae" if kind == "vae" else "ae", params, opt.init(params), X,
+                                  (idx, e.astype(X.dtype)), opt, activation,
+                                  jnp.asarray(beta, X.dtype), jnp.asarray(noise, X.dtype))
+    history = np.asarray(parts).reshape(int(epochs), -1, 2).mean(axis=1)
+    return params, history
 
 
 _ADAMS: dict = {}
@@ -272,14 +272,14 @@ def _adam_cache(lr, b1):
 
 
 # ------------------------------------------------------------------- PCA: the linear autoencoder
-@partial(jax.jit, static_argnums=1)
-def _pca(X, k):
+@jax.jit
+def _pca(X):
     mean = X.mean(axis=0)
     _, s, vt = jnp.linalg.svd(X - mean, full_matrices=False)
     # sign convention: the largest-magnitude entry of each component is positive
     signs = jnp.sign(vt[jnp.arange(vt.shape[0]), jnp.argmax(jnp.abs(vt), axis=1)])
     vt = vt * signs[:, None]
-    return mean, vt[:k], (s ** 2 / (X.shape[0] - 1))[:k]
+    return mean, vt, s ** 2 / (X.shape[0] - 1)
 
 
 def pca(X, k: int):
@@ -293,8 +293,8 @@ def pca(X, k: int):
     X = _x(X, "X")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= min(X.shape):
         raise ValueError(f"k must be an int in [1, min(X.shape) = {min(X.shape)}], got {k!r}")
-    mean, comps, var = _pca(X, int(k))
-    return {"mean": mean, "components": comps, "explained_variance": var}
+    mean, comps, var = _pca(X)          # one compilation per data shape, whatever k
+    return {"mean": mean, "components": comps[:k], "explained_variance": var[:k]}
 
 
 @jax.jit
