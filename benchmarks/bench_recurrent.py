@@ -1,14 +1,15 @@
-"""Benchmark: course_lib.recurrent LSTM/GRU layers (lax.scan + hand-written BPTT) vs jax.grad of
-a plain lax.scan cell, and (optionally) PyTorch's nn.LSTM / nn.GRU.
+"""Benchmark: course_lib.recurrent LSTM/GRU/RNN layers (lax.scan + hand-written BPTT) vs jax.grad
+of a plain lax.scan cell, and (optionally) PyTorch's nn.LSTM / nn.GRU / nn.RNN.
 
     .venv/bin/python benchmarks/bench_recurrent.py [--rounds 30]
 
 Case (float32, CPU): batch 32, 50 steps, input 16, hidden 64; forward + backward (gradients of
 sum(outputs) w.r.t. all weights and the inputs). Implementations are interleaved round by round, so
-a busy machine slows all of them alike; the table reports the median per call, the ratio to
-PyTorch (targets: LSTM <= 1.0, GRU <= 0.4) and the compile time of each jitted function
-(target <= 0.7 s). PyTorch is a benchmark-only extra (torch==2.13.0, 2 threads); its rows are
-skipped when it is not installed.
+a busy machine slows all of them alike; the table reports the median per call, the process CPU
+time per call, the ratio to PyTorch (targets: LSTM <= 1.0, GRU <= 0.4) and the XLA compile time of
+each jitted function (``jitted.lower(...).compile()``, tracing excluded; target <= 0.7 s). PyTorch
+is a benchmark-only extra (torch==2.13.0, 2 threads); its rows are skipped when it is not
+installed.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def course_fn(kind):
 
 def autodiff_fn(kind):
     """jax.grad through a plain lax.scan of the library's step (no hand-written backward)."""
-    step = {"lstm": R._lstm_step, "gru": R._gru_step}[kind]
+    step = {"lstm": R._lstm_step, "gru": R._gru_step, "rnn": R._rnn_step}[kind]
 
     def loss(p, xs):
         h0 = jnp.zeros((B, H))
@@ -53,9 +54,12 @@ def autodiff_fn(kind):
 
 
 def timed_compile(fn, *args):
+    lowered = fn.lower(*args)                    # tracing + lowering, not counted
     t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    return time.perf_counter() - t0
+    lowered.compile()
+    seconds = time.perf_counter() - t0
+    jax.block_until_ready(fn(*args))             # the jit cache compiles once more for the call
+    return seconds
 
 
 def main():
@@ -69,14 +73,14 @@ def main():
         torch = None
     xs = jnp.asarray(np.random.default_rng(0).standard_normal((B, T, D)).astype(np.float32))
     rows = []
-    for kind in ("lstm", "gru"):
+    for kind in ("lstm", "gru", "rnn"):
         p = R.init(kind, D, H)
         impls = {"course_lib (scan + hand-written BPTT)": course_fn(kind),
                  "jax.grad of a plain lax.scan": autodiff_fn(kind)}
         compile_s = {name: timed_compile(fn, p, xs) for name, fn in impls.items()}
         calls = {name: (lambda fn=fn: jax.block_until_ready(fn(p, xs))) for name, fn in impls.items()}
         if torch is not None:
-            mod = (torch.nn.LSTM if kind == "lstm" else torch.nn.GRU)(D, H, batch_first=True)
+            mod = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[kind](D, H, batch_first=True)
             x_t = torch.tensor(np.asarray(xs), requires_grad=True)
 
             def torch_call(mod=mod, x_t=x_t):
@@ -87,22 +91,26 @@ def main():
             calls[f"torch.nn.{kind.upper()}"] = torch_call
             compile_s[f"torch.nn.{kind.upper()}"] = float("nan")
         times = {name: [] for name in calls}
+        cpu = {name: 0.0 for name in calls}
         for name, call in calls.items():
             call()                                           # warm-up
         for _ in range(args.rounds):
             for name, call in calls.items():
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 call()
                 times[name].append(time.perf_counter() - t0)
+                cpu[name] += time.process_time() - c0
         ref = np.median(times[f"torch.nn.{kind.upper()}"]) if torch is not None else float("nan")
         for name in calls:
             med = float(np.median(times[name]))
-            rows.append((kind.upper(), name, med * 1e3, med / ref, compile_s[name]))
+            rows.append((kind.upper(), name, med * 1e3, cpu[name] / args.rounds * 1e3, med / ref,
+                         compile_s[name]))
     print(f"recurrent layers, forward+backward, B={B} T={T} D={D} H={H}, float32, median of "
           f"{args.rounds} interleaved rounds")
-    print(f"{'cell':5s} {'implementation':40s} {'ms/call':>8s} {'/ torch':>8s} {'compile s':>10s}")
-    for kind, name, ms, ratio, comp in rows:
-        print(f"{kind:5s} {name:40s} {ms:8.2f} {ratio:8.2f} {comp:10.2f}")
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+    print(f"{'cell':5s} {'implementation':40s} {'ms/call':>8s} {'cpu ms':>8s} {'/ torch':>8s} {'compile s':>10s}")
+    for kind, name, ms, cpu_ms, ratio, comp in rows:
+        print(f"{kind:5s} {name:40s} {ms:8.2f} {cpu_ms:8.2f} {ratio:8.2f} {comp:10.2f}")
 
 
 if __name__ == "__main__":

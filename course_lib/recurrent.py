@@ -535,18 +535,17 @@ def _gate_scale(blocks, hidden, dtype):
 
 
 def _lstm_forward_core(xs, h0, c0, W_x, W_h, b, mask):
-    """Time-major (T, B, D) LSTM. Fast form of the gate equations: the factors s of
-    ``_gate_scale`` are folded into the weights once, so each step is one product
-    ``h @ (W_h s)``, one tanh over all 4H columns, and the cell update."""
+    """Time-major (T, B, D) LSTM. Fast form of the gate equations: with the factors s of
+    ``_gate_scale`` each step is one product ``h @ W_h``, one tanh over all 4H columns, and the
+    cell update."""
     hidden = W_h.shape[0]
     s = _gate_scale("ssts", hidden, xs.dtype)
-    zx = xs @ (W_x * s) + b * s                          # (T, B, 4H) in one product
-    W_hs = W_h * s
+    zx = xs @ W_x + b                                    # (T, B, 4H) in one product
 
     def step(carry, inp):
         h, c = carry
         z_x, m = inp
-        a = s * jnp.tanh(z_x + h @ W_hs) + (1.0 - s)     # (i, f, g, o) side by side
+        a = s * jnp.tanh(s * (z_x + h @ W_h)) + (1.0 - s)   # (i, f, g, o) side by side
         i, f, g, o = (a[:, k * hidden:(k + 1) * hidden] for k in range(4))
         c_new = f * c + i * g
         h_new = o * jnp.tanh(c_new)
@@ -619,16 +618,14 @@ _lstm_seq.defvjp(_lstm_seq_fwd, _lstm_seq_bwd)
 
 # =========================================================================== GRU layer
 def _gru_forward_core(xs, h0, W_x, W_h, b_x, b_h, mask):
-    """Time-major GRU; r and z in one tanh pass with the folded factors of ``_gate_scale``."""
+    """Time-major GRU; r and z in one tanh pass, sigma(v) = (1 + tanh(v / 2)) / 2."""
     hidden = W_h.shape[0]
-    s = _gate_scale("sst", hidden, xs.dtype)
-    xw = xs @ (W_x * s) + b_x * s                        # (T, B, 3H) in one product
-    W_hs, b_hs = W_h * s, b_h * s
+    xw = xs @ W_x + b_x                                  # (T, B, 3H) in one product
 
     def step(h, inp):
         x_w, m = inp
-        hw = h @ W_hs + b_hs
-        rz = 0.5 * jnp.tanh(x_w[:, :2 * hidden] + hw[:, :2 * hidden]) + 0.5
+        hw = h @ W_h + b_h
+        rz = 0.5 * jnp.tanh(0.5 * (x_w[:, :2 * hidden] + hw[:, :2 * hidden])) + 0.5
         r, z, hn = rz[:, :hidden], rz[:, hidden:], hw[:, 2 * hidden:]
         n = jnp.tanh(x_w[:, 2 * hidden:] + r * hn)
         h_new = _keep(m, n + z * (h - n), h)                 # (1 - z) n + z h
