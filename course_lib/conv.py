@@ -717,7 +717,7 @@ def cnn_apply(params, x):
     return _cnn_logits_jit(params, _check_cnn_input(params, x))
 
 
-_EVAL_BLOCK = 128
+_EVAL_BLOCK = 32          # small enough that the forward needs no chunking (less to compile)
 
 
 def _logits_in_blocks(params, x):
@@ -798,7 +798,7 @@ def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, bat
     n_batches = X_train.shape[0] // batch_size
     steps = epochs * n_batches if cosine_decay else 0
     opt, step = _make_train_step(float(learning_rate), int(augment_shift), int(steps), float(dropout))
-    state = opt.init(params)
+    state = jax.jit(opt.init)(params)       # one compile instead of one per zero-filled leaf shape
     rng = np.random.default_rng(seed)
     Xtr = np.asarray(X_train)
     history = {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
