@@ -13,7 +13,8 @@ write it in Chinese, one per line, tab-separated:
   notebook does not exist or does not write it yet.
 
 A "section" is the Markdown from a heading to the next heading of any level. Every link is checked:
-the heading must exist, and its section must contain the Chinese term.
+the heading must exist, and its section must write the Chinese term (an occurrence only inside a
+longer term of the list, e.g. 批量 inside 小批量梯度下降, does not count).
 
     python tools/build_glossary.py          # rewrite docs/glossary.md
     python tools/build_glossary.py --check  # exit 1 if docs/glossary.md is out of date or a term is
@@ -122,8 +123,18 @@ def read_terms(path=TERMS) -> list[Term]:
     return terms
 
 
-def resolve(term: Term):
-    """('taught', Section) | ('coming', None) | ('not taught', None); raise ValueError for a bad entry."""
+def writes(text: str, chinese: str, longer: tuple[str, ...] = ()) -> bool:
+    """Does ``text`` write ``chinese`` other than as part of one of the ``longer`` terms that contain it
+    (so 批量 is not "written" by a section that only writes 小批量梯度下降)?"""
+    for other in sorted((o for o in longer if chinese in o and o != chinese), key=len, reverse=True):
+        text = text.replace(other, "")
+    return chinese in text
+
+
+def resolve(term: Term, longer: tuple[str, ...] = ()):
+    """('taught', Section) | ('coming', None) | ('not taught', None); raise ValueError for a bad entry.
+
+    ``longer``: the other terms of the list; an occurrence inside one of them does not count."""
     if term.notebook == "-":
         return "not taught", None
     path = NOTEBOOKS / f"{term.notebook}.ipynb"
@@ -137,7 +148,7 @@ def resolve(term: Term):
     secs = sections(path)
     if not term.heading:
         for sec in secs:
-            if term.chinese in sec.text:
+            if writes(sec.text, term.chinese, longer):
                 return "taught", sec
         if term.notebook[:2] not in CHAPTERS:
             raise ValueError(f"line {term.line}: {term.chinese}: no heading given and {path.name} never "
@@ -146,7 +157,7 @@ def resolve(term: Term):
     matches = [s for s in secs if s.heading == term.heading]
     if not matches:
         raise ValueError(f"line {term.line}: {term.chinese}: {path.name} has no heading {term.heading!r}")
-    sec = next((s for s in matches if term.chinese in s.text), None)
+    sec = next((s for s in matches if writes(s.text, term.chinese, longer)), None)
     if sec is None:
         raise ValueError(f"line {term.line}: {term.chinese}: the section {term.heading!r} of {path.name} "
                          "does not write the term")
@@ -166,9 +177,10 @@ def _cell(text: str) -> str:
 
 def render(terms: list[Term]) -> str:
     taught, coming, untaught, errors = [], [], [], []
+    everything = tuple(t.chinese for t in terms)
     for term in terms:
         try:
-            kind, sec = resolve(term)
+            kind, sec = resolve(term, everything)
         except ValueError as exc:
             errors.append(str(exc))
             continue
