@@ -40,15 +40,19 @@ def _reference_run(X, y, width, lr, l2, epochs, batch_size, seed, c):
         return ce + l2 * (jnp.sum(p[0]["W"] ** 2) + jnp.sum(p[1]["W"] ** 2))
 
     opt = optax.adam(lr)
+
+    @jax.jit
+    def step(p, state, xb, yb):
+        u, state = opt.update(jax.grad(loss)(p, xb, yb), state, p)
+        return optax.apply_updates(p, u), state
+
     state = opt.init(p)
     order = np.random.default_rng(seed)
     nb = len(X) // batch_size
     for _ in range(epochs):
         perm = order.permutation(len(X))[: nb * batch_size].reshape(nb, batch_size)
         for ib in perm:
-            g = jax.grad(loss)(p, X[ib], y[ib])
-            u, state = opt.update(g, state, p)
-            p = optax.apply_updates(p, u)
+            p, state = step(p, state, X[ib], y[ib])
     return p
 
 
