@@ -67,6 +67,7 @@ exercises: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python tools/update_readme.py
 	$(BIN)/python tools/build_errata.py
+	$(BIN)/python tools/build_glossary.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

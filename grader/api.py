@@ -16,6 +16,7 @@ expected values or the code.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import threading
 
@@ -96,14 +97,13 @@ def _install_local_recorder(dotted: str) -> None:
         _local_wrapped[dotted] = None
         return
 
+    @functools.wraps(original)  # keeps __wrapped__: inspect.unwrap / show_source still find the original
     def recorder(*args, **kwargs):
         used = getattr(_local_calls, "used", None)
         if used is not None:
             used.add(dotted)
         return original(*args, **kwargs)
 
-    recorder.__name__ = getattr(original, "__name__", attr)
-    recorder.__doc__ = getattr(original, "__doc__", None)
     setattr(owner, attr, recorder)
     _local_wrapped[dotted] = recorder
 

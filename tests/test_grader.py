@@ -367,3 +367,18 @@ def test_load_assignment_rejects_malformed_sources(tmp_path):
 def test_missing_submissions_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="submissions folder"):
         find_submissions(tmp_path / "nope", load_assignment(SOURCE03))
+
+
+def test_forbid_recorder_keeps_the_original_visible(capsys):
+    """Grading with forbid= wraps a library function; the wrapper must stay transparent (unwrap, name, source)."""
+    import inspect
+
+    from course_lib import activations, checks
+
+    check_function(lambda x: x * 0 + np.maximum(x, 0), [(np.array([1.0, -1.0], np.float32),)],
+                   expected=[np.array([1.0, 0.0], np.float32)], forbid=("course_lib.activations.relu",))
+    capsys.readouterr()
+    assert activations.relu.__name__ == "relu"
+    assert inspect.unwrap(activations.relu).__code__.co_name == "relu"
+    checks.show_source(activations.relu)
+    assert capsys.readouterr().out.startswith("def relu(x):")
