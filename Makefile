@@ -19,13 +19,14 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: help venv lab test test-lib test-notebooks notebooks exercises docs bench book grade lock clean
+.PHONY: help venv lab test test-lib test-notebooks test-browser notebooks exercises docs bench book grade lock clean
 
 help:
 	@echo "make lab             open the course in JupyterLab"
 	@echo "make test            run every test (what CI runs)"
 	@echo "make test-lib        only the library/grading tests (fast)"
 	@echo "make test-notebooks  only nbval over notebooks/"
+	@echo "make test-browser    only the widgets in real JupyterLab + headless Chromium (two at a time)"
 	@echo "make notebooks       re-execute notebooks in place (NB=notebooks/03_*.ipynb for one)"
 	@echo "make exercises       regenerate exercises/ from solutions/"
 	@echo "make docs            regenerate README's chapter map and docs/errata.md from the notebooks"
@@ -56,6 +57,11 @@ test-lib: $(STAMP)
 
 test-notebooks: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile notebooks $(NBVAL)
+
+# Each xdist worker starts its own JupyterLab (module-scoped fixture), so --dist load runs two
+# notebooks at a time: one executes while the other's controls are being moved.
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist load tests/browser
 
 NB ?= notebooks/*.ipynb
 notebooks: $(STAMP)

@@ -4,7 +4,8 @@ For each notebook that displays widgets: copy it to a scratch folder (so Jupyter
 touches the repository), open it in a real JupyterLab served on loopback with a token, run all cells,
 then move every slider, dropdown and button of every widget and assert that what is shown changed
 (the pixels of that widget's output), with no error in the browser console. Screenshots go to
-``build/browser/`` as artifacts.
+``build/browser/`` as artifacts, with ``<notebook>-timing.json`` (seconds to open, to run all
+cells, to move the controls). ``make test-browser`` runs this file alone, two notebooks at a time.
 
 Needs Debian's ``chromium`` (``/usr/bin/chromium``; ``.ci/run`` installs it). Without it the tests
 are skipped with that reason.
@@ -161,14 +162,17 @@ def test_every_control_changes_what_is_shown(lab, browser, nb_path):
     errors = []
     page.on("console", lambda m: m.type == "error" and errors.append(m.text))
     page.on("pageerror", lambda e: errors.append(str(e)))
+    t_open = time.perf_counter()
     page.goto(f"{url}/lab/tree/{nb_path.name}?token={TOKEN}&reset", wait_until="domcontentloaded")
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
                            "&& window.jupyterapp.shell.currentWidget.sessionContext "
                            "&& window.jupyterapp.shell.currentWidget.sessionContext.isReady", timeout=120_000)
+    t_run = time.perf_counter()
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
     time.sleep(1.0)
     _wait_idle(page, timeout_s=240)
     page.wait_for_timeout(500)
+    t_controls = time.perf_counter()
     controls = _controls(page)
     assert controls, f"{nb_path.name}: no widget control rendered (did the widget manager load?)"
     unchanged = []
@@ -188,6 +192,10 @@ def test_every_control_changes_what_is_shown(lab, browser, nb_path):
         if not changed:
             unchanged.append(f"{kind} #{i}")
     page.screenshot(path=str(ARTIFACTS / f"{nb_path.stem}-page.png"), full_page=False)
+    t_end = time.perf_counter()
+    (ARTIFACTS / f"{nb_path.stem}-timing.json").write_text(json.dumps({
+        "open_s": round(t_run - t_open, 2), "run_all_s": round(t_controls - t_run, 2),
+        "controls": len(controls), "controls_s": round(t_end - t_controls, 2)}))
     stored_errors = [e for e in errors if not any(b in e for b in BENIGN_CONSOLE)]
     page.close()
     assert not unchanged, f"{nb_path.name}: moving these controls changed nothing on screen: {unchanged}"
