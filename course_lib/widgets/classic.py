@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import LiveFigure, link_controls, new_figure, panel
+from .base import Explorer, LiveFigure, new_figure, panel
 
 __all__ = ["WIDGETS", "ellipse_points", "build_clustering_stepper", "ClusteringStepper"]
 
@@ -43,7 +43,7 @@ def _demo_data(seed=0):
     return X.astype(np.float32)
 
 
-class ClusteringStepper:
+class ClusteringStepper(Explorer):
     """Precomputed k-means and EM histories, a step slider and a method toggle."""
 
     def __init__(self, X=None, k=3, seed=0, n_steps=20):
@@ -76,8 +76,7 @@ class ClusteringStepper:
         self.readout = widgets.HTML()
         self._method = None
         self._build()
-        link_controls(self.controls, self.update)
-        self.widget = panel(self.live, list(self.controls.values()), readout=self.readout)
+        self._connect()
 
     def _build(self):
         fig, (ax, ax_obj) = new_figure(1, 2, figsize=(10.0, 3.8))

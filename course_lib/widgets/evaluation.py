@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import LiveFigure, link_controls, new_figure, panel
+from .base import Explorer, LiveFigure, new_figure
 
 __all__ = ["WIDGETS", "threshold_counts", "build_threshold_explorer", "ThresholdExplorer"]
 
@@ -45,7 +45,7 @@ def _demo_scores(n=300, seed=0):
     return y, 1.0 / (1.0 + np.exp(-z))
 
 
-class ThresholdExplorer:
+class ThresholdExplorer(Explorer):
     """Precomputed counts, the ROC / PR / confusion-matrix figure and a threshold slider."""
 
     def __init__(self, y_true=None, scores=None, threshold=0.5, step=0.01):
@@ -75,8 +75,7 @@ class ThresholdExplorer:
         self.main_controls = ("threshold",)
         self.readout = widgets.HTML()
         self._build()
-        link_controls(self.controls, self.update)
-        self.widget = panel(self.live, list(self.controls.values()), readout=self.readout)
+        self._connect()
 
     def _build(self):
         fig, (ax_roc, ax_pr, ax_cm) = new_figure(1, 3, figsize=(11.0, 3.6))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import LiveFigure, link_controls, new_figure, panel
+from .base import Explorer, LiveFigure, new_figure, panel
 
 __all__ = ["WIDGETS", "ACTIVATIONS", "DEPTHS", "SCALES", "MAX_DEPTH", "WIDTH", "BINS",
            "flow_problem", "gradient_flow_table", "build_gradient_flow", "GradientFlow"]
@@ -131,7 +131,7 @@ def gradient_flow_table(seed: int = 0) -> dict:
     return {"norms": full, "hist": hist}
 
 
-class GradientFlow:
+class GradientFlow(Explorer):
     """Precomputed gradient table, controls and the live figure (see :func:`build_gradient_flow`)."""
 
     def __init__(self, activation: str = "sigmoid", depth: int = 10, scale: float = 1.0):
@@ -153,11 +153,7 @@ class GradientFlow:
         self.main_controls = ("depth", "scale", "activation")
         self.readout = widgets.HTML()
         self._build_figure()
-        link_controls(self.controls, self.update)
-        self.widget = panel(self.live, list(self.controls.values()), readout=self.readout)
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        self._connect()
 
     def _build_figure(self):
         fig, (ax, ax_h) = new_figure(1, 2, figsize=(8.4, 3.4))

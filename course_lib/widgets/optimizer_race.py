@@ -24,7 +24,7 @@ import functools
 import numpy as np
 from matplotlib.colors import to_hex
 
-from .base import LiveFigure, link_controls, new_figure, panel
+from .base import Explorer, LiveFigure, new_figure, panel
 
 __all__ = ["WIDGETS", "SURFACES", "OPTIMIZERS", "surface_value", "race_trajectories",
            "OptimizerRace", "build_optimizer_race"]
@@ -174,7 +174,7 @@ def _nearest(grid, value) -> int:
     return int(np.argmin(np.abs(np.log(np.asarray(grid)) - np.log(value)))) if value > 0 else 0
 
 
-class OptimizerRace:
+class OptimizerRace(Explorer):
     """The race's state: precomputed trajectories, controls, live figure and readout.
 
     ``values`` holds what the readout shows: per optimizer the final ``(x, y)``, ``loss`` and
@@ -213,11 +213,7 @@ class OptimizerRace:
         self.main_controls = ("lr_plain", "lr_adaptive", "beta", "steps", "surface")
         self.readout = widgets.HTML()
         self._build_figure()
-        link_controls(self.controls, self.update)
-        self.widget = panel(self.live, list(self.controls.values()), readout=self.readout)
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        self._connect()
 
     def _landscapes(self, n: int = 160) -> dict:
         xs, ys = np.linspace(*XLIM, n), np.linspace(*YLIM, n)

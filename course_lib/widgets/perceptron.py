@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import LiveFigure, link_controls, new_figure, panel
+from .base import Explorer, LiveFigure, new_figure, panel
 
 __all__ = ["WIDGETS", "DATASETS", "perceptron_datasets", "line_points", "build_perceptron_stepper",
            "PerceptronStepper"]
@@ -56,7 +56,7 @@ def line_points(w, b, lim: float = 1.5):
     return np.array([]), np.array([])
 
 
-class PerceptronStepper:
+class PerceptronStepper(Explorer):
     """Precomputed perceptron runs, the controls and the live figure (see :func:`build_perceptron_stepper`)."""
 
     def __init__(self, dataset: str = "separable", step: int = 0, lr: float = 1.0, seed: int = 0):
@@ -82,11 +82,7 @@ class PerceptronStepper:
         self.main_controls = ("step", "dataset")
         self.readout = widgets.HTML()
         self._build_figure()
-        link_controls(self.controls, self.update)
-        self.widget = panel(self.live, list(self.controls.values()), readout=self.readout)
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        self._connect()
 
     def _build_figure(self):
         fig, (ax, ax_m) = new_figure(1, 2, figsize=(8.0, 3.4))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import LiveFigure, link_controls, new_figure, panel
+from .base import Explorer, LiveFigure, new_figure, panel
 
 __all__ = ["WIDGETS", "make_curve_data", "ridge_poly_fits", "build_capacity_explorer", "CapacityExplorer"]
 
@@ -56,7 +56,7 @@ def ridge_poly_fits(x_train, y_train, x_eval, degrees, alphas):
     return out
 
 
-class CapacityExplorer:
+class CapacityExplorer(Explorer):
     """Precomputed fits and errors, two sliders (degree, log10 alpha), the live figure."""
 
     def __init__(self, data=None, max_degree=15, degree=3, log_alpha=-8.0):
@@ -82,8 +82,7 @@ class CapacityExplorer:
         self.main_controls = ("degree", "log_alpha")
         self.readout = widgets.HTML()
         self._build()
-        link_controls(self.controls, self.update)
-        self.widget = panel(self.live, list(self.controls.values()), readout=self.readout)
+        self._connect()
 
     def _build(self):
         fig, (ax_fit, ax_err) = new_figure(1, 2, figsize=(10.0, 3.6))
