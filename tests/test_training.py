@@ -318,3 +318,121 @@ def test_dropout_shrinks_the_train_validation_gap_of_an_overfitting_net():
     assert gaps[0.0] > 0.8                       # the plain net overfits: validation loss >> train loss
     assert gaps[0.5] < 0.5 * gaps[0.0]           # dropout closes more than half of the gap
     assert acc_gaps[0.5] < acc_gaps[0.0]
+
+
+# ------------------------------------------------------------------ label smoothing
+def _ref_smoothed_fit(params, opt, X, y, epochs, batch_size, seed, eps):
+    """The reference loop with optax's own smoothed cross-entropy."""
+    def loss(p, xb, yb):
+        q = optax.smooth_labels(jax.nn.one_hot(yb, 3, dtype=xb.dtype), eps)
+        return jnp.mean(optax.softmax_cross_entropy(_apply(p, xb), q))
+    rng = np.random.default_rng(seed)
+    state = opt.init(params)
+    nb = X.shape[0] // batch_size
+    losses = []
+    for _ in range(epochs):
+        idx = rng.permutation(X.shape[0])[: nb * batch_size]
+        vals = []
+        for k in range(nb):
+            sl = idx[k * batch_size:(k + 1) * batch_size]
+            value, g = jax.value_and_grad(loss)(params, X[sl], y[sl])
+            updates, state = opt.update(g, state, params)
+            params = optax.apply_updates(params, updates)
+            vals.append(float(value))
+        losses.append(np.mean(vals))
+    return params, losses
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.3])
+def test_label_smoothing_equals_optax_smooth_labels(eps):
+    X, y = _data()
+    Xv, yv = _data(40, seed=1)
+    p0 = layers.init_mlp((4, 6, 3), "xavier", seed=1, dtype=np.float64)
+    got, hist = training.fit(_apply, p0, optim.adam(0.01), X, y, X_val=Xv, y_val=yv, epochs=3, batch_size=16,
+                             seed=5, label_smoothing=eps)
+    want, losses = _ref_smoothed_fit(p0, optax.adam(0.01), X, y, 3, 16, 5, eps)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g["W"], w["W"], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(g["b"], w["b"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(hist["train_loss"], losses, rtol=1e-9)
+    # the validation loss stays the plain cross-entropy
+    assert hist["val_loss"][-1] == pytest.approx(float(_ref_loss(got, Xv, yv)), rel=1e-12)
+    # and a smoothed fit is a different compiled epoch from an unsmoothed one
+    plain, _ = training.fit(_apply, p0, optim.adam(0.01), X, y, epochs=3, batch_size=16, seed=5)
+    assert not np.allclose(plain[0]["W"], got[0]["W"])
+
+
+def test_label_smoothing_zero_is_the_plain_loss_and_step_accepts_it():
+    X, y = _data()
+    p0 = layers.init_mlp((4, 6, 3), "xavier", seed=1, dtype=np.float64)
+    a, ha = training.fit(_apply, p0, optim.adam(0.01), X, y, epochs=2, batch_size=16, seed=5)
+    b, hb = training.fit(_apply, p0, optim.adam(0.01), X, y, epochs=2, batch_size=16, seed=5, label_smoothing=0.0)
+    np.testing.assert_array_equal(a[0]["W"], b[0]["W"])
+    assert ha["train_loss"] == hb["train_loss"]
+    step = training.make_train_step(_apply, optax.sgd(0.1), label_smoothing=0.2)
+    state = optax.sgd(0.1).init(p0)
+    _, _, value, _ = step(p0, state, X[:16], y[:16])
+    q = optax.smooth_labels(jax.nn.one_hot(y[:16], 3, dtype=X.dtype), 0.2)
+    assert float(value) == pytest.approx(float(jnp.mean(optax.softmax_cross_entropy(_apply(p0, X[:16]), q))),
+                                         rel=1e-12)
+
+
+@pytest.mark.parametrize("kw, exc, match", [
+    (dict(label_smoothing=-0.1), ValueError, r"label_smoothing must be in \[0, 1\)"),
+    (dict(label_smoothing=1.0), ValueError, r"label_smoothing must be in \[0, 1\)"),
+    (dict(label_smoothing=float("nan")), ValueError, "label_smoothing"),
+    (dict(label_smoothing="0.1"), TypeError, "label_smoothing must be a number"),
+    (dict(label_smoothing=True), TypeError, "label_smoothing must be a number"),
+    (dict(label_smoothing=0.1, grad_fn=lambda p, xb, yb: backprop.loss_and_grads(p, xb, yb, "tanh")),
+     ValueError, "label_smoothing applies to the autodiff loss"),
+])
+def test_label_smoothing_bad_input(kw, exc, match):
+    X, y = _data()
+    p0 = layers.init_mlp((4, 6, 3), "xavier", seed=1, dtype=np.float64)
+    with pytest.raises(exc, match=match):
+        training.fit(_apply, p0, optim.adam(0.01), X, y, epochs=1, batch_size=16, **kw)
+    with pytest.raises(ValueError, match="label_smoothing needs loss='cross_entropy'"):
+        training.fit(_apply, p0, optim.adam(0.01), X, X[:, :3], epochs=1, batch_size=16, loss="mse",
+                     label_smoothing=0.1)
+
+
+# ------------------------------------------------------------------ host-side data checks, jitted init
+@pytest.mark.parametrize("x", [np.ones((3, 2)), np.ones((3, 2), np.float32), [1.0, 2.0], 1.5, jnp.ones(3),
+                               np.float16([1.0])])
+def test_host_float_conversion_matches_as_float_array(x):
+    from course_lib import _validation as V
+    a, b = V.as_float_array(x, "x"), V.as_float_array_host(x, "x")
+    assert isinstance(b, np.ndarray) and b.dtype == a.dtype and b.shape == a.shape
+    np.testing.assert_array_equal(b, np.asarray(a))
+    c, d = V.as_int_array(np.arange(4, dtype=np.int8), "y"), V.as_int_array_host(np.arange(4, dtype=np.int8), "y")
+    assert isinstance(d, np.ndarray) and d.dtype == c.dtype
+    np.testing.assert_array_equal(d, np.asarray(c))
+
+
+@pytest.mark.parametrize("bad, exc, match", [
+    ("abc", TypeError, "X_train must be a floating-point array, got str"),
+    (np.arange(6).reshape(3, 2), TypeError, "X_train must be a floating-point array, got dtype int"),
+    (np.ones((3, 2), complex), TypeError, "X_train must be a real floating-point array"),
+    (np.array([[1.0], [1.0, 2.0]], dtype=object), TypeError, "Python objects"),
+])
+def test_host_float_conversion_bad_input_same_messages(bad, exc, match):
+    from course_lib import _validation as V
+    for fn in (V.as_float_array, V.as_float_array_host):
+        with pytest.raises(exc, match=match):
+            fn(bad, "X_train")
+    for fn in (V.as_int_array, V.as_int_array_host):
+        with pytest.raises(TypeError, match="y must be an integer array"):
+            fn(np.ones(3), "y")
+
+
+def test_fit_with_adagrad_nonzero_initial_state_equals_optax():
+    """The optimizer state is built by one cached jitted init: it must equal optax's init."""
+    X, y = _data()
+    p0 = layers.init_mlp((4, 6, 3), "xavier", seed=1, dtype=np.float64)
+    for _ in range(2):   # second call: the cached init
+        got, hist = training.fit(_apply, p0, optim.adagrad(0.1, initial_accumulator_value=0.3), X, y, epochs=2,
+                                 batch_size=16, seed=5)
+    want, losses = _reference_fit(p0, optax.adagrad(0.1, initial_accumulator_value=0.3), X, y, 2, 16, 5)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g["W"], w["W"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(hist["train_loss"], losses, rtol=1e-9)
