@@ -534,10 +534,17 @@ def _gate_scale(blocks, hidden, dtype):
     return jnp.asarray(np.repeat([0.5 if k == "s" else 1.0 for k in blocks], hidden), dtype)
 
 
-def _lstm_forward_core(xs, h0, c0, W_x, W_h, b, mask):
+def _lstm_forward_core(xs, h0, c0, W_x, W_h, b, mask, cache=True):
     """Time-major (T, B, D) LSTM. Fast form of the gate equations: with the factors s of
     ``_gate_scale`` each step is one product ``h @ W_h``, one tanh over all 4H columns, and the
-    cell update."""
+    cell update.
+
+    For the backward pass (``cache=True``) a step also stores, side by side in one (B, 6H) row,
+    the six local derivatives the reverse scan multiplies by (see ``_lstm_backward_core``), and
+    the state h_{t-1} it *received*: that stack is exactly what dW_h = sum_t h_{t-1}^T dz_t needs,
+    and the outputs are the same stack shifted by one step. Storing the states received (not the
+    new ones) saves building ``concatenate([h0, hs[:-1]])`` and its transposed copy after the loop.
+    """
     hidden = W_h.shape[0]
     s = _gate_scale("ssts", hidden, xs.dtype)
     zx = xs @ W_x + b                                    # (T, B, 4H) in one product
@@ -548,28 +555,36 @@ def _lstm_forward_core(xs, h0, c0, W_x, W_h, b, mask):
         a = s * jnp.tanh(s * (z_x + h @ W_h)) + (1.0 - s)   # (i, f, g, o) side by side
         i, f, g, o = (a[:, k * hidden:(k + 1) * hidden] for k in range(4))
         c_new = f * c + i * g
-        h_new = o * jnp.tanh(c_new)
-        h_new, c_new = _keep(m, h_new, h), _keep(m, c_new, c)
-        return (h_new, c_new), (h_new, c_new, a)
+        tc = jnp.tanh(c_new)
+        h_new = _keep(m, o * tc, h)
+        new = (h_new, _keep(m, c_new, c))
+        if not cache:
+            return new, h_new
+        # dz = [dc, dc, dc, dh] * k[:4H]; dc gets dh * k[4H:5H]; dc_prev = dc * k[5H:] (= f)
+        k = jnp.concatenate([g * i * (1.0 - i), c * f * (1.0 - f), i * (1.0 - g * g),
+                             tc * o * (1.0 - o), o * (1.0 - tc * tc), f], axis=-1)
+        return new, (h, k)
 
-    (h_last, c_last), (hs, cs, acts) = lax.scan(step, (h0, c0), (zx, mask))
+    (h_last, c_last), ys = lax.scan(step, (h0, c0), (zx, mask))
+    if cache:
+        h_prev, coef = ys
+        hs = jnp.concatenate([h_prev[1:], h_last[None]], axis=0)
+    else:
+        hs = ys
     out = hs if mask is None else hs * mask[..., None]
-    return out, h_last, c_last, (xs, h0, c0, W_x, W_h, hs, cs, acts, mask)
+    if not cache:
+        return out, h_last, c_last
+    return out, h_last, c_last, (xs, W_x, W_h, h_prev, coef, mask)
 
 
 def _lstm_backward_core(dout, dh_last, dc_last, cache):
     """Reverse-time scan of the LSTM. Everything that does not depend on the gradient flowing
-    back (gate derivatives, tanh(c_t)) is computed for all steps at once before the loop; a step
-    then only forms dz_t (B, 4H) and one product dz_t W_h^T. The weight gradients are summed over
-    all steps after the loop, as single products."""
-    xs, h0, c0, W_x, W_h, hs, cs, acts, mask = cache
+    back (the gate derivatives) was stored by the forward scan; a step then only forms dz_t
+    (B, 4H) and one product dz_t W_h^T. The weight gradients are summed over all steps after the
+    loop, as single products. (At a padded step the stored derivatives are those of the step
+    that was not taken; they are multiplied by a zero gradient.)"""
+    xs, W_x, W_h, h_prev, coef, mask = cache
     hidden = W_h.shape[0]
-    i, f, g, o = (acts[..., k * hidden:(k + 1) * hidden] for k in range(4))
-    c_prev = jnp.concatenate([c0[None], cs[:-1]], axis=0)
-    tc = jnp.tanh(cs)
-    # dz = [dc, dc, dc, dh] * coef[:4H];  dc gets dh * o (1 - tanh^2 c);  dc_prev = dc * f
-    coef = jnp.concatenate([g * i * (1.0 - i), c_prev * f * (1.0 - f), i * (1.0 - g * g),
-                            tc * o * (1.0 - o), o * (1.0 - tc * tc), f], axis=-1)
     if mask is not None:
         dout = dout * mask[..., None]
     W_hT = W_h.T
@@ -590,7 +605,6 @@ def _lstm_backward_core(dout, dh_last, dc_last, cache):
         return (dh_prev, dc_prev), dz
 
     (dh0, dc0), dzs = lax.scan(step, (dh_last, dc_last), (dout, coef, mask), reverse=True)
-    h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
     dW_x = jnp.einsum("tbd,tbg->dg", xs, dzs)
     dW_h = jnp.einsum("tbk,tbg->kg", h_prev, dzs)
     return dzs @ W_x.T, dh0, dc0, dW_x, dW_h, dzs.sum(axis=(0, 1))
@@ -598,8 +612,7 @@ def _lstm_backward_core(dout, dh_last, dc_last, cache):
 
 @jax.custom_vjp
 def _lstm_seq(xs, h0, c0, W_x, W_h, b, mask):
-    out, h_last, c_last, _ = _lstm_forward_core(xs, h0, c0, W_x, W_h, b, mask)
-    return out, h_last, c_last
+    return _lstm_forward_core(xs, h0, c0, W_x, W_h, b, mask, cache=False)
 
 
 def _lstm_seq_fwd(xs, h0, c0, W_x, W_h, b, mask):
@@ -617,8 +630,12 @@ _lstm_seq.defvjp(_lstm_seq_fwd, _lstm_seq_bwd)
 
 
 # =========================================================================== GRU layer
-def _gru_forward_core(xs, h0, W_x, W_h, b_x, b_h, mask):
-    """Time-major GRU; r and z in one tanh pass, sigma(v) = (1 + tanh(v / 2)) / 2."""
+def _gru_forward_core(xs, h0, W_x, W_h, b_x, b_h, mask, cache=True):
+    """Time-major GRU; r and z in one tanh pass, sigma(v) = (1 + tanh(v / 2)) / 2.
+
+    For the backward pass (``cache=True``) a step also stores the state h_{t-1} it received and,
+    in one (B, 5H) row, the factors the reverse scan needs (see ``_gru_backward_core``); the
+    outputs are the received states shifted by one step."""
     hidden = W_h.shape[0]
     xw = xs @ W_x + b_x                                  # (T, B, 3H) in one product
 
@@ -629,25 +646,32 @@ def _gru_forward_core(xs, h0, W_x, W_h, b_x, b_h, mask):
         r, z, hn = rz[:, :hidden], rz[:, hidden:], hw[:, 2 * hidden:]
         n = jnp.tanh(x_w[:, 2 * hidden:] + r * hn)
         h_new = _keep(m, n + z * (h - n), h)                 # (1 - z) n + z h
-        return h_new, (h_new, jnp.concatenate([rz, n, hn], axis=-1))
+        if not cache:
+            return h_new, h_new
+        a = (1.0 - z) * (1.0 - n * n)
+        # d(h W_h + b_h) = dh * k[:3H], dh_prev gets dh * k[3H:4H] (= z), d(x W_x + b_x) = dh * [k[:2H], k[4H:]]
+        k = jnp.concatenate([a * hn * r * (1.0 - r), (h - n) * z * (1.0 - z), a * r, z, a], axis=-1)
+        return h_new, (h, k)
 
-    h_last, (hs, parts) = lax.scan(step, h0, (xw, mask))
+    h_last, ys = lax.scan(step, h0, (xw, mask))
+    if cache:
+        h_prev, coef = ys
+        hs = jnp.concatenate([h_prev[1:], h_last[None]], axis=0)
+    else:
+        hs = ys
     out = hs if mask is None else hs * mask[..., None]
-    return out, h_last, (xs, h0, W_x, W_h, hs, parts, mask)
+    if not cache:
+        return out, h_last
+    return out, h_last, (xs, W_x, W_h, h_prev, coef, mask)
 
 
 def _gru_backward_core(dout, dh_last, cache):
     """Reverse-time scan of the GRU. With A = (1 - z)(1 - n^2), every pre-activation gradient is
     dh times a factor known from the forward pass (dn = dh A, dz = dh (h_prev - n) z (1 - z),
-    dr = dh A hn r (1 - r)): the factors are computed for all steps at once, and a step is one
-    multiply and one product with W_h^T."""
-    xs, h0, W_x, W_h, hs, parts, mask = cache
+    dr = dh A hn r (1 - r)): the forward scan stored the factors, and a step is one multiply and
+    one product with W_h^T."""
+    xs, W_x, W_h, h_prev, coef, mask = cache
     hidden = W_h.shape[0]
-    r, z, n, hn = (parts[..., k * hidden:(k + 1) * hidden] for k in range(4))
-    h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
-    a = (1.0 - z) * (1.0 - n * n)
-    f_r, f_z = a * hn * r * (1.0 - r), (h_prev - n) * z * (1.0 - z)
-    coef = jnp.concatenate([f_r, f_z, a * r, z], axis=-1)     # d(h W_h + b_h) = dh * coef[:3H]
     if mask is not None:
         dout = dout * mask[..., None]
     W_hT = W_h.T
@@ -657,15 +681,15 @@ def _gru_backward_core(dout, dh_last, cache):
         dh = dh_next + d_out
         dh_in = dh if m is None else m[:, None] * dh          # the part that reaches this step
         dhw = jnp.concatenate([dh_in, dh_in, dh_in], axis=-1) * k[:, :3 * hidden]
-        dh_prev = dh_in * k[:, 3 * hidden:] + dhw @ W_hT
+        dh_prev = dh_in * k[:, 3 * hidden:4 * hidden] + dhw @ W_hT
         if m is not None:
             dh_prev = dh_prev + (1.0 - m[:, None]) * dh
         return dh_prev, dh_in
 
     dh0, dhs = lax.scan(step, dh_last, (dout, coef, mask), reverse=True)
     dh3 = jnp.concatenate([dhs, dhs, dhs], axis=-1)
-    dxws = dh3 * jnp.concatenate([f_r, f_z, a], axis=-1)
     dhws = dh3 * coef[..., :3 * hidden]
+    dxws = jnp.concatenate([dhws[..., :2 * hidden], dhs * coef[..., 4 * hidden:]], axis=-1)
     dW_x = jnp.einsum("tbd,tbg->dg", xs, dxws)
     dW_h = jnp.einsum("tbk,tbg->kg", h_prev, dhws)
     return dxws @ W_x.T, dh0, dW_x, dW_h, dxws.sum(axis=(0, 1)), dhws.sum(axis=(0, 1))
@@ -673,8 +697,7 @@ def _gru_backward_core(dout, dh_last, cache):
 
 @jax.custom_vjp
 def _gru_seq(xs, h0, W_x, W_h, b_x, b_h, mask):
-    out, h_last, _ = _gru_forward_core(xs, h0, W_x, W_h, b_x, b_h, mask)
-    return out, h_last
+    return _gru_forward_core(xs, h0, W_x, W_h, b_x, b_h, mask, cache=False)
 
 
 def _gru_seq_fwd(xs, h0, W_x, W_h, b_x, b_h, mask):
