@@ -372,9 +372,20 @@ def test_cnn_predict_in_blocks_and_dropout_only_in_training(monkeypatch):
     X, y = data.load_digits(images=True)
     X, y = np.asarray(X[:300])[..., None], np.asarray(y[:300])
     params = conv.init_cnn(1, channels=(4, 8))
-    monkeypatch.setattr(conv, "_EVAL_BLOCK", 128)                  # 300 = 128 + 128 + 44 (padded)
-    direct = np.argmax(np.asarray(conv._cnn_features(params, jnp.asarray(X))["logits"]), axis=1)
+    logits = np.asarray(conv._cnn_features(params, jnp.asarray(X))["logits"])
+    direct = np.argmax(logits, axis=1)
     np.testing.assert_array_equal(conv.cnn_predict(params, X), direct)
+    # the NumPy evaluation path (no compile) computes the same logits, block by block
+    tol = 1e-10 if jax.config.jax_enable_x64 and X.dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(conv._logits_in_blocks(params, X, block=128), logits, rtol=tol,
+                               atol=tol)                             # 300 = 128 + 128 + 44
+    # a dropout mask drawn on the host (what train_cnn passes) scales the features like the key
+    mask = np.ones((4, 2 * 2 * 8), np.float32)
+    mask[:, ::2] = 0.0
+    f2 = conv._cnn_features(params, jnp.asarray(X[:4]), mask=mask)
+    flat = np.asarray(f2["pool2"]).reshape(4, -1) * mask
+    np.testing.assert_allclose(f2["logits"], flat @ params["dense"]["w"] + params["dense"]["b"],
+                               rtol=1e-5, atol=1e-5)
     # dropout changes the logits only when a key is given (training), and by inverted scaling
     f0 = conv._cnn_features(params, jnp.asarray(X[:4]))
     f1 = conv._cnn_features(params, jnp.asarray(X[:4]), 0.5, jax.random.key(0))
