@@ -535,54 +535,53 @@ def _gate_scale(blocks, hidden, dtype):
 
 
 def _lstm_forward_core(xs, h0, c0, W_x, W_h, b, mask, cache=True):
-    """Time-major (T, B, D) LSTM. Fast form of the gate equations: with the factors s of
+    """Batch-major (B, T, D) LSTM. Fast form of the gate equations: with the factors s of
     ``_gate_scale`` each step is one product ``h @ W_h``, one tanh over all 4H columns, and the
     cell update.
 
-    For the backward pass (``cache=True``) a step also stores, side by side in one (B, 6H) row,
-    the six local derivatives the reverse scan multiplies by (see ``_lstm_backward_core``), and
-    the state h_{t-1} it *received*: that stack is exactly what dW_h = sum_t h_{t-1}^T dz_t needs,
-    and the outputs are the same stack shifted by one step. Storing the states received (not the
-    new ones) saves building ``concatenate([h0, hs[:-1]])`` and its transposed copy after the loop.
-    """
+    The sequences stay batch-major: step t reads column t of the input projections and writes
+    column t of a (B, T, H) state buffer, so no (T, B) <-> (B, T) transposed copy of the inputs,
+    outputs or gradients is ever made. For the backward pass (``cache=True``) the buffer holds
+    the state h_{t-1} each step *received* (exactly what dW_h = sum_t h_{t-1}^T dz_t needs; the
+    outputs are the same buffer shifted by one step), and each step stores, side by side in one
+    (B, 6H) row, the six local derivatives the reverse scan multiplies by."""
     hidden = W_h.shape[0]
     s = _gate_scale("ssts", hidden, xs.dtype)
-    zx = xs @ W_x + b                                    # (T, B, 4H) in one product
+    zx = xs @ W_x + b                                    # (B, T, 4H) in one product
 
-    def step(carry, inp):
-        h, c = carry
-        z_x, m = inp
+    def step(carry, t):
+        h, c, buf = carry
+        z_x = lax.dynamic_index_in_dim(zx, t, axis=1, keepdims=False)
+        m = None if mask is None else lax.dynamic_index_in_dim(mask, t, axis=1, keepdims=False)
         a = s * jnp.tanh(s * (z_x + h @ W_h)) + (1.0 - s)   # (i, f, g, o) side by side
         i, f, g, o = (a[:, k * hidden:(k + 1) * hidden] for k in range(4))
         c_new = f * c + i * g
         tc = jnp.tanh(c_new)
         h_new = _keep(m, o * tc, h)
-        new = (h_new, _keep(m, c_new, c))
+        buf = lax.dynamic_update_index_in_dim(buf, h if cache else h_new, t, axis=1)
+        new = (h_new, _keep(m, c_new, c), buf)
         if not cache:
-            return new, h_new
+            return new, None
         # dz = [dc, dc, dc, dh] * k[:4H]; dc gets dh * k[4H:5H]; dc_prev = dc * k[5H:] (= f)
         k = jnp.concatenate([g * i * (1.0 - i), c * f * (1.0 - f), i * (1.0 - g * g),
                              tc * o * (1.0 - o), o * (1.0 - tc * tc), f], axis=-1)
-        return new, (h, k)
+        return new, k
 
-    (h_last, c_last), ys = lax.scan(step, (h0, c0), (zx, mask))
-    if cache:
-        h_prev, coef = ys
-        hs = jnp.concatenate([h_prev[1:], h_last[None]], axis=0)
-    else:
-        hs = ys
+    buf0 = jnp.zeros(xs.shape[:2] + (hidden,), xs.dtype)
+    (h_last, c_last, buf), coef = lax.scan(step, (h0, c0, buf0), jnp.arange(xs.shape[1]))
+    hs = jnp.concatenate([buf[:, 1:], h_last[:, None]], axis=1) if cache else buf
     out = hs if mask is None else hs * mask[..., None]
     if not cache:
         return out, h_last, c_last
-    return out, h_last, c_last, (xs, W_x, W_h, h_prev, coef, mask)
+    return out, h_last, c_last, (xs, W_x, W_h, buf, coef, mask)
 
 
 def _lstm_backward_core(dout, dh_last, dc_last, cache):
     """Reverse-time scan of the LSTM. Everything that does not depend on the gradient flowing
     back (the gate derivatives) was stored by the forward scan; a step then only forms dz_t
-    (B, 4H) and one product dz_t W_h^T. The weight gradients are summed over all steps after the
-    loop, as single products. (At a padded step the stored derivatives are those of the step
-    that was not taken; they are multiplied by a zero gradient.)"""
+    (B, 4H), writes it to column t of a (B, T, 4H) buffer, and does one product dz_t W_h^T. The
+    weight gradients are summed over all steps after the loop, as single products. (At a padded
+    step the stored derivatives are those of the step not taken; they meet a zero gradient.)"""
     xs, W_x, W_h, h_prev, coef, mask = cache
     hidden = W_h.shape[0]
     if mask is not None:
@@ -590,8 +589,10 @@ def _lstm_backward_core(dout, dh_last, dc_last, cache):
     W_hT = W_h.T
 
     def step(carry, inp):
-        dh_next, dc_next = carry
-        d_out, k, m = inp
+        dh_next, dc_next, dzs = carry
+        t, k = inp
+        d_out = lax.dynamic_index_in_dim(dout, t, axis=1, keepdims=False)
+        m = None if mask is None else lax.dynamic_index_in_dim(mask, t, axis=1, keepdims=False)
         dh = dh_next + d_out
         dh_in = dh if m is None else m[:, None] * dh          # the part that reaches this step
         dc_in = dc_next if m is None else m[:, None] * dc_next
@@ -602,11 +603,13 @@ def _lstm_backward_core(dout, dh_last, dc_last, cache):
         if m is not None:
             dh_prev = dh_prev + (1.0 - m[:, None]) * dh
             dc_prev = dc_prev + (1.0 - m[:, None]) * dc_next
-        return (dh_prev, dc_prev), dz
+        return (dh_prev, dc_prev, lax.dynamic_update_index_in_dim(dzs, dz, t, axis=1)), None
 
-    (dh0, dc0), dzs = lax.scan(step, (dh_last, dc_last), (dout, coef, mask), reverse=True)
-    dW_x = jnp.einsum("tbd,tbg->dg", xs, dzs)
-    dW_h = jnp.einsum("tbk,tbg->kg", h_prev, dzs)
+    dz0 = jnp.zeros(xs.shape[:2] + (4 * hidden,), xs.dtype)
+    (dh0, dc0, dzs), _ = lax.scan(step, (dh_last, dc_last, dz0), (jnp.arange(xs.shape[1]), coef),
+                                  reverse=True)
+    dW_x = jnp.einsum("btd,btg->dg", xs, dzs)
+    dW_h = jnp.einsum("btk,btg->kg", h_prev, dzs)
     return dzs @ W_x.T, dh0, dc0, dW_x, dW_h, dzs.sum(axis=(0, 1))
 
 
@@ -730,13 +733,15 @@ def _batch_major(out, reverse):
 
 @partial(jax.jit, static_argnames=("kind", "reverse", "activation"))
 def _run(kind, params, xs, state0, mask, reverse, activation):
+    if kind == "lstm":                                   # batch-major core
+        if reverse:
+            xs, mask = xs[:, ::-1], (None if mask is None else mask[:, ::-1])
+        out, h, c = _lstm_seq(xs, *state0, params["W_x"], params["W_h"], params["b"], mask)
+        return (out[:, ::-1] if reverse else out), (h, c)
     xs, mask = _time_major(xs, mask, reverse)
     if kind == "rnn":
         out, h = _rnn_seq(xs, state0, params["W_xh"], params["W_hh"], params["b"], mask, activation)
         final = h
-    elif kind == "lstm":
-        out, h, c = _lstm_seq(xs, *state0, params["W_x"], params["W_h"], params["b"], mask)
-        final = (h, c)
     else:
         out, h = _gru_seq(xs, state0, params["W_x"], params["W_h"], params["b_x"], params["b_h"], mask)
         final = h
