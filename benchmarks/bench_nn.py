@@ -1,20 +1,33 @@
 """Benchmark: neural networks from scratch (chapters 01, 05, 06) -- training speed and widget latency.
 
-    .venv/bin/python benchmarks/bench_nn.py [--splits 5] [--repeats 20]
+    .venv/bin/python benchmarks/bench_nn.py [--splits 5] [--repeats 20] [--warm-cache] [--search]
 
 Tables:
-  digits  MLP 64-128-10 (ReLU, He init), batch 32, on the train split of
-          course_lib.data.train_val_test_split(seed=s) for s = 0..splits-1, two recipes:
-            "adam 1e-3, 20 ep"        the recipe of issue 4 (20 epochs at a constant 1e-3);
-            "adam 3e-3 cos, 40 ep"    chosen on the VALIDATION sets (mean val accuracy/loss over 5
-                                      splits x 3 init seeds; the test sets played no part): 40
-                                      epochs, Adam 3e-3 with cosine decay to 0.
-          Wall and CPU time of init + fit + test evaluation. The first split pays the compilation
-          (training.fit caches the compiled epoch, so splits 1.. reuse it); whether that compile is
-          cold or a persistent-cache read depends on JAX_COMPILATION_CACHE_DIR (printed). Test
-          accuracy per split. Autodiff (jax.value_and_grad) vs the hand-written backprop
-          (course_lib.backprop) as the gradient function. Target: >= 97 % test accuracy on every
-          split in <= 0.7 s.
+  digits  MLP 64-128-10 (ReLU, He init) on course_lib.data.train_val_test_split(seed=s), s = 0..4
+          (70/15/15; test sets of ~270 digits). Target of issue 4: >= 97 % test accuracy on every
+          split in <= 0.7 s wall including compile. Each recipe runs in its OWN process with an
+          EMPTY persistent compile cache (a fresh temporary JAX_COMPILATION_CACHE_DIR; --warm-cache
+          uses the one in the environment instead), so "1st" = cold: weight init + fit + test
+          evaluation of split 0, every compile included (epoch, optimizer init, evaluation), but not
+          `import jax` / data loading. "next" = median of splits 1.. (training.fit reuses the
+          compiled epoch). CPU time next to wall time (the machine's 2 cores are shared).
+            "adam 1e-3, 20 ep"       the recipe of issue 4 (batch 32, constant 1e-3, raw pixels/16);
+            "adam 3e-3 cos, 40 ep"   the earlier validation-chosen recipe (batch 32, cosine to 0),
+                                     autodiff and hand-written backprop (course_lib.backprop);
+            "chosen: ..."            THE RECIPE, chosen on the VALIDATION sets only (``--search``
+                                     re-runs that choice and prints its table; the test sets play no
+                                     part in it): per-pixel standardization (mean/std of the rows
+                                     the model is fitted on, x -> (x - mean) / (std + 0.1), so the
+                                     constant border pixels stay 0), label smoothing 0.2, Adam 1e-2
+                                     with cosine decay to 0, batch 64, 40 epochs. Selection rule:
+                                     the highest mean validation accuracy over 5 splits x 2 init
+                                     seeds (models fitted on the train split); on a tie the fewer
+                                     optimizer steps (the target is a time budget). Grid: GRID and
+                                     GRID_SMOOTH below (72 settings). Once the settings
+                                     were fixed, the final model of each split is refitted on
+                                     train + validation (standard practice: the validation set has
+                                     done its job of choosing; 85 % of the data instead of 70 %)
+                                     and evaluated once on that split's test set.
   widgets redraw latency (set a control, new PNG) of the perceptron stepper, the playground's
           snapshot slider and the gradient-flow view; the playground's retrain (Train button);
           build times (precompute + compile + first draw).
@@ -23,8 +36,12 @@ Medians over the repeats; the machine's other load shows up in every row alike.
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -32,42 +49,126 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import numpy as np  # noqa: E402
 
+# The validation-chosen recipe (see --search) and the grid it was chosen from.
+CHOSEN = dict(standardize=True, label_smoothing=0.2, lr=1e-2, batch_size=64, epochs=40)
+GRID = dict(standardize=(False, True), lr=(1e-3, 3e-3, 1e-2), epochs=(20, 40, 80), batch_size=(32, 64),
+            label_smoothing=(0.0,))
+GRID_SMOOTH = dict(standardize=(True,), lr=(3e-3, 1e-2, 2e-2), epochs=(40, 80), batch_size=(64, 128),
+                   label_smoothing=(0.05, 0.1, 0.2))
+SEARCH_SEEDS = (0, 1)
 
-def bench_digits(splits: int):
-    from course_lib import backprop, data, layers, optim, schedules, training
 
-    X, y = data.load_digits()
+def standardize(X_fit, *others):
+    """Per-pixel (x - mean) / (std + 0.1) with mean and std of ``X_fit`` only; float32."""
+    mean, std = X_fit.mean(0), X_fit.std(0) + 0.1
+    return [((X - mean) / std).astype(np.float32) for X in (X_fit, *others)]
+
+
+def _recipes():
+    """name, gradients, settings; every row trains on the train split unless refit=True."""
+    old = dict(standardize=False, label_smoothing=0.0, batch_size=32, refit=False)
+    return [
+        ("chosen: std+ls, refit", "autodiff", dict(CHOSEN, refit=True, schedule="cosine")),
+        ("adam 1e-3, 20 ep", "autodiff", dict(old, lr=1e-3, epochs=20, schedule="constant")),
+        ("adam 3e-3 cos, 40 ep", "autodiff", dict(old, lr=3e-3, epochs=40, schedule="cosine")),
+        ("adam 3e-3 cos, 40 ep", "hand-written", dict(old, lr=3e-3, epochs=40, schedule="cosine")),
+    ]
+
+
+def _fit_one(d, settings, seed, grads="autodiff", eval_on="test"):
+    """Init + fit + one evaluation; returns (loss, accuracy) on ``eval_on``."""
+    from course_lib import backprop, layers, optim, schedules, training
+
     apply = lambda p, x: layers.mlp_apply(p, x, "relu")  # noqa: E731
     manual = lambda p, xb, yb: backprop.loss_and_grads(p, xb, yb, "relu")  # noqa: E731
-    n_train = len(data.train_val_test_split(X, y, seed=0)["y_train"])
-    recipes = (("adam 1e-3, 20 ep", "autodiff", None, lambda: optim.adam(1e-3), 20),
-               ("adam 3e-3 cos, 40 ep", "autodiff", None,
-                lambda: optim.adam(schedules.cosine_decay(3e-3, 40 * (n_train // 32))), 40),
-               ("adam 3e-3 cos, 40 ep", "hand-written", manual,
-                lambda: optim.adam(schedules.cosine_decay(3e-3, 40 * (n_train // 32))), 40))
+    if settings.get("refit"):
+        X_fit, y_fit = np.concatenate([d["X_train"], d["X_val"]]), np.concatenate([d["y_train"], d["y_val"]])
+    else:
+        X_fit, y_fit = d["X_train"], d["y_train"]
+    X_eval, y_eval = d[f"X_{eval_on}"], d[f"y_{eval_on}"]
+    if settings["standardize"]:
+        X_fit, X_eval = standardize(X_fit, X_eval)
+    bs, epochs = settings["batch_size"], settings["epochs"]
+    lr = settings["lr"]
+    if settings.get("schedule", "cosine") == "cosine":
+        lr = schedules.cosine_decay(lr, epochs * (len(y_fit) // bs))
+    params = layers.init_mlp((64, 128, 10), "he", seed=seed)
+    params, _ = training.fit(apply, params, optim.adam(lr), X_fit, y_fit, epochs=epochs, batch_size=bs,
+                             seed=seed, grad_fn=manual if grads == "hand-written" else None,
+                             label_smoothing=settings["label_smoothing"])
+    return training.evaluate(apply, params, X_eval, y_eval)
+
+
+def _row(index: int, splits: int):
+    """One recipe over the splits, in this (fresh) process; prints one JSON line."""
+    from course_lib import data
+
+    X, y = data.load_digits()
+    name, grads, settings = _recipes()[index]
+    walls, cpus, accs = [], [], []
+    for s in range(splits):
+        d = data.train_val_test_split(X, y, seed=s)
+        t0, c0 = time.perf_counter(), time.process_time()
+        acc = _fit_one(d, settings, s, grads)[1]
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+        accs.append(acc)
+    print(json.dumps(dict(walls=walls, cpus=cpus, accs=accs)))
+
+
+def bench_digits(splits: int, warm_cache: bool):
     rows = []
-    for name, grads, grad_fn, make_opt, epochs in recipes:
-        walls, cpus, accs = [], [], []
-        for s in range(splits):
-            d = data.train_val_test_split(X, y, seed=s)
-            t0, c0 = time.perf_counter(), time.process_time()
-            params = layers.init_mlp((64, 128, 10), "he", seed=s)
-            params, _ = training.fit(apply, params, make_opt(), d["X_train"], d["y_train"], epochs=epochs,
-                                     batch_size=32, seed=s, grad_fn=grad_fn)
-            acc = training.evaluate(apply, params, d["X_test"], d["y_test"])[1]
-            walls.append(time.perf_counter() - t0)
-            cpus.append(time.process_time() - c0)
-            accs.append(acc)
-        rows.append((name, grads, walls[0], cpus[0], np.median(walls[1:] or walls), np.median(cpus[1:] or cpus),
-                     accs))
-    cache = os.environ.get("JAX_COMPILATION_CACHE_DIR")
-    print(f"\ndigits MLP 64-128-10, batch 32 ({splits} splits; first split includes compilation, "
-          f"persistent cache {'at ' + cache if cache else 'OFF (cold compile)'})")
-    print(f"{'recipe':<22}{'gradients':<14}{'1st wall':>9}{'1st cpu':>8}{'next wall':>10}{'next cpu':>9}"
+    for i, (name, grads, settings) in enumerate(_recipes()):
+        env = dict(os.environ)
+        with tempfile.TemporaryDirectory() as cache:
+            if not warm_cache:
+                env["JAX_COMPILATION_CACHE_DIR"] = cache
+            out = subprocess.run([sys.executable, __file__, "--digits-row", str(i), "--splits", str(splits)],
+                                 env=env, capture_output=True, text=True, check=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        rest = slice(1, None) if splits > 1 else slice(None)
+        rows.append((name, grads, settings, r["walls"][0], r["cpus"][0], np.median(r["walls"][rest]),
+                     np.median(r["cpus"][rest]), r["accs"]))
+    cache = os.environ.get("JAX_COMPILATION_CACHE_DIR") if warm_cache else "EMPTY (cold compile)"
+    print(f"\ndigits MLP 64-128-10 ({splits} splits; one process per recipe; 1st = split 0 incl. every "
+          f"compile; persistent cache: {cache})")
+    print(f"{'recipe':<24}{'gradients':<14}{'1st wall':>9}{'1st cpu':>8}{'next wall':>10}{'next cpu':>9}"
           f"{'min acc':>9}  test accuracy per split")
     for r in rows:
-        print(f"{r[0]:<22}{r[1]:<14}{r[2]:>9.2f}{r[3]:>8.2f}{r[4]:>10.2f}{r[5]:>9.2f}{min(r[6]):>9.4f}  "
-              + " ".join(f"{a:.4f}" for a in r[6]))
+        print(f"{r[0]:<24}{r[1]:<14}{r[3]:>9.2f}{r[4]:>8.2f}{r[5]:>10.2f}{r[6]:>9.2f}{min(r[7]):>9.4f}  "
+              + " ".join(f"{a:.4f}" for a in r[7]))
+    c = CHOSEN
+    print(f"chosen on validation: standardize={c['standardize']}, label_smoothing={c['label_smoothing']}, "
+          f"adam {c['lr']:g} cosine to 0, batch {c['batch_size']}, {c['epochs']} epochs; "
+          f"final fit on train+val, test looked at once")
+
+
+def search(splits: int):
+    """The validation-only choice: every grid point, fitted on train, scored on validation."""
+    from course_lib import data
+
+    X, y = data.load_digits()
+    ds = [data.train_val_test_split(X, y, seed=s) for s in range(splits)]
+    points = []
+    for grid in (GRID, GRID_SMOOTH):
+        keys = list(grid)
+        points += [dict(zip(keys, v)) for v in itertools.product(*grid.values())]
+    print(f"\nvalidation search ({len(points)} settings x {splits} splits x {len(SEARCH_SEEDS)} init seeds; "
+          "fitted on train, scored on validation; the test sets are not used)")
+    print(f"{'std':>4}{'ls':>6}{'lr':>8}{'batch':>6}{'epochs':>7}{'mean val acc':>14}{'min split':>11}")
+    results = []
+    for pt in points:
+        accs = np.array([[_fit_one(d, pt, s + 10 * k, eval_on="val")[1] for k in SEARCH_SEEDS]
+                         for s, d in enumerate(ds)])
+        results.append((accs.mean(), accs.mean(1).min(), pt))
+    results.sort(key=lambda r: (-round(r[0], 9), r[2]["epochs"] / r[2]["batch_size"]))
+    for mean, low, pt in results:
+        print(f"{'yes' if pt['standardize'] else 'no':>4}{pt['label_smoothing']:>6.2f}{pt['lr']:>8g}"
+              f"{pt['batch_size']:>6}{pt['epochs']:>7}{mean:>14.5f}{low:>11.4f}")
+    best = results[0][2]
+    print(f"best: {best}  (bench constant CHOSEN = {CHOSEN})")
+
+
 
 
 def _latency(obj, name, values):
@@ -121,8 +222,18 @@ def main(argv=None):
     parser.add_argument("--splits", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--skip-widgets", action="store_true")
+    parser.add_argument("--warm-cache", action="store_true",
+                        help="use JAX_COMPILATION_CACHE_DIR from the environment instead of an empty one")
+    parser.add_argument("--search", action="store_true",
+                        help="re-run the validation search that chose the recipe (a few minutes)")
+    parser.add_argument("--digits-row", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    bench_digits(args.splits)
+    if args.digits_row is not None:
+        _row(args.digits_row, args.splits)
+        return 0
+    if args.search:
+        search(args.splits)
+    bench_digits(args.splits, args.warm_cache)
     if not args.skip_widgets:
         bench_widgets(args.repeats)
     return 0
