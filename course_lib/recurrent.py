@@ -634,67 +634,70 @@ _lstm_seq.defvjp(_lstm_seq_fwd, _lstm_seq_bwd)
 
 # =========================================================================== GRU layer
 def _gru_forward_core(xs, h0, W_x, W_h, b_x, b_h, mask, cache=True):
-    """Time-major GRU; r and z in one tanh pass, sigma(v) = (1 + tanh(v / 2)) / 2.
+    """Batch-major (B, T, D) GRU; r and z in one tanh pass, sigma(v) = (1 + tanh(v / 2)) / 2.
 
-    For the backward pass (``cache=True``) a step also stores the state h_{t-1} it received and,
-    in one (B, 5H) row, the factors the reverse scan needs (see ``_gru_backward_core``); the
-    outputs are the received states shifted by one step."""
+    Like the LSTM core, step t reads column t of the input projections and writes column t of a
+    (B, T, H) state buffer (no transposed copies). For the backward pass (``cache=True``) the
+    buffer holds the state h_{t-1} each step received, and each step stores in one (B, 5H) row
+    the factors the reverse scan needs (see ``_gru_backward_core``)."""
     hidden = W_h.shape[0]
-    xw = xs @ W_x + b_x                                  # (T, B, 3H) in one product
+    xw = xs @ W_x + b_x                                  # (B, T, 3H) in one product
 
-    def step(h, inp):
-        x_w, m = inp
+    def step(carry, t):
+        h, buf = carry
+        x_w = lax.dynamic_index_in_dim(xw, t, axis=1, keepdims=False)
+        m = None if mask is None else lax.dynamic_index_in_dim(mask, t, axis=1, keepdims=False)
         hw = h @ W_h + b_h
         rz = 0.5 * jnp.tanh(0.5 * (x_w[:, :2 * hidden] + hw[:, :2 * hidden])) + 0.5
         r, z, hn = rz[:, :hidden], rz[:, hidden:], hw[:, 2 * hidden:]
         n = jnp.tanh(x_w[:, 2 * hidden:] + r * hn)
         h_new = _keep(m, n + z * (h - n), h)                 # (1 - z) n + z h
+        buf = lax.dynamic_update_index_in_dim(buf, h if cache else h_new, t, axis=1)
         if not cache:
-            return h_new, h_new
+            return (h_new, buf), None
         a = (1.0 - z) * (1.0 - n * n)
         # d(h W_h + b_h) = dh * k[:3H], dh_prev gets dh * k[3H:4H] (= z), d(x W_x + b_x) = dh * [k[:2H], k[4H:]]
         k = jnp.concatenate([a * hn * r * (1.0 - r), (h - n) * z * (1.0 - z), a * r, z, a], axis=-1)
-        return h_new, (h, k)
+        return (h_new, buf), k
 
-    h_last, ys = lax.scan(step, h0, (xw, mask))
-    if cache:
-        h_prev, coef = ys
-        hs = jnp.concatenate([h_prev[1:], h_last[None]], axis=0)
-    else:
-        hs = ys
+    buf0 = jnp.zeros(xs.shape[:2] + (hidden,), xs.dtype)
+    (h_last, buf), coef = lax.scan(step, (h0, buf0), jnp.arange(xs.shape[1]))
+    hs = jnp.concatenate([buf[:, 1:], h_last[:, None]], axis=1) if cache else buf
     out = hs if mask is None else hs * mask[..., None]
     if not cache:
         return out, h_last
-    return out, h_last, (xs, W_x, W_h, h_prev, coef, mask)
+    return out, h_last, (xs, W_x, W_h, buf, coef, mask)
 
 
 def _gru_backward_core(dout, dh_last, cache):
     """Reverse-time scan of the GRU. With A = (1 - z)(1 - n^2), every pre-activation gradient is
     dh times a factor known from the forward pass (dn = dh A, dz = dh (h_prev - n) z (1 - z),
     dr = dh A hn r (1 - r)): the forward scan stored the factors, and a step is one multiply and
-    one product with W_h^T."""
+    one product with W_h^T. It writes d(h W_h + b_h) to column t of a (B, T, 3H) buffer."""
     xs, W_x, W_h, h_prev, coef, mask = cache
     hidden = W_h.shape[0]
     if mask is not None:
         dout = dout * mask[..., None]
     W_hT = W_h.T
 
-    def step(dh_next, inp):
-        d_out, k, m = inp
+    def step(carry, inp):
+        dh_next, dhws = carry
+        t, k = inp
+        d_out = lax.dynamic_index_in_dim(dout, t, axis=1, keepdims=False)
+        m = None if mask is None else lax.dynamic_index_in_dim(mask, t, axis=1, keepdims=False)
         dh = dh_next + d_out
         dh_in = dh if m is None else m[:, None] * dh          # the part that reaches this step
         dhw = jnp.concatenate([dh_in, dh_in, dh_in], axis=-1) * k[:, :3 * hidden]
         dh_prev = dh_in * k[:, 3 * hidden:4 * hidden] + dhw @ W_hT
         if m is not None:
             dh_prev = dh_prev + (1.0 - m[:, None]) * dh
-        return dh_prev, dh_in
+        return (dh_prev, lax.dynamic_update_index_in_dim(dhws, dhw, t, axis=1)), dh_in * k[:, 4 * hidden:]
 
-    dh0, dhs = lax.scan(step, dh_last, (dout, coef, mask), reverse=True)
-    dh3 = jnp.concatenate([dhs, dhs, dhs], axis=-1)
-    dhws = dh3 * coef[..., :3 * hidden]
-    dxws = jnp.concatenate([dhws[..., :2 * hidden], dhs * coef[..., 4 * hidden:]], axis=-1)
-    dW_x = jnp.einsum("tbd,tbg->dg", xs, dxws)
-    dW_h = jnp.einsum("tbk,tbg->kg", h_prev, dhws)
+    dhw0 = jnp.zeros(xs.shape[:2] + (3 * hidden,), xs.dtype)
+    (dh0, dhws), dns = lax.scan(step, (dh_last, dhw0), (jnp.arange(xs.shape[1]), coef), reverse=True)
+    dxws = jnp.concatenate([dhws[..., :2 * hidden], jnp.swapaxes(dns, 0, 1)], axis=-1)
+    dW_x = jnp.einsum("btd,btg->dg", xs, dxws)
+    dW_h = jnp.einsum("btk,btg->kg", h_prev, dhws)
     return dxws @ W_x.T, dh0, dW_x, dW_h, dxws.sum(axis=(0, 1)), dhws.sum(axis=(0, 1))
 
 
@@ -733,19 +736,19 @@ def _batch_major(out, reverse):
 
 @partial(jax.jit, static_argnames=("kind", "reverse", "activation"))
 def _run(kind, params, xs, state0, mask, reverse, activation):
-    if kind == "lstm":                                   # batch-major core
+    if kind != "rnn":                                    # batch-major cores
         if reverse:
             xs, mask = xs[:, ::-1], (None if mask is None else mask[:, ::-1])
-        out, h, c = _lstm_seq(xs, *state0, params["W_x"], params["W_h"], params["b"], mask)
-        return (out[:, ::-1] if reverse else out), (h, c)
+        if kind == "lstm":
+            out, h, c = _lstm_seq(xs, *state0, params["W_x"], params["W_h"], params["b"], mask)
+            final = (h, c)
+        else:
+            out, final = _gru_seq(xs, state0, params["W_x"], params["W_h"], params["b_x"],
+                                  params["b_h"], mask)
+        return (out[:, ::-1] if reverse else out), final
     xs, mask = _time_major(xs, mask, reverse)
-    if kind == "rnn":
-        out, h = _rnn_seq(xs, state0, params["W_xh"], params["W_hh"], params["b"], mask, activation)
-        final = h
-    else:
-        out, h = _gru_seq(xs, state0, params["W_x"], params["W_h"], params["b_x"], params["b_h"], mask)
-        final = h
-    return _batch_major(out, reverse), final
+    out, h = _rnn_seq(xs, state0, params["W_xh"], params["W_hh"], params["b"], mask, activation)
+    return _batch_major(out, reverse), h
 
 
 def _validate_run(kind, params, xs, state0, mask, activation):
