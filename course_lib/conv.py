@@ -746,6 +746,23 @@ def cnn_apply(params, x):
     return _cnn_logits_jit(params, _check_cnn_input(params, x))
 
 
+_EVAL_BLOCK = 32          # small enough that the forward needs no chunking (less to compile)
+
+
+def _logits_xla(params, x):
+    """Logits of many images with the jitted forward, ``_EVAL_BLOCK`` at a time (the last block
+    zero-padded): one compile serves every data set of the same image size. Used for the
+    per-epoch validation of :func:`train_cnn`, where the compile is paid once and each call is
+    several times cheaper than NumPy."""
+    x = np.asarray(x)
+    n = x.shape[0]
+    padded = np.zeros((-(-n // _EVAL_BLOCK) * _EVAL_BLOCK,) + x.shape[1:], x.dtype)
+    padded[:n] = x
+    blocks = [_cnn_logits_jit(params, padded[i:i + _EVAL_BLOCK])
+              for i in range(0, padded.shape[0], _EVAL_BLOCK)]
+    return np.concatenate(jax.device_get(blocks))[:n]
+
+
 def _np_conv_same(x, w, b):
     """NumPy 'same' stride-1 convolution (the im2col gather of :func:`_patches`, one product)."""
     kh, kw, c, o = w.shape
@@ -758,15 +775,16 @@ def _np_conv_same(x, w, b):
 
 
 def _np_pool2(x):
-    n, h, w, c = x.shape
-    return x[:, :h // 2 * 2, :w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+    h, w = x.shape[1] // 2 * 2, x.shape[2] // 2 * 2
+    return np.maximum(np.maximum(x[:, 0:h:2, 0:w:2], x[:, 0:h:2, 1:w:2]),
+                      np.maximum(x[:, 1:h:2, 0:w:2], x[:, 1:h:2, 1:w:2]))
 
 
 def _logits_in_blocks(params, x, block: int = 512):
     """Logits of many images computed in NumPy, ``block`` images at a time: the same network as
     :func:`cnn_apply` (same numbers up to float rounding) without compiling anything, which is
-    what evaluation inside :func:`train_cnn` and :func:`cnn_predict` needs on a CPU (an XLA
-    compile of the forward pass costs more than the whole evaluation)."""
+    what a one-off prediction (:func:`cnn_predict`) needs on a CPU: an XLA compile of the
+    forward pass costs more than the whole evaluation."""
     x = np.asarray(x)
     pr = jax.tree_util.tree_map(np.asarray, params)
     out = []
@@ -788,15 +806,18 @@ def _xent(logits, y):
     return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
 
 
-def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, batch_size: int = 32,
-              learning_rate: float = 3e-3, seed: int = 0, channels=(32, 64), dropout: float = 0.3,
+def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, batch_size: int = 64,
+              learning_rate: float = 5e-3, seed: int = 0, channels=(32, 64), dropout: float = 0.3,
               params=None, augment_shift: int = 0, cosine_decay: bool = True):
     """Train the CNN of :func:`init_cnn` with Adam (``course_lib.optim``) and cross-entropy.
 
     The defaults are the recipe chosen on the validation sets of five digits splits (never on a
     test set; notebooks/10_convolutional_networks.ipynb section 9): 32 and 64 channels, inverted
-    dropout (rate 0.3) on the features entering the dense layer, batches of 32, Adam 3e-3 with
-    cosine decay, 30 epochs. ``benchmarks/bench_conv.py`` reports its test accuracy over 5 splits.
+    dropout (rate 0.3) on the features entering the dense layer, batches of 64, Adam 5e-3 with
+    cosine decay, 30 epochs (mean validation accuracy 99.26%, min 98.88%; batches of 32 with
+    Adam 3e-3 reached 98.81%, batches of 128 98.74%, 20 epochs 98.88%, shift augmentation 98.59%).
+    ``benchmarks/bench_conv.py`` reports its test accuracy over 5 splits, trained on the training
+    set, and refit on training + validation once the recipe is fixed.
 
     ``dropout``: rate of :func:`dropout` applied, during training only, to the flattened pool2
     features (a fresh mask every mini-batch). ``augment_shift > 0`` is data augmentation: every
@@ -834,6 +855,9 @@ def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, bat
                          f"({X_train.shape[0]}), got {batch_size}")
     if not isinstance(augment_shift, (int, np.integer)) or augment_shift < 0:
         raise ValueError(f"augment_shift must be an int >= 0, got {augment_shift!r}")
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.floating)) \
+            or not math.isfinite(float(learning_rate)) or learning_rate <= 0:
+        raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.floating)) \
             or not 0.0 <= float(dropout) < 1.0:
         raise ValueError(f"dropout must be a rate in [0, 1), got {dropout!r}")
@@ -847,16 +871,22 @@ def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, bat
     shapes = tuple(leaf.shape for leaf in leaves)
     flat = np.concatenate([leaf.ravel() for leaf in leaves]).astype(np.result_type(*leaves))
     n_batches = X_train.shape[0] // batch_size
-    steps = epochs * n_batches if cosine_decay else 0
     rate = float(dropout)
-    step = _make_train_step(float(learning_rate), int(augment_shift), int(steps), treedef, shapes)
+    # The learning rate of every step, computed here (course_lib.schedules.cosine_decay's formula,
+    # lr * (1 + cos(pi * t / T)) / 2 at step t = 0 .. T-1) and passed to the step as an argument:
+    # one compiled step serves every learning rate, schedule and data-set size (a refit included).
+    t = np.arange(epochs * n_batches)
+    lrs = float(learning_rate) * (0.5 * (1 + np.cos(np.pi * t / t.size)) if cosine_decay
+                                  else np.ones(t.size))
+    lrs = lrs.astype(flat.dtype).reshape(epochs, n_batches)
+    step = _make_train_step(int(augment_shift), treedef, shapes)
     from course_lib.optim import AdamState
     state = AdamState(np.zeros((), np.int32), np.zeros_like(flat), np.zeros_like(flat))
     rng = np.random.default_rng(seed)
     Xtr = np.asarray(X_train)
     feat = params["dense"]["w"].shape[0]
     history = {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
-    for _ in range(epochs):
+    for epoch in range(epochs):
         order = rng.permutation(Xtr.shape[0])[:n_batches * batch_size].reshape(n_batches, batch_size)
         xs, ys = Xtr[order], y_train[order].astype(np.int32)        # one gather per epoch
         offsets = rng.integers(0, 2 * augment_shift + 1, (n_batches, batch_size, 2)).astype(np.int32)
@@ -866,7 +896,8 @@ def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, bat
                  .astype(flat.dtype) / np.asarray(1.0 - rate, flat.dtype))
         stats = []
         for b in range(n_batches):
-            flat, state, loss, acc = step(flat, state, xs[b], ys[b], offsets[b], masks[b])
+            flat, state, loss, acc = step(flat, state, xs[b], ys[b], offsets[b], masks[b],
+                                          lrs[epoch, b])
             stats.append((loss, acc))
         loss, acc = np.mean(jax.device_get(stats), axis=0)
         history["train_loss"].append(float(loss))
@@ -878,7 +909,7 @@ def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, bat
             history["val_acc"].append(float(acc))
     if X_val is None:
         del history["val_loss"], history["val_acc"]
-    params = jax.tree_util.tree_map(jnp.asarray, _unflatten(np.asarray(flat), treedef, shapes))
+    params = jax.device_put(_unflatten(np.asarray(flat), treedef, shapes))   # (no compile)
     return params, history
 
 
@@ -891,11 +922,10 @@ def _unflatten(flat, treedef, shapes):
 
 
 @functools.lru_cache(maxsize=8)
-def _make_train_step(learning_rate, shift, decay_steps, treedef, shapes):
-    from course_lib import optim, schedules
+def _make_train_step(shift, treedef, shapes):
+    from course_lib import optim
 
-    lr = schedules.cosine_decay(learning_rate, decay_steps) if decay_steps else learning_rate
-    opt = optim.adam(lr)
+    opt = optim.adam(1.0)       # Adam's step is linear in the learning rate: scaled in the step
 
     def crop(img, offset):
         return lax.dynamic_slice(img, (offset[0], offset[1], 0), (img.shape[0] - 2 * shift,
@@ -906,19 +936,19 @@ def _make_train_step(learning_rate, shift, decay_steps, treedef, shapes):
         return _xent(logits, yb), jnp.mean(jnp.argmax(logits, -1) == yb)
 
     @jax.jit
-    def step(flat, state, xb, yb, offsets, mask):
+    def step(flat, state, xb, yb, offsets, mask, lr):
         if shift:
             xb = jax.vmap(crop)(_pad_hw(xb, ((shift, shift), (shift, shift))), offsets)
         (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(flat, xb, yb, mask)
         updates, state = opt.update(grads, state, flat)
-        return flat + updates, state, loss, acc
+        return flat + lr * updates, state, loss, acc
 
     return step
 
 
 def _evaluate(params, x, y):
     """(mean cross-entropy, accuracy) on a data set, computed from blocked logits on the host."""
-    logits = _logits_in_blocks(params, x).astype(np.float64)
+    logits = _logits_xla(params, x).astype(np.float64)
     z = logits - logits.max(axis=1, keepdims=True)
     logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     return -np.mean(logp[np.arange(len(y)), y]), np.mean(np.argmax(logits, 1) == y)

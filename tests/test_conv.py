@@ -402,3 +402,39 @@ def test_cnn_predict_in_blocks_and_dropout_only_in_training(monkeypatch):
             conv.train_cnn(X, y, dropout=bad)
     with pytest.raises(ValueError, match="X_val images must have the shape"):
         conv.train_cnn(X, y, X[:, :4, :4], y)
+
+
+def test_train_cnn_matches_optax_adam_with_cosine_decay():
+    """train_cnn's step (flat parameters, Adam at learning rate 1 scaled by the host-computed
+    cosine-decayed rate) follows optax.adam(optax.cosine_decay_schedule) on the parameter pytree,
+    batch for batch (no dropout; the batch order replays train_cnn's random stream)."""
+    optax = pytest.importorskip("optax")
+    from course_lib import data
+
+    X, y = data.load_digits(images=True)
+    X, y = np.asarray(X[:96], np.float32)[..., None], np.asarray(y[:96])
+    epochs, bs, lr = 2, 32, 5e-3
+    trained, _ = conv.train_cnn(X, y, epochs=epochs, batch_size=bs, learning_rate=lr, seed=3,
+                                channels=(4, 8), dropout=0.0)
+    params = jax.tree_util.tree_map(jnp.asarray, conv.init_cnn(3, 1, 10, (4, 8)))
+    opt = optax.adam(optax.cosine_decay_schedule(lr, epochs * 3))
+    state = opt.init(params)
+
+    def loss(p, xb, yb):
+        return conv._xent(conv._cnn_features(p, xb)["logits"], yb)
+
+    rng = np.random.default_rng(3)
+    for _ in range(epochs):
+        order = rng.permutation(96).reshape(3, bs)
+        rng.integers(0, 1, (3, bs, 2))                       # augmentation offsets (none)
+        rng.random((3, bs, 2 * 2 * 8), np.float32)           # dropout masks (rate 0: all kept)
+        for b in range(3):
+            g = jax.grad(loss)(params, jnp.asarray(X[order[b]]), jnp.asarray(y[order[b]]))
+            updates, state = opt.update(g, state, params)
+            params = optax.apply_updates(params, updates)
+    for name in ("conv1", "conv2", "dense"):
+        for k in ("w", "b"):
+            np.testing.assert_allclose(trained[name][k], params[name][k], rtol=1e-4, atol=1e-6)
+    for bad in (0.0, -1e-3, float("nan"), "0.01", True):
+        with pytest.raises(ValueError, match="learning_rate must be a finite number > 0"):
+            conv.train_cnn(X, y, learning_rate=bad)
