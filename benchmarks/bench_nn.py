@@ -101,7 +101,7 @@ def _fit_one(d, settings, seed, grads="autodiff", eval_on="test"):
 
 def _row(index: int, splits: int):
     """One recipe over the splits, in this (fresh) process; prints one JSON line."""
-    from course_lib import data
+    from course_lib import backprop, data, layers, optim, schedules, training  # noqa: F401  (imports not timed)
 
     X, y = data.load_digits()
     name, grads, settings = _recipes()[index]
