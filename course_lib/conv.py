@@ -11,13 +11,14 @@ flipped)::
 with ``xp`` the zero-padded input, ``s`` the stride and ``d`` the dilation. Its output size per
 spatial axis is ``floor((n + pad_lo + pad_hi - d*(k-1) - 1) / s) + 1``.
 
-Nothing here calls ``jax.lax.conv*`` or ``lax.reduce_window``: the forward pass gathers the
-``k_h*k_w`` shifted (strided, dilated) views of the input side by side ("im2col" built from slices,
-no index arrays) and does one matrix product. The backward pass is written by hand right below
-its forward (CS231n contract ``forward(...) -> (out, cache)``, ``backward(dout, cache) -> grads``)
-and is itself a convolution of the same kind: ``dw`` is patches^T @ dout, and ``dx`` (the
-correlation of the stride-dilated, padded ``dout`` with the flipped, channel-swapped kernel) is
-computed as dout @ w^T sent back through the same slices (col2im).
+Nothing here calls ``jax.lax.conv*`` or ``lax.reduce_window``: the forward pass reads the
+``k_h*k_w`` shifted (strided, dilated) views of the input side by side ("im2col", one gather with
+a constant index table built in NumPy) and does one matrix product. The backward pass is written
+by hand right below its forward (CS231n contract ``forward(...) -> (out, cache)``,
+``backward(dout, cache) -> grads``) and is itself a convolution of the same kind: ``dw`` is
+patches^T @ dout, and ``dx`` (the correlation of the stride-dilated, padded ``dout`` with the
+flipped, channel-swapped kernel) is computed as dout @ w^T sent back to the positions it was read
+from (col2im: a gather with the inverse index table and a sum).
 The differentiable functions (``conv2d``, ``max_pool2d``, ``avg_pool2d``) use that backward through
 ``jax.custom_vjp``, so ``jax.grad`` of a jitted network runs the same hand-written code.
 
