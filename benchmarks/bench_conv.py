@@ -51,7 +51,8 @@ CPU_TIMES: dict = {}      # (case title, implementation) -> median process CPU s
 
 
 def _time_interleaved(funcs: dict, rounds: int, case: str = "") -> dict:
-    """Median wall seconds per call of each zero-argument function, timed round-robin.
+    """Median wall seconds per call of each zero-argument function, timed round-robin (the
+    order rotated every round).
 
     The median process CPU time per call (all threads) goes to ``CPU_TIMES``: on a shared machine
     it is less inflated by other processes than the wall time.
@@ -61,8 +62,12 @@ def _time_interleaved(funcs: dict, rounds: int, case: str = "") -> dict:
         f()
     times = {name: [] for name in funcs}
     cpu = {name: [] for name in funcs}
-    for _ in range(rounds):
-        for name, f in funcs.items():
+    names = list(funcs)
+    for r in range(rounds):
+        # rotate the order every round: whatever runs right after PyTorch pays for its OpenMP
+        # threads still spinning, so no implementation may always be the one that follows it
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            f = funcs[name]
             c0, t0 = time.process_time(), time.perf_counter()
             f()
             times[name].append(time.perf_counter() - t0)
