@@ -5,13 +5,19 @@ of a plain lax.scan cell, and (optionally) PyTorch's nn.LSTM / nn.GRU / nn.RNN.
 
 Case (float32, CPU): batch 32, 50 steps, input 16, hidden 64; forward + backward (gradients of
 sum(outputs) w.r.t. all weights and the inputs). Implementations are interleaved round by round, so
-a busy machine slows all of them alike; the table reports the median per call, the process CPU
+a busy machine slows all of them alike; in a round each implementation gets one untimed call and
+then ``--inner`` timed ones, because the call right after another implementation pays for it
+(measured: a JAX call right after a PyTorch call took 14 ms instead of 6, with PyTorch's OpenMP
+threads still spinning in the process CPU time and caches cold), which would charge whichever row
+comes after torch. The table reports the median per call, the process CPU
 time per call, the ratio to PyTorch (targets: LSTM <= 1.0, GRU <= 0.4) and the XLA compile time of
 each jitted function (``jitted.lower(...).compile()``, tracing excluded; target <= 0.7 s), wall and
 process CPU seconds. Every compile is cold: the persistent compilation cache is switched off in
 this process (``jax_enable_compilation_cache=False``), whatever JAX_COMPILATION_CACHE_DIR says, so
 no row reads an executable compiled by an earlier run. PyTorch
-is a benchmark-only extra (torch==2.13.0, 2 threads); its rows are skipped when it is not
+is a benchmark-only extra (torch==2.13.0); "/ torch" is the ratio to its default on this machine
+(2 threads, the issue's target), "/ torch1" to torch with 1 thread, which a loaded machine slows
+far less (2 spinning OpenMP threads on 2 busy cores). Its rows are skipped when it is not
 installed.
 """
 from __future__ import annotations
@@ -70,6 +76,7 @@ def timed_compile(fn, *args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--inner", type=int, default=3, help="timed calls per implementation and round")
     args = parser.parse_args()
     try:
         import torch
@@ -88,36 +95,44 @@ def main():
             mod = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[kind](D, H, batch_first=True)
             x_t = torch.tensor(np.asarray(xs), requires_grad=True)
 
-            def torch_call(mod=mod, x_t=x_t):
-                mod.zero_grad()
-                x_t.grad = None
-                out, _ = mod(x_t)
-                out.sum().backward()
-            calls[f"torch.nn.{kind.upper()}"] = torch_call
-            compile_s[f"torch.nn.{kind.upper()}"] = (float("nan"), float("nan"))
+            for threads in (2, 1):
+                def torch_call(mod=mod, x_t=x_t, threads=threads):
+                    torch.set_num_threads(threads)
+                    mod.zero_grad()
+                    x_t.grad = None
+                    out, _ = mod(x_t)
+                    out.sum().backward()
+                name = f"torch.nn.{kind.upper()} ({threads} thread{'s' if threads > 1 else ''})"
+                calls[name] = torch_call
+                compile_s[name] = (float("nan"), float("nan"))
         times = {name: [] for name in calls}
         cpu = {name: 0.0 for name in calls}
         for name, call in calls.items():
             call()                                           # warm-up
         for _ in range(args.rounds):
             for name, call in calls.items():
-                t0, c0 = time.perf_counter(), time.process_time()
-                call()
-                times[name].append(time.perf_counter() - t0)
-                cpu[name] += time.process_time() - c0
-        ref = np.median(times[f"torch.nn.{kind.upper()}"]) if torch is not None else float("nan")
+                call()                      # untimed: absorbs the previous implementation's traces
+                for _ in range(args.inner):  # (PyTorch's OpenMP threads still spinning, cold caches)
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    call()
+                    times[name].append(time.perf_counter() - t0)
+                    cpu[name] += time.process_time() - c0
+        ref, ref1 = ((np.median(times[f"torch.nn.{kind.upper()} (2 threads)"]),
+                      np.median(times[f"torch.nn.{kind.upper()} (1 thread)"])) if torch is not None
+                     else (float("nan"), float("nan")))
         for name in calls:
             med = float(np.median(times[name]))
-            rows.append((kind.upper(), name, med * 1e3, cpu[name] / args.rounds * 1e3, med / ref,
-                         compile_s[name]))
+            rows.append((kind.upper(), name, med * 1e3, cpu[name] / len(times[name]) * 1e3, med / ref,
+                         med / ref1, compile_s[name]))
     print(f"recurrent layers, forward+backward, B={B} T={T} D={D} H={H}, float32, median of "
-          f"{args.rounds} interleaved rounds")
+          f"{args.rounds} interleaved rounds x {args.inner} timed calls (after 1 untimed call each)")
     print(f"load average at the end: {os.getloadavg()[0]:.2f}; compile = cold XLA compile "
           f"(persistent cache off), lower().compile() wall / CPU seconds")
     print(f"{'cell':5s} {'implementation':40s} {'ms/call':>8s} {'cpu ms':>8s} {'/ torch':>8s} "
-          f"{'compile s':>10s} {'cpu s':>6s}")
-    for kind, name, ms, cpu_ms, ratio, (comp, comp_cpu) in rows:
-        print(f"{kind:5s} {name:40s} {ms:8.2f} {cpu_ms:8.2f} {ratio:8.2f} {comp:10.2f} {comp_cpu:6.2f}")
+          f"{'/ torch1':>8s} {'compile s':>10s} {'cpu s':>6s}")
+    for kind, name, ms, cpu_ms, ratio, ratio1, (comp, comp_cpu) in rows:
+        print(f"{kind:5s} {name:40s} {ms:8.2f} {cpu_ms:8.2f} {ratio:8.2f} {ratio1:8.2f} {comp:10.2f} "
+              f"{comp_cpu:6.2f}")
 
 
 if __name__ == "__main__":
