@@ -21,7 +21,9 @@ The last lines compare every ratio with the targets of the issue.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -29,6 +31,7 @@ import time
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # a cold start for the CNN's first run: nothing compiled by an earlier run can be reused
 os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench_conv_jax_cache_")
+atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -256,7 +259,11 @@ def main(argv=None):
         else:
             print(f"  {name:<52s}{value:>8.3f}   target <= {target:.1f}     "
                   f"{'met' if value <= target else 'NOT met'}")
-    print(f"\n1-minute load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPU(s)")
+    load = os.getloadavg()[0]
+    print(f"\n1-minute load average: {load:.2f} on {os.cpu_count()} CPU(s)")
+    if load > (os.cpu_count() or 1):
+        print("WARNING: the machine was busy: wall times are inflated, PyTorch's most of all (its "
+              "OpenMP threads spin and wait for CPUs), so its ratios mean little; rerun idle")
     return 0
 
 
