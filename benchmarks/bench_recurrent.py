@@ -14,7 +14,9 @@ time per call, the ratio to PyTorch (targets: LSTM <= 1.0, GRU <= 0.4) and the X
 each jitted function (``jitted.lower(...).compile()``, tracing excluded; target <= 0.7 s), wall and
 process CPU seconds. Every compile is cold: the persistent compilation cache is switched off in
 this process (``jax_enable_compilation_cache=False``), whatever JAX_COMPILATION_CACHE_DIR says, so
-no row reads an executable compiled by an earlier run. PyTorch
+no row reads an executable compiled by an earlier run; all compiles run before the first PyTorch
+call. Compile times move by +-40% with the load of a shared machine: compare rows of one run.
+PyTorch
 is a benchmark-only extra (torch==2.13.0); "/ torch" is the ratio to its default on this machine
 (2 threads, the issue's target), "/ torch1" to torch with 1 thread, which a loaded machine slows
 far less (2 spinning OpenMP threads on 2 busy cores). Its rows are skipped when it is not
@@ -85,12 +87,19 @@ def main():
         torch = None
     xs = jnp.asarray(np.random.default_rng(0).standard_normal((B, T, D)).astype(np.float32))
     rows = []
-    for kind in ("lstm", "gru", "rnn"):
-        p = R.init(kind, D, H)
-        impls = {"course_lib (scan + hand-written BPTT)": course_fn(kind),
-                 "jax.grad of a plain lax.scan": autodiff_fn(kind)}
-        compile_s = {name: timed_compile(fn, p, xs) for name, fn in impls.items()}
-        calls = {name: (lambda fn=fn: jax.block_until_ready(fn(p, xs))) for name, fn in impls.items()}
+    kinds = ("lstm", "gru", "rnn")
+    params = {kind: R.init(kind, D, H) for kind in kinds}
+    # All compiles first, before any PyTorch call: its OpenMP threads keep spinning after a call
+    # and would slow XLA's (multi-threaded) compiler for whichever row comes next.
+    impls = {kind: {"course_lib (scan + hand-written BPTT)": course_fn(kind),
+                    "jax.grad of a plain lax.scan": autodiff_fn(kind)} for kind in kinds}
+    compiles = {kind: {name: timed_compile(fn, params[kind], xs) for name, fn in impls[kind].items()}
+                for kind in kinds}
+    for kind in kinds:
+        p = params[kind]
+        compile_s = compiles[kind]
+        calls = {name: (lambda fn=fn, p=p: jax.block_until_ready(fn(p, xs)))
+                 for name, fn in impls[kind].items()}
         if torch is not None:
             mod = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[kind](D, H, batch_first=True)
             x_t = torch.tensor(np.asarray(xs), requires_grad=True)
