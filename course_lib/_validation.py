@@ -36,14 +36,8 @@ def _dtype_of(x):
     return x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype
 
 
-def as_float_array(x, name: str, *, allow_int: bool = False):
-    """Return ``x`` as a floating-point JAX array or raise ``TypeError`` naming ``name``.
-
-    Python floats, lists of floats, numpy and JAX float arrays pass. Integer and boolean arrays are
-    rejected unless ``allow_int`` (they are then cast to the default float dtype): an integer array
-    where a float was meant is a classic silent bug (``np.array([1, 2]) / 2`` is fine, but a logits
-    array of ints usually means the labels were passed in the wrong slot).
-    """
+def _float_dtype(x, name: str, allow_int: bool):
+    """The dtype ``x`` becomes as a float array (JAX's canonical dtype), or raise ``TypeError``."""
     if isinstance(x, (str, bytes)) or x is None:
         raise TypeError(f"{name} must be a floating-point array, got {type(x).__name__}")
     try:
@@ -54,23 +48,49 @@ def as_float_array(x, name: str, *, allow_int: bool = False):
         raise TypeError(f"{name} must be a floating-point array, got an array of Python objects "
                         f"(ragged nested lists?)")
     if jnp.issubdtype(dtype, jnp.floating):
-        return jnp.asarray(x)
+        if not hasattr(x, "dtype"):  # Python floats / lists: jnp.asarray gives the default float
+            dtype = jnp.result_type(float)
+        return jax.dtypes.canonicalize_dtype(dtype)
     if jnp.issubdtype(dtype, jnp.complexfloating):
         raise TypeError(f"{name} must be a real floating-point array, got {dtype}")
     if allow_int and (jnp.issubdtype(dtype, jnp.integer) or dtype == bool):
-        return jnp.asarray(x, dtype=jnp.result_type(float))
+        return jax.dtypes.canonicalize_dtype(jnp.result_type(float))
     raise TypeError(f"{name} must be a floating-point array, got dtype {dtype}; "
                     f"convert it with {name}.astype(float) if that is what you meant")
 
 
-def as_int_array(x, name: str):
-    """Return ``x`` as an integer JAX array (class labels, indices) or raise ``TypeError``."""
+def _int_dtype(x, name: str):
     if isinstance(x, (str, bytes)) or x is None:
         raise TypeError(f"{name} must be an integer array, got {type(x).__name__}")
     dtype = _dtype_of(x)
     if jnp.issubdtype(dtype, jnp.integer):
-        return jnp.asarray(x)
+        return jax.dtypes.canonicalize_dtype(dtype if hasattr(x, "dtype") else jnp.result_type(int))
     raise TypeError(f"{name} must be an integer array (class indices), got dtype {dtype}")
+
+
+def _to_jax(x, dtype):
+    # A NumPy array goes over with device_put: jnp.asarray would compile a small XLA "stage"
+    # program for every new shape (20-460 ms each, cold). Same values, same dtype.
+    if isinstance(x, np.ndarray):
+        return jax.device_put(np.asarray(x, dtype=dtype))
+    arr = jnp.asarray(x)  # keeps a Python float weakly typed, as before
+    return arr if arr.dtype == dtype else arr.astype(dtype)
+
+
+def as_float_array(x, name: str, *, allow_int: bool = False):
+    """Return ``x`` as a floating-point JAX array or raise ``TypeError`` naming ``name``.
+
+    Python floats, lists of floats, numpy and JAX float arrays pass. Integer and boolean arrays are
+    rejected unless ``allow_int`` (they are then cast to the default float dtype): an integer array
+    where a float was meant is a classic silent bug (``np.array([1, 2]) / 2`` is fine, but a logits
+    array of ints usually means the labels were passed in the wrong slot).
+    """
+    return _to_jax(x, _float_dtype(x, name, allow_int))
+
+
+def as_int_array(x, name: str):
+    """Return ``x`` as an integer JAX array (class labels, indices) or raise ``TypeError``."""
+    return _to_jax(x, _int_dtype(x, name))
 
 
 def check_ndim(x, name: str, ndims: int | Iterable[int]):
@@ -177,39 +197,14 @@ def as_float_array_host(x, name: str, *, allow_int: bool = False):
     """Like :func:`as_float_array` (same checks and messages) but returns a NumPy array."""
     if not is_concrete(x):
         return as_float_array(x, name, allow_int=allow_int)
-    if isinstance(x, (str, bytes)) or x is None:
-        raise TypeError(f"{name} must be a floating-point array, got {type(x).__name__}")
-    try:
-        dtype = _dtype_of(x)
-    except Exception as exc:  # e.g. ragged lists
-        raise TypeError(f"{name} must be a floating-point array, got {type(x).__name__}: {exc}") from None
-    if dtype == object:
-        raise TypeError(f"{name} must be a floating-point array, got an array of Python objects "
-                        f"(ragged nested lists?)")
-    if jnp.issubdtype(dtype, jnp.floating):
-        if not hasattr(x, "dtype"):  # Python floats / lists: jnp.asarray gives the default float
-            dtype = jnp.result_type(float)
-        return np.asarray(x, dtype=jax.dtypes.canonicalize_dtype(dtype))
-    if jnp.issubdtype(dtype, jnp.complexfloating):
-        raise TypeError(f"{name} must be a real floating-point array, got {dtype}")
-    if allow_int and (jnp.issubdtype(dtype, jnp.integer) or dtype == bool):
-        return np.asarray(x, dtype=jax.dtypes.canonicalize_dtype(jnp.result_type(float)))
-    raise TypeError(f"{name} must be a floating-point array, got dtype {dtype}; "
-                    f"convert it with {name}.astype(float) if that is what you meant")
+    return np.asarray(x, dtype=_float_dtype(x, name, allow_int))
 
 
 def as_int_array_host(x, name: str):
     """Like :func:`as_int_array` (same check and message) but returns a NumPy array."""
     if not is_concrete(x):
         return as_int_array(x, name)
-    if isinstance(x, (str, bytes)) or x is None:
-        raise TypeError(f"{name} must be an integer array, got {type(x).__name__}")
-    dtype = _dtype_of(x)
-    if jnp.issubdtype(dtype, jnp.integer):
-        if not hasattr(x, "dtype"):
-            dtype = jnp.result_type(int)
-        return np.asarray(x, dtype=jax.dtypes.canonicalize_dtype(dtype))
-    raise TypeError(f"{name} must be an integer array (class indices), got dtype {dtype}")
+    return np.asarray(x, dtype=_int_dtype(x, name))
 
 
 __all__ += ["as_float_array_host", "as_int_array_host"]
