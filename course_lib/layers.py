@@ -140,7 +140,7 @@ def init_mlp(sizes: Sequence[int], init: str = "he", *, scale: float | None = No
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
         std = _std(init, n_in, n_out, float(scale))
         W = rng.standard_normal((n_in, n_out)) * std
-        params.append({"W": jnp.asarray(W.astype(dtype)), "b": jnp.zeros((n_out,), dtype)})
+        params.append({"W": jax.device_put(W.astype(dtype)), "b": jax.device_put(np.zeros((n_out,), dtype))})
     return params
 
 
