@@ -25,8 +25,9 @@ def _data(n=90, d=4, c=3, seed=0):
     return X, y
 
 
-def _reference_fit(params, opt, X, y, epochs, batch_size, seed):
-    """The same loop written out with optax: same shuffles, same steps."""
+def _reference_fit(params, opt, X, y, epochs, batch_size, seed, loss=None):
+    """The same loop written out with optax: same shuffles, same steps (``loss`` defaults to _ref_loss)."""
+    loss = _ref_loss if loss is None else loss
     rng = np.random.default_rng(seed)
     state = opt.init(params)
     n = X.shape[0]
@@ -37,7 +38,7 @@ def _reference_fit(params, opt, X, y, epochs, batch_size, seed):
         batch_losses = []
         for k in range(nb):
             sl = idx[k * batch_size:(k + 1) * batch_size]
-            value, g = jax.value_and_grad(_ref_loss)(params, X[sl], y[sl])
+            value, g = jax.value_and_grad(loss)(params, X[sl], y[sl])
             updates, state = opt.update(g, state, params)
             params = optax.apply_updates(params, updates)
             batch_losses.append(float(value))
@@ -326,21 +327,7 @@ def _ref_smoothed_fit(params, opt, X, y, epochs, batch_size, seed, eps):
     def loss(p, xb, yb):
         q = optax.smooth_labels(jax.nn.one_hot(yb, 3, dtype=xb.dtype), eps)
         return jnp.mean(optax.softmax_cross_entropy(_apply(p, xb), q))
-    rng = np.random.default_rng(seed)
-    state = opt.init(params)
-    nb = X.shape[0] // batch_size
-    losses = []
-    for _ in range(epochs):
-        idx = rng.permutation(X.shape[0])[: nb * batch_size]
-        vals = []
-        for k in range(nb):
-            sl = idx[k * batch_size:(k + 1) * batch_size]
-            value, g = jax.value_and_grad(loss)(params, X[sl], y[sl])
-            updates, state = opt.update(g, state, params)
-            params = optax.apply_updates(params, updates)
-            vals.append(float(value))
-        losses.append(np.mean(vals))
-    return params, losses
+    return _reference_fit(params, opt, X, y, epochs, batch_size, seed, loss=loss)
 
 
 @pytest.mark.parametrize("eps", [0.1, 0.3])
