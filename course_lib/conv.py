@@ -703,7 +703,10 @@ def init_cnn(seed: int = 0, in_channels: int = 1, n_classes: int = 10, channels=
     }
 
 
-def _cnn_features(params, x, dropout_rate=0.0, key=None, mask=None):
+def _cnn_features(params, x, mask=None):
+    """Every activation of the CNN of :func:`init_cnn`. ``mask`` (training only): an inverted-dropout
+    mask for the flattened pool2 features, already scaled by 1 / (1 - rate) (train_cnn draws it on
+    the host)."""
     h1 = jax.nn.relu(_conv_vjp(_pad_hw(x, ((1, 1), (1, 1))), params["conv1"]["w"], (1, 1), (1, 1))
                      + params["conv1"]["b"])
     p1 = _max_pool_vjp(h1, (2, 2), (2, 2), h1.shape[1] // 2, h1.shape[2] // 2)
@@ -711,9 +714,7 @@ def _cnn_features(params, x, dropout_rate=0.0, key=None, mask=None):
                      + params["conv2"]["b"])
     p2 = _max_pool_vjp(h2, (2, 2), (2, 2), h2.shape[1] // 2, h2.shape[2] // 2)
     flat = p2.reshape(p2.shape[0], -1)
-    if dropout_rate and key is not None:                 # training only: inverted dropout
-        flat = flat * jax.random.bernoulli(key, 1.0 - dropout_rate, flat.shape) / (1.0 - dropout_rate)
-    if mask is not None:                                 # the same, with a mask drawn on the host
+    if mask is not None:
         flat = flat * mask
     logits = flat @ params["dense"]["w"] + params["dense"]["b"]
     return {"conv1": h1, "pool1": p1, "conv2": h2, "pool2": p2, "logits": logits}

@@ -274,20 +274,25 @@ _INIT_CACHE: "OrderedDict[tuple, Callable]" = OrderedDict()
 _STATS = {"hits": 0, "misses": 0, "uncached": 0}
 
 
+def _lru_get(cache, key, build):
+    """``(cache[key], hit)``, building and inserting it on a miss (LRU of _CACHE_SIZE)."""
+    fn = cache.get(key)
+    if fn is not None:
+        cache.move_to_end(key)
+        return fn, True
+    fn = cache[key] = build()
+    if len(cache) > _CACHE_SIZE:
+        cache.popitem(last=False)
+    return fn, False
+
+
 def _cached(key, build):
     """``build()`` once per hashable ``key`` (LRU of _CACHE_SIZE); ``key=None`` always builds."""
     if key is None:
         _STATS["uncached"] += 1
         return build()
-    fn = _CACHE.get(key)
-    if fn is None:
-        _STATS["misses"] += 1
-        fn = _CACHE[key] = build()
-        if len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    else:
-        _STATS["hits"] += 1
-        _CACHE.move_to_end(key)
+    fn, hit = _lru_get(_CACHE, key, build)
+    _STATS["hits" if hit else "misses"] += 1
     return fn
 
 
@@ -330,12 +335,8 @@ def _init_state(optimizer, opt_key, params):
     2-layer MLP); one jitted init compiles once per optimizer and parameter shapes. Same values."""
     if opt_key is None:
         return optimizer.init(params)
-    key = (opt_key, _abstract(params))
-    fn = _INIT_CACHE.get(key)
-    if fn is None:   # kept apart from _CACHE: cache_info() counts the compiled epochs and evaluations
-        fn = _INIT_CACHE[key] = _jit(optimizer.init)
-        if len(_INIT_CACHE) > _CACHE_SIZE:
-            _INIT_CACHE.popitem(last=False)
+    # kept apart from _CACHE: cache_info() counts the compiled epochs and evaluations
+    fn, _ = _lru_get(_INIT_CACHE, (opt_key, _abstract(params)), lambda: _jit(optimizer.init))
     return fn(params)
 
 
