@@ -171,6 +171,37 @@ def test_float32_params_keep_their_dtype():
         assert not np.allclose(np.asarray(new["w"]), 1.0), name
 
 
+def _reference_init(name, params):
+    """The initial state built op by op with jnp (what init computed before it moved to the host)."""
+    zeros = lambda t: jax.tree_util.tree_map(jnp.zeros_like, t)  # noqa: E731
+    count = jnp.zeros([], jnp.int32)
+    if name == "adagrad":
+        return (count, jax.tree_util.tree_map(lambda x: jnp.full_like(x, 0.1), params))
+    if name == "adam":
+        return (count, zeros(params), zeros(params))
+    return None
+
+
+@pytest.mark.parametrize("kind", ["numpy", "jax", "traced"])
+def test_init_state_is_built_on_the_host_with_the_same_values_and_dtypes(kind):
+    host = {"w": np.arange(6.0).reshape(3, 2), "b": np.ones(2, np.float32), "s": np.float32(3)}
+    params = host if kind == "numpy" else jax.tree_util.tree_map(jnp.asarray, host)
+    for name in ("adagrad", "adam", "sgd", "momentum", "rmsprop"):
+        opt = optim.get(name, 0.1)
+        state = jax.jit(opt.init)(params) if kind == "traced" else opt.init(params)
+        ref = jax.tree_util.tree_map(jnp.asarray, host)
+        expected = _reference_init(name, ref) or jax.jit(opt.init)(ref)
+        got_leaves, want_leaves = jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(expected)
+        assert len(got_leaves) == len(want_leaves), name
+        for g, w in zip(got_leaves, want_leaves):
+            assert isinstance(g, jax.Array), (name, type(g))
+            assert g.dtype == w.dtype and g.shape == w.shape, (name, g.dtype, w.dtype)
+            np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+    # a Python float parameter keeps its weak type (jnp.zeros_like semantics)
+    mu = optim.adam(0.1).init({"t": 1.0}).mu["t"]
+    assert mu.weak_type and float(mu) == 0.0
+
+
 def test_get_builds_by_name_with_hyper_parameters():
     a = optim.get("adam", 0.1, b1=0.5)
     b = optim.adam(0.1, b1=0.5)
