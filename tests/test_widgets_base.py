@@ -196,3 +196,68 @@ def test_explorer_links_controls_builds_the_panel_and_displays():
 def test_explorer_rejects_unknown_main_controls():
     with pytest.raises(ValueError, match=r"main_controls names unknown controls \['speed'\]"):
         _Scaler(main=("speed",))
+
+
+class _Counter(Explorer):
+    """An explorer with a button beside its slider (``extra``) or its own layout (``widget``)."""
+
+    def __init__(self, layout="panel"):
+        import ipywidgets as w
+
+        fig, ax = new_figure()
+        self.x = np.linspace(0, 2 * np.pi, 50)
+        self.line, = ax.plot(self.x, np.sin(self.x))
+        ax.set_ylim(-3, 3)
+        self.live = LiveFigure(fig, animated=[self.line])
+        self.controls = {"scale": w.FloatSlider(value=1.0, min=0.0, max=3.0)}
+        self.calls = []
+        self.button = w.Button(description="reset")
+        self.button.on_click(lambda _b: setattr(self.controls["scale"], "value", 1.0))
+        self.readout = w.HTML()
+        if layout == "panel":
+            self._connect(extra=[self.button])
+        else:
+            self.box = w.HBox([w.VBox([self.controls["scale"], self.button, self.readout]), self.live.image])
+            self._connect(widget=self.box)
+
+    def update(self, scale):
+        self.calls.append(scale)
+        self.line.set_ydata(scale * np.sin(self.x))
+        self.readout.value = f"scale {scale:.2f}"
+        self.live.blit()
+
+
+def test_explorer_extra_widgets_follow_the_controls_unlinked():
+    ex = _Counter()
+    top, readout, figures = ex.widget.children
+    assert top.children == (ex.controls["scale"], ex.button)      # the button after the controls
+    assert readout is ex.readout and figures.children == (ex.live.image,)
+    assert ex.calls == [1.0] and list(ex.controls) == ["scale"]    # the button is not a control
+    png = ex.live.image.value
+    ex.controls["scale"].value = 2.0
+    assert ex.calls == [1.0, 2.0] and ex.live.image.value != png
+    ex.button.click()                                               # its own handler: back to 1.0
+    assert ex.calls == [1.0, 2.0, 1.0] and ex.readout.value == "scale 1.00"
+    np.testing.assert_allclose(ex.line.get_ydata(), np.sin(ex.x))
+
+
+def test_explorer_shows_a_ready_made_layout():
+    ex = _Counter(layout="own")
+    assert ex.widget is ex.box and ex.main_controls == ("scale",)
+    assert ex.readout.value == "scale 1.00"                        # update ran once at _connect
+    png = ex.live.image.value
+    ex.controls["scale"].value = 0.5
+    assert ex.calls == [1.0, 0.5] and ex.live.image.value != png
+    assert "application/vnd.jupyter.widget-view+json" in ex._repr_mimebundle_()
+
+
+def test_explorer_connect_rejects_bad_layout_arguments():
+    ex = _Scaler()
+    with pytest.raises(TypeError, match=r"extra\[0\] must be an ipywidgets widget, got str"):
+        ex._connect(extra=["Train"])
+    with pytest.raises(TypeError, match="widget must be an ipywidgets widget, got list"):
+        ex._connect(widget=[ex.live.image])
+    with pytest.raises(ValueError, match="widget .* excludes figures and extra"):
+        ex._connect(widget=widgets.HBox(), extra=[widgets.Button()])
+    with pytest.raises(ValueError, match="widget .* excludes figures and extra"):
+        ex._connect(widget=widgets.HBox(), figures=[ex.live])

@@ -172,6 +172,10 @@ class Explorer:
     ``self.widget`` (controls, an optional HTML ``self.readout``, the figures). The object displays
     itself in Jupyter. ``main_controls`` names the controls the benchmarks and the browser tests move
     (see benchmarks/README.md's widget protocol).
+
+    Layouts the standard panel cannot express: ``_connect(extra=[button])`` puts widgets that are not
+    value controls (a Train button) after the controls in the top row; ``_connect(widget=box)`` shows
+    a layout the subclass built itself (a grid of weight boxes beside the figure) instead of the panel.
     """
 
     controls: dict
@@ -179,8 +183,25 @@ class Explorer:
     live: "LiveFigure"
     widget: object
 
-    def _connect(self, *, readout: bool = True, figures=None):
+    def _connect(self, *, readout: bool = True, figures=None, extra: Iterable = (), widget=None):
+        """Link ``self.controls`` to ``self.update`` (run once now) and build ``self.widget``.
+
+        ``readout``: create ``self.readout`` (an HTML widget) if the subclass has none, and show it
+        between the controls and the figures. ``figures``: the LiveFigure(s) to show (default
+        ``self.live``). ``extra``: widgets shown after the controls in the top row but not linked
+        (buttons). ``widget``: a ready-made layout to show instead of the standard panel (then
+        ``figures`` and ``extra`` must not be given).
+        """
         import ipywidgets as widgets
+
+        extra = list(extra)
+        if widget is not None and (figures is not None or extra):
+            raise ValueError("widget (a ready-made layout) excludes figures and extra; place them in it")
+        if widget is not None and not isinstance(widget, widgets.Widget):
+            raise TypeError(f"widget must be an ipywidgets widget, got {type(widget).__name__}")
+        for i, w in enumerate(extra):
+            if not isinstance(w, widgets.Widget):
+                raise TypeError(f"extra[{i}] must be an ipywidgets widget, got {type(w).__name__}")
 
         if readout and not hasattr(self, "readout"):
             self.readout = widgets.HTML()
@@ -190,8 +211,11 @@ class Explorer:
         if unknown:
             raise ValueError(f"main_controls names unknown controls {unknown}; known: {list(self.controls)}")
         link_controls(self.controls, self.update)
-        self.widget = panel(self.live if figures is None else figures, list(self.controls.values()),
-                            readout=getattr(self, "readout", None) if readout else None)
+        if widget is not None:
+            self.widget = widget
+        else:
+            self.widget = panel(self.live if figures is None else figures, list(self.controls.values()) + extra,
+                                readout=getattr(self, "readout", None) if readout else None)
         return self.widget
 
     def update(self, **values):  # pragma: no cover - every subclass defines it
