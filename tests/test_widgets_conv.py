@@ -147,3 +147,33 @@ def test_live_figures_are_livefigures(editor, explorer):
     assert isinstance(editor.live, LiveFigure) and isinstance(explorer.live, LiveFigure)
     assert set(editor.main_controls) <= set(editor.controls)
     assert set(explorer.main_controls) <= set(explorer.controls)
+
+
+def test_widgets_are_explorers_with_their_layouts(editor, explorer):
+    from course_lib.widgets.base import Explorer
+
+    assert isinstance(editor, Explorer) and isinstance(explorer, Explorer)
+    # editor: its own layout, the controls, the 3x3 grid of weights and the readout beside the figure
+    left, image = editor.widget.children
+    assert image is editor.live.image
+    image_menu, preset_menu, label, grid, readout = left.children
+    assert (image_menu, preset_menu, readout) == (editor.controls["image"], editor.controls["preset"],
+                                                  editor.readout)
+    assert grid.children == tuple(editor.cells) and "cross-correlation" in label.value
+    assert list(editor.controls)[2:] == [f"w{i}{j}" for i in range(3) for j in range(3)]
+    # explorer: the standard panel (controls, readout, figure)
+    top, readout, figures = explorer.widget.children
+    assert top.children == tuple(explorer.controls.values()) and readout is explorer.readout
+    assert figures.children == (explorer.live.image,)
+    assert explorer.main_controls == ("dx", "dy", "channel", "layer", "image")
+    for w in (editor, explorer):
+        assert "application/vnd.jupyter.widget-view+json" in w._repr_mimebundle_()
+
+
+def test_explorer_channel_slider_follows_the_layer(explorer):
+    explorer.controls["layer"].value = "conv2"
+    explorer.controls["channel"].value = explorer.maps[0]["conv2"].shape[-1] - 1
+    explorer.controls["layer"].value = "conv1"       # fewer channels: the slider shrinks and clamps
+    n1 = explorer.maps[0]["conv1"].shape[-1]
+    assert explorer.controls["channel"].max == n1 - 1 and explorer.controls["channel"].value == n1 - 1
+    assert explorer.values["layer"] == "conv1" and explorer.values["channel"] == n1 - 1

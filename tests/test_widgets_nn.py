@@ -95,6 +95,36 @@ def test_playground_learns_and_redraws_without_training(playground):
     assert not pg.values["trained"]
 
 
+def test_playground_is_an_explorer_with_train_button_and_readout():
+    from course_lib.widgets.base import Explorer
+
+    pg = PG.build_playground(dataset="moons", width=4, depth=1, activation="relu", lr=0.1, train=False)
+    assert isinstance(pg, Explorer)
+    assert list(pg.controls) == ["dataset", "noise", "depth", "width", "activation", "lr", "epoch"]
+    assert pg.main_controls == ("epoch", "dataset", "noise")
+    top, readout, figures = pg.widget.children
+    assert top.children == tuple(pg.controls.values()) + (pg.button,)   # Train after the controls
+    assert readout is pg.readout and figures.children == (pg.live.image,)
+    assert pg.run is None and not pg.values["trained"] and "press Train" in pg.readout.value
+    png = pg.live.image.value
+    pg.button.click()                          # the button trains with the controls' values
+    assert pg.values["trained"] and pg.live.image.value != png
+    assert pg.run["config"] == {"dataset": "moons", "noise": 0.05, "width": 4, "depth": 1,
+                                "activation": "relu", "lr": 0.1}
+    pg.controls["noise"].value = 0.3           # new data: points regenerated, the run dropped
+    X, y = PG.playground_data("moons", 0.3)
+    np.testing.assert_array_equal(pg.X, X)
+    np.testing.assert_array_equal(pg.points.get_offsets(), X)
+    assert pg.run is None
+    pg.button.click()
+    pg.controls["lr"].value = 0.01             # a model change drops the run, even if undone
+    pg.controls["lr"].value = 0.1
+    assert pg.run is None and not pg.values["trained"]
+    pg.controls["epoch"].value = 7             # the snapshot alone never trains
+    assert pg.run is None and pg.values == {"trained": False, "snapshot": 7}
+    assert "application/vnd.jupyter.widget-view+json" in pg._repr_mimebundle_()
+
+
 def test_width_one_linear_model_cannot_fit_xor():
     X, y = PG.playground_data("xor", 0.0)
     lin = PG.train_playground(X, y, width=8, depth=1, activation="identity", lr=0.05)

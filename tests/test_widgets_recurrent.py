@@ -72,3 +72,23 @@ def test_gates_widget_follows_controls():
     assert np.isnan(arr[:, 2:]).all() and np.isfinite(arr[:, :2]).all()
     np.testing.assert_allclose(arr[:, :2], np.asarray(gates["c"][3, :2]).T, rtol=1e-6)
     assert "sequence 3" in live.animated[2].get_text()
+
+
+def test_widgets_are_explorers_and_the_functions_return_their_parts(data):
+    from course_lib.widgets.base import Explorer
+
+    gtt = W.GradientThroughTime(data)
+    assert isinstance(gtt, Explorer) and gtt.main_controls == ("length", "scale", "activation", "gate_bias")
+    top, figures = gtt.widget.children                    # no readout row: the text is in the figure
+    assert top.children == tuple(gtt.controls.values()) and figures.children == (gtt.live.image,)
+    box, live, controls = W.gradient_through_time_widget(data)
+    assert list(controls) == list(gtt.controls) and live.image.value == gtt.live.image.value
+    assert [c.value for c in controls.values()] == [12, 1.0, "tanh", 3.0]
+    p = R.init_lstm(3, 5, seed=1)
+    xs = np.random.default_rng(0).standard_normal((2, 4, 3)).astype(np.float32)
+    gates = W.LSTMGates(p, xs, input_labels=["a", "b", "c"])
+    assert isinstance(gates, Explorer) and gates.main_controls == ("example", "gate")
+    top, figures = gates.widget.children
+    assert top.children == tuple(gates.controls.values()) and figures.children == (gates.live.image,)
+    assert [t.get_text() for t in gates.live.fig.axes[0].get_yticklabels()] == ["a", "b", "c"]
+    assert "application/vnd.jupyter.widget-view+json" in gates._repr_mimebundle_()

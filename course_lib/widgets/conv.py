@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import LiveFigure, link_controls, new_figure, panel
+from .base import Explorer, LiveFigure, new_figure
 
 __all__ = ["WIDGETS", "PRESETS", "SHIFTS", "load_images", "apply_kernel", "shift_image",
            "shifted_features", "build_kernel_editor", "build_feature_explorer", "KernelEditor",
@@ -83,7 +83,7 @@ def apply_kernel(image, kernel) -> np.ndarray:
     return np.asarray(conv.conv2d(img[None, :, :, None], k[:, :, None, None], padding="same")[0, :, :, 0])
 
 
-class KernelEditor:
+class KernelEditor(Explorer):
     """Kernel editor state: images, the nine weight boxes, a preset menu, and the live figure."""
 
     def __init__(self, images: dict | None = None, preset: str = "Sobel x (vertical edges)"):
@@ -110,17 +110,13 @@ class KernelEditor:
         self._setting_preset = False
         self.readout = widgets.HTML()
         self._build_figure()
-        self.controls["preset"].observe(self._on_preset, names="value")
-        link_controls(self.controls, self.update)
+        self.controls["preset"].observe(self._on_preset, names="value")   # before the update observers
         grid = widgets.GridBox(self.cells, layout=widgets.Layout(
             grid_template_columns="repeat(3, 75px)", width="240px"))
-        box = widgets.HBox([widgets.VBox([self.controls["image"], self.controls["preset"],
-                                          widgets.HTML("kernel w[i, j] (cross-correlation):"), grid,
-                                          self.readout]), self.live.image])
-        self.widget = box
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        self._connect(widget=widgets.HBox([
+            widgets.VBox([self.controls["image"], self.controls["preset"],
+                          widgets.HTML("kernel w[i, j] (cross-correlation):"), grid, self.readout]),
+            self.live.image]))
 
     @property
     def kernel(self) -> np.ndarray:
@@ -245,7 +241,7 @@ def shifted_features(params, image, shifts=SHIFTS) -> dict:
     return out
 
 
-class FeatureExplorer:
+class FeatureExplorer(Explorer):
     """Feature-map explorer state (see the module docstring)."""
 
     LAYERS = ("conv1", "pool1", "conv2", "pool2")
@@ -290,11 +286,7 @@ class FeatureExplorer:
         self.main_controls = ("dx", "dy", "channel", "layer", "image")
         self.readout = widgets.HTML()
         self._build_figure()
-        link_controls(self.controls, self.update)
-        self.widget = panel(self.live, list(self.controls.values()), readout=self.readout)
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        self._connect()
 
     def _build_figure(self):
         fig, axes = new_figure(1, 4, figsize=(10.5, 2.9))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import LiveFigure, link_controls, new_figure, panel
+from .base import Explorer, LiveFigure, new_figure
 
 __all__ = ["WIDGETS", "DATASETS", "ACTIVATIONS", "MAX_WIDTH", "MAX_DEPTH", "STEPS", "SNAPSHOTS",
            "playground_data", "init_playground_params", "train_playground", "unpad_params", "surface_grid", "build_playground",
@@ -192,8 +192,11 @@ def unpad_params(padded, width: int, depth: int):
     return out
 
 
-class Playground:
+class Playground(Explorer):
     """Controls, the current data set, the last training run and the live figure."""
+
+    _DATA_CONTROLS = ("dataset", "noise")
+    _MODEL_CONTROLS = ("depth", "width", "activation", "lr")
 
     def __init__(self, dataset: str = "circles", noise: float = 0.05, width: int = 8, depth: int = 2,
                  activation: str = "tanh", lr: float = 0.03, train: bool = True):
@@ -221,16 +224,8 @@ class Playground:
         self.X, self.y = playground_data(dataset, noise)
         if train:
             self.train()
-        for name in ("dataset", "noise"):
-            self.controls[name].observe(self._on_data, names="value")
-        for name in ("depth", "width", "activation", "lr"):
-            self.controls[name].observe(self._on_model, names="value")
-        self.controls["epoch"].observe(lambda _c: self.draw(), names="value")
-        self.draw()
-        self.widget = panel(self.live, list(self.controls.values()) + [self.button], readout=self.readout)
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        self._shown = {name: control.value for name, control in self.controls.items()}
+        self._connect(extra=[self.button])
 
     def _build_figure(self):
         fig, (ax, ax_l) = new_figure(1, 2, figsize=(8.4, 3.6))
@@ -250,13 +245,16 @@ class Playground:
         self.live = LiveFigure(fig, animated=[self.image, self.points, self.loss_line, self.loss_marker,
                                               self.label])
 
-    def _on_data(self, _change=None):
-        self.X, self.y = playground_data(self.controls["dataset"].value, self.controls["noise"].value)
-        self.run = None  # the old network was trained on other data
-        self.draw()
-
-    def _on_model(self, _change=None):
-        self.run = None
+    def update(self, **values):
+        """A control moved (one at a time): new data invalidates the run, and so does a new model;
+        the snapshot slider only redraws from the stored run."""
+        changed = {name for name, v in values.items() if self._shown.get(name) != v}
+        self._shown = dict(values)
+        if changed & set(self._DATA_CONTROLS):
+            self.X, self.y = playground_data(values["dataset"], values["noise"])
+            self.run = None  # the old network was trained on other data
+        elif changed & set(self._MODEL_CONTROLS):
+            self.run = None
         self.draw()
 
     def train(self):

@@ -12,10 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from course_lib import recurrent as R
-from course_lib.widgets.base import LiveFigure, link_controls, new_figure, panel
+from course_lib.widgets.base import Explorer, LiveFigure, new_figure
 
 __all__ = ["gradient_through_time_data", "gradient_through_time_widget", "lstm_gates_widget",
-           "RNN_ACTIVATIONS"]
+           "GradientThroughTime", "LSTMGates", "RNN_ACTIVATIONS"]
 
 RNN_ACTIVATIONS = ("tanh", "relu", "sigmoid")
 _FLOOR = 1e-30          # log axis: a gradient that underflowed to 0 is drawn at the floor
@@ -79,45 +79,44 @@ def gradient_through_time_data(*, max_len=60, hidden_size=32, input_size=4, batc
     return data
 
 
-def gradient_through_time_widget(data=None):
-    """||dL/dh_t|| against t for RNN, LSTM and GRU, on a log axis.
+class GradientThroughTime(Explorer):
+    """||dL/dh_t|| against t for RNN, LSTM and GRU, on a log axis (see :func:`gradient_through_time_widget`)."""
 
-    Controls: sequence length T (the loss is at step T), recurrent weight scale, the vanilla RNN's
-    activation, and the LSTM forget / GRU update gate bias. Returns ``(panel, live, controls)``.
-    """
-    import ipywidgets as widgets
+    def __init__(self, data=None):
+        import ipywidgets as widgets
 
-    data = gradient_through_time_data() if data is None else data
-    t = np.arange(1, data["max_len"] + 1)
-    fig, ax = new_figure(figsize=(8.0, 3.6))
-    ax.set_yscale("log")
-    ax.set_ylim(1e-16, 1e12)
-    ax.set_xlim(0.5, data["max_len"] + 0.5)
-    ax.set_xlabel("time step t (the loss is computed at step T)")
-    ax.set_ylabel("||dL/dh_t||")
-    ax.set_title("Gradient through time: how much the loss at step T still feels h_t")
-    ax.grid(True, which="major", alpha=0.3)
-    lines = {kind: ax.plot(t, np.ones_like(t, dtype=float), color=_COLORS[kind], lw=2,
-                           label=kind.upper())[0] for kind in R.KINDS}
-    ax.legend(loc="lower left")
-    vline = ax.axvline(data["max_len"], color="gray", ls="--", lw=1)
-    text = ax.text(0.99, 0.97, "", transform=ax.transAxes, ha="right", va="top", family="monospace",
-                   fontsize=9)
-    live = LiveFigure(fig, animated=[*lines.values(), vline, text])
+        self.data = data = gradient_through_time_data() if data is None else data
+        self.t = t = np.arange(1, data["max_len"] + 1)
+        fig, ax = new_figure(figsize=(8.0, 3.6))
+        ax.set_yscale("log")
+        ax.set_ylim(1e-16, 1e12)
+        ax.set_xlim(0.5, data["max_len"] + 0.5)
+        ax.set_xlabel("time step t (the loss is computed at step T)")
+        ax.set_ylabel("||dL/dh_t||")
+        ax.set_title("Gradient through time: how much the loss at step T still feels h_t")
+        ax.grid(True, which="major", alpha=0.3)
+        self.lines = {kind: ax.plot(t, np.ones_like(t, dtype=float), color=_COLORS[kind], lw=2,
+                                    label=kind.upper())[0] for kind in R.KINDS}
+        ax.legend(loc="lower left")
+        self.vline = ax.axvline(data["max_len"], color="gray", ls="--", lw=1)
+        self.text = ax.text(0.99, 0.97, "", transform=ax.transAxes, ha="right", va="top", family="monospace",
+                            fontsize=9)
+        self.live = LiveFigure(fig, animated=[*self.lines.values(), self.vline, self.text])
+        self.controls = {
+            "length": widgets.SelectionSlider(options=list(data["lengths"]), value=data["lengths"][-1],
+                                              description="length T"),
+            "scale": widgets.SelectionSlider(options=list(data["scales"]), value=1.0 if 1.0 in data["scales"]
+                                             else data["scales"][0], description="W scale"),
+            "activation": widgets.Dropdown(options=list(RNN_ACTIVATIONS), value="tanh",
+                                           description="RNN act."),
+            "gate_bias": widgets.SelectionSlider(options=list(data["gate_biases"]),
+                                                 value=data["gate_biases"][min(1, len(data["gate_biases"]) - 1)],
+                                                 description="f/z bias"),
+        }
+        self._connect(readout=False)
 
-    controls = {
-        "length": widgets.SelectionSlider(options=list(data["lengths"]), value=data["lengths"][-1],
-                                          description="length T"),
-        "scale": widgets.SelectionSlider(options=list(data["scales"]), value=1.0 if 1.0 in data["scales"]
-                                         else data["scales"][0], description="W scale"),
-        "activation": widgets.Dropdown(options=list(RNN_ACTIVATIONS), value="tanh",
-                                       description="RNN act."),
-        "gate_bias": widgets.SelectionSlider(options=list(data["gate_biases"]),
-                                             value=data["gate_biases"][min(1, len(data["gate_biases"]) - 1)],
-                                             description="f/z bias"),
-    }
-
-    def update(length, scale, activation, gate_bias):
+    def update(self, length, scale, activation, gate_bias):
+        data, t = self.data, self.t
         i_l, i_s = data["lengths"].index(length), data["scales"].index(scale)
         i_b = data["gate_biases"].index(gate_bias)
         curves = {"rnn": data["rnn"][activation][i_s, i_l], "lstm": data["lstm"][i_s, i_b, i_l],
@@ -125,14 +124,22 @@ def gradient_through_time_widget(data=None):
         rows = []
         for kind, curve in curves.items():
             y = np.where(t <= length, np.maximum(curve, _FLOOR), np.nan)
-            lines[kind].set_ydata(y)
+            self.lines[kind].set_ydata(y)
             rows.append(f"{kind.upper():4s} |dL/dh_1| / |dL/dh_T| = {curve[0] / curve[length - 1]:.1e}")
-        vline.set_xdata([length, length])
-        text.set_text("\n".join(rows))
-        live.blit()
+        self.vline.set_xdata([length, length])
+        self.text.set_text("\n".join(rows))
+        self.live.blit()
 
-    link_controls(controls, update)
-    return panel(live, list(controls.values())), live, controls
+
+def gradient_through_time_widget(data=None):
+    """||dL/dh_t|| against t for RNN, LSTM and GRU, on a log axis.
+
+    Controls: sequence length T (the loss is at step T), recurrent weight scale, the vanilla RNN's
+    activation, and the LSTM forget / GRU update gate bias. Returns ``(panel, live, controls)``
+    of a :class:`GradientThroughTime`.
+    """
+    w = GradientThroughTime(data)
+    return w.widget, w.live, w.controls
 
 
 _GATE_RANGE = {"i": (0.0, 1.0), "f": (0.0, 1.0), "o": (0.0, 1.0), "g": (-1.0, 1.0), "h": (-1.0, 1.0)}
@@ -140,50 +147,57 @@ _GATE_NAME = {"i": "input gate i", "f": "forget gate f", "o": "output gate o", "
               "c": "cell state c", "h": "hidden state h"}
 
 
+class LSTMGates(Explorer):
+    """Heat maps of an LSTM's gates over one input sequence (see :func:`lstm_gates_widget`)."""
+
+    def __init__(self, params, xs, *, mask=None, input_labels=None, max_units=32):
+        import ipywidgets as widgets
+
+        self.gates = {k: np.asarray(v) for k, v in R.lstm_gate_activations(params, xs).items()}
+        self.xs = xs = np.asarray(xs)
+        n, steps, d = xs.shape
+        self.mask = np.ones((n, steps)) if mask is None else np.asarray(mask)
+        self.units = units = min(max_units, self.gates["h"].shape[2])
+        self.c_max = float(np.max(np.abs(self.gates["c"][..., :units]))) or 1.0
+        fig, (ax_in, ax_g) = new_figure(2, 1, figsize=(8.0, 4.6), sharex=True,
+                                        gridspec_kw={"height_ratios": [1, 2]})
+        self.im_in = ax_in.imshow(np.zeros((d, steps)), aspect="auto", cmap="gray_r", vmin=-2, vmax=2,
+                                  interpolation="nearest")
+        ax_in.set_ylabel("input feature")
+        if input_labels is not None:
+            ax_in.set_yticks(range(d))
+            ax_in.set_yticklabels(list(input_labels), fontsize=7)
+        self.im_g = ax_g.imshow(np.zeros((units, steps)), aspect="auto", cmap="coolwarm", vmin=-1, vmax=1,
+                                interpolation="nearest")
+        ax_g.set_xlabel("time step")
+        ax_g.set_ylabel("hidden unit")
+        self.title = ax_in.set_title("")
+        self.live = LiveFigure(fig, animated=[self.im_in, self.im_g, self.title])
+        self.controls = {
+            "example": widgets.IntSlider(min=0, max=n - 1, value=0, description="sequence"),
+            "gate": widgets.ToggleButtons(options=list("ifgoch"), value="f", description="show",
+                                          style={"button_width": "40px"}),
+        }
+        self._connect(readout=False)
+
+    def update(self, example, gate):
+        gates, units = self.gates, self.units
+        valid = self.mask[example] > 0
+        self.im_in.set_data(np.where(valid[None, :], self.xs[example].T, np.nan))
+        lo, hi = _GATE_RANGE.get(gate, (-self.c_max, self.c_max))
+        self.im_g.set_data(np.where(valid[None, :], gates[gate][example, :, :units].T, np.nan))
+        self.im_g.set_clim(lo, hi)
+        self.title.set_text(f"sequence {example}: {_GATE_NAME[gate]} (colour range {lo:.2g} to {hi:.2g}); "
+                            f"mean over valid steps {gates[gate][example][valid, :units].mean():.3f}")
+        self.live.blit()
+
+
 def lstm_gates_widget(params, xs, *, mask=None, input_labels=None, max_units=32):
     """Heat maps of an LSTM's gates (units x time) over one input sequence, picked by a slider.
 
     ``params`` an LSTM (``init_lstm`` layout), ``xs (N, T, D)`` the sequences to browse, ``mask``
     an optional (N, T) mask (padded steps are blanked). Every gate of every sequence is computed
-    once, up front. Returns ``(panel, live, controls)``.
+    once, up front. Returns ``(panel, live, controls)`` of an :class:`LSTMGates`.
     """
-    import ipywidgets as widgets
-
-    gates = {k: np.asarray(v) for k, v in R.lstm_gate_activations(params, xs).items()}
-    xs = np.asarray(xs)
-    n, steps, d = xs.shape
-    m = np.ones((n, steps)) if mask is None else np.asarray(mask)
-    units = min(max_units, gates["h"].shape[2])
-    c_max = float(np.max(np.abs(gates["c"][..., :units]))) or 1.0
-    fig, (ax_in, ax_g) = new_figure(2, 1, figsize=(8.0, 4.6), sharex=True,
-                                    gridspec_kw={"height_ratios": [1, 2]})
-    im_in = ax_in.imshow(np.zeros((d, steps)), aspect="auto", cmap="gray_r", vmin=-2, vmax=2,
-                         interpolation="nearest")
-    ax_in.set_ylabel("input feature")
-    if input_labels is not None:
-        ax_in.set_yticks(range(d))
-        ax_in.set_yticklabels(list(input_labels), fontsize=7)
-    im_g = ax_g.imshow(np.zeros((units, steps)), aspect="auto", cmap="coolwarm", vmin=-1, vmax=1,
-                       interpolation="nearest")
-    ax_g.set_xlabel("time step")
-    ax_g.set_ylabel("hidden unit")
-    title = ax_in.set_title("")
-    live = LiveFigure(fig, animated=[im_in, im_g, title])
-    controls = {
-        "example": widgets.IntSlider(min=0, max=n - 1, value=0, description="sequence"),
-        "gate": widgets.ToggleButtons(options=list("ifgoch"), value="f", description="show",
-                                      style={"button_width": "40px"}),
-    }
-
-    def update(example, gate):
-        valid = m[example] > 0
-        im_in.set_data(np.where(valid[None, :], xs[example].T, np.nan))
-        lo, hi = _GATE_RANGE.get(gate, (-c_max, c_max))
-        im_g.set_data(np.where(valid[None, :], gates[gate][example, :, :units].T, np.nan))
-        im_g.set_clim(lo, hi)
-        title.set_text(f"sequence {example}: {_GATE_NAME[gate]} (colour range {lo:.2g} to {hi:.2g}); "
-                       f"mean over valid steps {gates[gate][example][valid, :units].mean():.3f}")
-        live.blit()
-
-    link_controls(controls, update)
-    return panel(live, list(controls.values())), live, controls
+    w = LSTMGates(params, xs, mask=mask, input_labels=input_labels, max_units=max_units)
+    return w.widget, w.live, w.controls
