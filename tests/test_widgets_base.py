@@ -173,7 +173,10 @@ class _Scaler(Explorer):
         self.controls = {"scale": widgets.FloatSlider(value=1.0, min=0.0, max=3.0)}
         if main is not None:
             self.main_controls = main
-        self._connect()
+        self._connect(**self._layout())
+
+    def _layout(self):
+        return {}
 
     def update(self, scale):
         self.line.set_ydata(scale * np.sin(self.x))
@@ -198,33 +201,27 @@ def test_explorer_rejects_unknown_main_controls():
         _Scaler(main=("speed",))
 
 
-class _Counter(Explorer):
-    """An explorer with a button beside its slider (``extra``) or its own layout (``widget``)."""
+class _Counter(_Scaler):
+    """A scaler with a reset button after its slider (``extra``) or in its own layout (``widget``)."""
 
     def __init__(self, layout="panel"):
-        import ipywidgets as w
-
-        fig, ax = new_figure()
-        self.x = np.linspace(0, 2 * np.pi, 50)
-        self.line, = ax.plot(self.x, np.sin(self.x))
-        ax.set_ylim(-3, 3)
-        self.live = LiveFigure(fig, animated=[self.line])
-        self.controls = {"scale": w.FloatSlider(value=1.0, min=0.0, max=3.0)}
         self.calls = []
-        self.button = w.Button(description="reset")
+        self.layout_kind = layout
+        super().__init__()
+
+    def _layout(self):
+        self.button = widgets.Button(description="reset")
         self.button.on_click(lambda _b: setattr(self.controls["scale"], "value", 1.0))
-        self.readout = w.HTML()
-        if layout == "panel":
-            self._connect(extra=[self.button])
-        else:
-            self.box = w.HBox([w.VBox([self.controls["scale"], self.button, self.readout]), self.live.image])
-            self._connect(widget=self.box)
+        self.readout = widgets.HTML()
+        if self.layout_kind == "panel":
+            return {"extra": [self.button]}
+        self.box = widgets.HBox([widgets.VBox([self.controls["scale"], self.button, self.readout]),
+                                 self.live.image])
+        return {"widget": self.box}
 
     def update(self, scale):
         self.calls.append(scale)
-        self.line.set_ydata(scale * np.sin(self.x))
-        self.readout.value = f"scale {scale:.2f}"
-        self.live.blit()
+        super().update(scale)
 
 
 def test_explorer_extra_widgets_follow_the_controls_unlinked():
