@@ -177,3 +177,27 @@ def test_explorer_channel_slider_follows_the_layer(explorer):
     n1 = explorer.maps[0]["conv1"].shape[-1]
     assert explorer.controls["channel"].max == n1 - 1 and explorer.controls["channel"].value == n1 - 1
     assert explorer.values["layer"] == "conv1" and explorer.values["channel"] == n1 - 1
+
+
+def test_explorer_labels_the_map_and_names_a_dead_channel():
+    """A channel that never fires looks the same in conv2 and pool2 (all zero): the label written on
+    the map still tells the two apart (a new picture), and the readout says the channel is dead."""
+    from course_lib import data
+
+    X, y = data.load_digits(images=True)
+    params = conv.init_cnn(0)
+    params["conv2"]["w"][..., 1] = 0.0       # channel 1: w = 0 ...
+    params["conv2"]["b"][1] = -1.0           # ... and b < 0: its ReLU is 0 everywhere
+    ex = wc.build_feature_explorer(params, np.asarray(X[:2]), np.asarray(y[:2]))
+    ex.controls["layer"].value = "conv2"
+    ex.controls["channel"].value = 1
+    assert ex.values["all_zero"] and not np.any(ex.values["map"])
+    assert ex.map_label.get_text() == "conv2, channel 1 (all zero)"
+    assert "dead" in ex.readout.value
+    png = ex.live.image.value
+    ex.controls["layer"].value = "pool2"
+    assert not np.any(ex.values["map"]) and ex.map_label.get_text() == "pool2, channel 1 (all zero)"
+    assert ex.live.image.value != png
+    ex.controls["channel"].value = 0
+    assert not ex.values["all_zero"] and ex.map_label.get_text() == "pool2, channel 0"
+    assert "dead" not in ex.readout.value

@@ -305,7 +305,13 @@ class FeatureExplorer(Explorer):
         self.bars = self.ax_p.bar(np.arange(self.n_classes), np.zeros(self.n_classes), color="C0")
         self.ax_p.set(title="prediction (softmax)", xlabel="class", ylabel="probability", ylim=(0, 1),
                       xticks=np.arange(self.n_classes))
-        self.live = LiveFigure(fig, animated=[self.im_in, self.im_map, self.im_ref, *self.bars])
+        # which map is shown, written on the map itself (two layers can show the same picture:
+        # a channel that is zero everywhere looks alike in conv2 and pool2)
+        self.map_label = self.ax_map.text(0.03, 0.97, "", transform=self.ax_map.transAxes, ha="left",
+                                          va="top", fontsize=8, color="white",
+                                          bbox=dict(boxstyle="round,pad=0.2", fc="black", alpha=0.6))
+        self.live = LiveFigure(fig, animated=[self.im_in, self.im_map, self.im_ref, *self.bars,
+                                              self.map_label])
 
     def update(self, image, layer, channel, dy, dx):
         m = self.maps[image]
@@ -326,16 +332,21 @@ class FeatureExplorer(Explorer):
         p0 = m["probs"][self._c0, self._c0]
         for bar, p in zip(self.bars, probs):
             bar.set_height(float(p))
+        dead = not np.any(m[layer][..., c])
+        self.map_label.set_text(f"{layer}, channel {c}" + (" (all zero)" if dead else ""))
         self.live.blit()
         scale = m["inputs"].shape[2] // fmap.shape[0]
         self.values = {"layer": layer, "channel": c, "shift": (dy, dx), "map": fmap,
                        "prediction": int(np.argmax(probs)), "p_max": float(probs.max()),
-                       "prediction_unshifted": int(np.argmax(p0)), "map_cell_pixels": scale}
+                       "prediction_unshifted": int(np.argmax(p0)), "map_cell_pixels": scale,
+                       "all_zero": dead}
         self.readout.value = (
             f"{layer}, channel {c}/{m[layer].shape[-1] - 1}: map {fmap.shape[0]}x{fmap.shape[1]} "
             f"(one cell = {scale} input pixel(s)); shift ({dy:+d}, {dx:+d}) pixels; "
             f"prediction {self.values['prediction']} (p = {probs.max():.3f}), unshifted "
-            f"{self.values['prediction_unshifted']} (p = {p0.max():.3f})")
+            f"{self.values['prediction_unshifted']} (p = {p0.max():.3f})"
+            + ("<br>This channel is zero at every position and every shift of this image: its ReLU "
+               "never fires here (a &quot;dead&quot; channel for this input)." if dead else ""))
 
 
 def build_feature_explorer(params=None, images=None, labels=None):
