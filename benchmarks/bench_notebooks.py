@@ -37,6 +37,8 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+from run_notebooks import ipc_config  # noqa: E402
 
 SETUP = r"""
 import time as _bench_time
@@ -78,13 +80,14 @@ def run_once(path: pathlib.Path, cache_dir: str, timeout: int) -> dict:
     os.environ.update({"JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": cache_dir,
                        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "PYTHONHASHSEED": "0",
                        "TF_CPP_MIN_LOG_LEVEL": "3"})
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}},
-                            extra_arguments=["--HistoryManager.enabled=False"])
-    client.kernel_manager_class = "jupyter_client.manager.KernelManager"
-    t0 = time.perf_counter()
-    client.execute(cwd=str(path.parent))
-    total = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory(prefix="kernel-") as runtime:
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}},
+                                extra_arguments=["--HistoryManager.enabled=False"], config=ipc_config(runtime))
+        client.kernel_manager_class = "jupyter_client.manager.KernelManager"
+        t0 = time.perf_counter()
+        client.execute(cwd=str(path.parent))
+        total = time.perf_counter() - t0
     text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("output_type") == "stream")
     stats = json.loads(text.split("BENCH", 1)[1])
     stats["kernel"] = max(total - stats["wall"], 0.0)

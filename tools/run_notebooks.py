@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
+import tempfile
 import time
 
 import nbformat
@@ -18,16 +19,29 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 
+def ipc_config(runtime_dir):
+    """nbclient config: the kernel talks over IPC sockets in ``runtime_dir`` (give it a fresh
+    temporary directory) instead of TCP, which makes ipykernel 7 print a warning about unencrypted
+    TCP on every start. The connection file must be an absolute path: otherwise the socket paths are
+    relative, and a kernel started in the notebook's directory would not find them."""
+    from traitlets.config import Config
+
+    connection_file = str(pathlib.Path(runtime_dir).resolve() / "kernel.json")
+    return Config({"KernelManager": {"transport": "ipc", "connection_file": connection_file}})
+
+
 def run(path: pathlib.Path, timeout: int) -> float:
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
-        record_timing=False, store_widget_state=True, extra_arguments=["--HistoryManager.enabled=False"],
-    )
-    client.kernel_manager_class = "jupyter_client.manager.KernelManager"
-    start = time.perf_counter()
-    client.execute(cwd=str(path.parent))
-    elapsed = time.perf_counter() - start
+    with tempfile.TemporaryDirectory(prefix="kernel-") as runtime:
+        client = NotebookClient(
+            nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
+            record_timing=False, store_widget_state=True, extra_arguments=["--HistoryManager.enabled=False"],
+            config=ipc_config(runtime),
+        )
+        client.kernel_manager_class = "jupyter_client.manager.KernelManager"
+        start = time.perf_counter()
+        client.execute(cwd=str(path.parent))
+        elapsed = time.perf_counter() - start
     # Write the outputs into the file as it is *now*: an edit of Markdown cells made while the kernel
     # ran (e.g. by another maintainer's tool) is kept; an edit of code cells makes the outputs stale.
     current = nbformat.read(path, as_version=4)
