@@ -72,6 +72,10 @@ def test_gates_widget_follows_controls():
     assert np.isnan(arr[:, 2:]).all() and np.isfinite(arr[:, :2]).all()
     np.testing.assert_allclose(arr[:, :2], np.asarray(gates["c"][3, :2]).T, rtol=1e-6)
     assert "sequence 3" in live.animated[2].get_text()
+    gates_widget = W.LSTMGates(p, xs, mask=mask)
+    gates_widget.controls["example"].value = 3
+    mean = float(np.mean(np.asarray(gates["f"][3, :2])))
+    assert f"mean over the valid steps {mean:.3f}" in gates_widget.readout.value
 
 
 def test_widgets_are_explorers_and_the_functions_return_their_parts(data):
@@ -79,8 +83,10 @@ def test_widgets_are_explorers_and_the_functions_return_their_parts(data):
 
     gtt = W.GradientThroughTime(data)
     assert isinstance(gtt, Explorer) and gtt.main_controls == ("length", "scale", "activation", "gate_bias")
-    top, figures = gtt.widget.children                    # no readout row: the text is in the figure
+    top, readout, figures = gtt.widget.children           # the ratios are in the readout
     assert top.children == tuple(gtt.controls.values()) and figures.children == (gtt.live.image,)
+    curve = data["lstm"][data["scales"].index(1.0), data["gate_biases"].index(3.0), data["lengths"].index(12)]
+    assert readout is gtt.readout and f"LSTM |dL/dh_1| / |dL/dh_T| = {curve[0] / curve[11]:.1e}" in readout.value
     box, live, controls = W.gradient_through_time_widget(data)
     assert list(controls) == list(gtt.controls) and live.image.value == gtt.live.image.value
     assert [c.value for c in controls.values()] == [12, 1.0, "tanh", 3.0]
@@ -88,7 +94,8 @@ def test_widgets_are_explorers_and_the_functions_return_their_parts(data):
     xs = np.random.default_rng(0).standard_normal((2, 4, 3)).astype(np.float32)
     gates = W.LSTMGates(p, xs, input_labels=["a", "b", "c"])
     assert isinstance(gates, Explorer) and gates.main_controls == ("example", "gate")
-    top, figures = gates.widget.children
+    top, readout, figures = gates.widget.children
     assert top.children == tuple(gates.controls.values()) and figures.children == (gates.live.image,)
+    assert readout is gates.readout and "forget gate f" in readout.value
     assert [t.get_text() for t in gates.live.fig.axes[0].get_yticklabels()] == ["a", "b", "c"]
     assert "application/vnd.jupyter.widget-view+json" in gates._repr_mimebundle_()
