@@ -248,6 +248,15 @@ class OptimizerRace(Explorer):
         animated = [*self.lines.values(), *self.heads.values(), *self.loss_lines.values(),
                     self.start, self.minimum]
         self.live = LiveFigure(fig, animated=animated)
+        # one full draw per surface now, at build time: a surface change is then a blit like every
+        # other control (drawn on first use it took ~200 ms, the one slow update of the widget)
+        for name in SURFACES:
+            if name != "rosenbrock":
+                self.image.set_data(self.landscapes[name])
+                self.live.redraw()
+                self._backgrounds[name] = self.live.save_background()
+        self.image.set_data(self.landscapes["rosenbrock"])
+        self.live.redraw()
         self._backgrounds["rosenbrock"] = self.live.save_background()
 
     def update(self, surface: str, lr_plain: float, lr_adaptive: float, beta: float, steps: int):
@@ -278,18 +287,11 @@ class OptimizerRace(Explorer):
             rows.append(f"<tr><td><b style='color:{color}'>{label}</b></td><td>{hyper}</td>"
                         f"<td>{result}</td></tr>")
         self.values = values
-        if surface != self._surface:  # the landscape is static: one full draw per surface, cached
+        if surface != self._surface:  # the landscape is static: its background was drawn at build
             self._surface = surface
             self.image.set_data(self.landscapes[surface])
-            cached = self._backgrounds.get(surface)
-            if cached is None:
-                self.live.redraw()
-                self._backgrounds[surface] = self.live.save_background()
-            else:
-                self.live.restore_background(cached)
-                self.live.blit()
-        else:
-            self.live.blit()
+            self.live.restore_background(self._backgrounds[surface])
+        self.live.blit()
         self.readout.value = (f"<b>after {k} steps</b> (minimum {fmin:g} at {minimum})"
                               f"<table>{''.join(rows)}</table>")
 
