@@ -208,3 +208,14 @@ def as_int_array_host(x, name: str):
 
 
 __all__ += ["as_float_array_host", "as_int_array_host"]
+
+
+def to_jax(x):
+    """``jnp.asarray(x)``, but a NumPy array goes over with ``jax.device_put`` (see ``_to_jax``:
+    jnp.asarray compiles a small program per new shape). Same values and canonical dtype."""
+    if isinstance(x, np.ndarray):
+        return _to_jax(x, jax.dtypes.canonicalize_dtype(x.dtype))
+    return jnp.asarray(x)
+
+
+__all__ += ["to_jax"]

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib._validation import check_option, is_concrete
+from course_lib._validation import check_option, is_concrete, to_jax
 
 __all__ = [
     "GradientTransformation", "SgdState", "AdagradState", "RmspropState", "AdamState",
@@ -168,7 +168,7 @@ def _make(name: str, init_core: Callable, update_core: Callable, learning_rate, 
 
     def init(params):
         _check_tree(params, "params")
-        return init_core(jax.tree_util.tree_map(_as_jax, params), **hyper)
+        return init_core(jax.tree_util.tree_map(to_jax, params), **hyper)
 
     def update(grads, state, params=None):
         if not isinstance(state, tuple) or not hasattr(state, "count"):
@@ -230,14 +230,6 @@ def _full(p, value):
             or getattr(p, "weak_type", False)):
         return jnp.full_like(p, value)
     return jax.device_put(np.full(np.shape(p), value, dtype=jnp.result_type(p)))
-
-
-def _as_jax(p):
-    """``jnp.asarray(p)``; a NumPy array goes over with ``jax.device_put`` (jnp.asarray compiles a
-    small program per new shape, 20-170 ms cold). Same values and (canonical) dtype."""
-    if isinstance(p, np.ndarray):
-        return jax.device_put(np.asarray(p, dtype=jnp.result_type(p)))
-    return jnp.asarray(p)
 
 
 def _zeros(params):

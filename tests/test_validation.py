@@ -185,3 +185,14 @@ def test_host_checks_are_skipped_under_tracing():
     assert np.isnan(out[0]) and out[1] == 6.0
     with pytest.raises(ValueError, match=r"x must lie in \[0, 1\]"):
         f(jnp.array([0.5, 5.0]))
+
+
+def test_to_jax_equals_jnp_asarray():
+    """Same values, dtype and weak type as jnp.asarray; NumPy input comes back as a JAX array."""
+    for x in (np.arange(6.0).reshape(2, 3), np.ones(3, np.float32), np.arange(4), np.float32(2.5),
+              1.5, [1.0, 2.0], jnp.ones(2)):
+        got, want = V.to_jax(x), jnp.asarray(x)
+        assert isinstance(got, jax.Array)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert getattr(got, "weak_type", False) == getattr(want, "weak_type", False)
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
