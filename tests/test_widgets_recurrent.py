@@ -99,3 +99,17 @@ def test_widgets_are_explorers_and_the_functions_return_their_parts(data):
     assert readout is gates.readout and "forget gate f" in readout.value
     assert [t.get_text() for t in gates.live.fig.axes[0].get_yticklabels()] == ["a", "b", "c"]
     assert "application/vnd.jupyter.widget-view+json" in gates._repr_mimebundle_()
+
+
+def test_widgets_builders_need_no_arguments_and_check_their_input():
+    """The WIDGETS builders (widget protocol): callable without arguments; the default LSTM gates
+    equal the library's lstm_gate_activations; bad sequences get a clear error."""
+    assert W.WIDGETS == ("build_gradient_through_time", "build_lstm_gates")
+    gates = W.build_lstm_gates()
+    assert isinstance(gates, W.LSTMGates)
+    t = np.arange(40, dtype=np.float32)
+    xs = np.stack([np.sin(t * f) for f in (0.1, 0.2, 0.4, 0.8)])[..., None]
+    ref = R.lstm_gate_activations(R.init_lstm(1, 16, seed=0), xs)
+    np.testing.assert_allclose(gates.gates["f"], np.asarray(ref["f"]), rtol=1e-6)
+    with pytest.raises(ValueError, match="xs"):
+        W.build_lstm_gates(R.init_lstm(3, 5, seed=0), np.zeros((2, 4, 2), np.float32))
