@@ -7,7 +7,7 @@ Tables:
           (70/15/15; test sets of ~270 digits). Target of issue 4: >= 97 % test accuracy on every
           split in <= 0.7 s wall including compile. Each recipe runs in its OWN process with an
           EMPTY persistent compile cache (a fresh temporary JAX_COMPILATION_CACHE_DIR; --warm-cache
-          uses the one in the environment instead), so "1st" = cold: weight init + fit + test
+          uses the one in the environment instead; the recipes take turns, round after round), so "1st" = cold: weight init + fit + test
           evaluation of split 0, every compile included (epoch, evaluation), but not
           `import jax` / data loading. "next" = median of splits 1.. (training.fit reuses the
           compiled epoch). CPU time next to wall time (the machine's 2 cores are shared); the 1st
@@ -134,18 +134,22 @@ def _row(index: int, splits: int):
 def bench_digits(splits: int, warm_cache: bool, cold_repeats: int = 1):
     """``cold_repeats`` fresh processes per recipe: the 1st-split columns are the minimum over them
     (other users' load only ever adds time), the others come from the first process."""
-    rows = []
-    for i, (name, grads, settings) in enumerate(_recipes()):
-        runs = []
-        for _ in range(cold_repeats):
+    recipes = _recipes()
+    all_runs = [[] for _ in recipes]
+    # Interleaved: round k runs every recipe once, so each recipe's minimum is taken over the same
+    # stretch of time (the shared machine's speed drifts by up to ~30 % over minutes).
+    for _ in range(cold_repeats):
+        for i in range(len(recipes)):
             env = dict(os.environ)
             with tempfile.TemporaryDirectory() as cache:
                 if not warm_cache:
                     env["JAX_COMPILATION_CACHE_DIR"] = cache
                 out = subprocess.run([sys.executable, __file__, "--digits-row", str(i), "--splits", str(splits)],
                                      env=env, capture_output=True, text=True, check=True).stdout
-            runs.append(json.loads(out.strip().splitlines()[-1]))
-            assert runs[-1]["accs"] == runs[0]["accs"], "a repeat gave different accuracies"
+            all_runs[i].append(json.loads(out.strip().splitlines()[-1]))
+            assert all_runs[i][-1]["accs"] == all_runs[i][0]["accs"], "a repeat gave different accuracies"
+    rows = []
+    for (name, grads, settings), runs in zip(recipes, all_runs):
         r = runs[0]
         rest = slice(1, None) if splits > 1 else slice(None)
         rows.append((name, grads, settings, min(x["walls"][0] for x in runs), min(x["cpus"][0] for x in runs),
