@@ -7,11 +7,13 @@ Tables:
           (70/15/15; test sets of ~270 digits). Target of issue 4: >= 97 % test accuracy on every
           split in <= 0.7 s wall including compile. Each recipe runs in its OWN process with an
           EMPTY persistent compile cache (a fresh temporary JAX_COMPILATION_CACHE_DIR; --warm-cache
-          uses the one in the environment instead; the recipes take turns, round after round), so "1st" = cold: weight init + fit + test
-          evaluation of split 0, every compile included (epoch, evaluation), but not
+          uses the one in the environment instead; the recipes take turns, round after round), so
+          "1st" = cold: weight init + fit + test evaluation of split 0, every compile included
+          (epoch, evaluation), but not
           `import jax` / data loading. "next" = median of splits 1.. (training.fit reuses the
           compiled epoch). CPU time next to wall time (the machine's 2 cores are shared); the 1st
-          columns are the minimum over --cold-repeats fresh processes (default 3).
+          columns are the minimum over --cold-repeats fresh processes (default 3), "1st med" their
+          median.
             "adam 1e-3, 20 ep"       the recipe of issue 4 (batch 32, constant 1e-3, raw pixels/16);
             "adam 3e-3 cos, 40 ep"   the earlier validation-chosen recipe (batch 32, cosine to 0),
                                      autodiff and hand-written backprop (course_lib.backprop);
@@ -153,15 +155,16 @@ def bench_digits(splits: int, warm_cache: bool, cold_repeats: int = 1):
         r = runs[0]
         rest = slice(1, None) if splits > 1 else slice(None)
         rows.append((name, grads, settings, min(x["walls"][0] for x in runs), min(x["cpus"][0] for x in runs),
-                     np.median(r["walls"][rest]), np.median(r["cpus"][rest]), r["accs"]))
+                     np.median(r["walls"][rest]), np.median(r["cpus"][rest]), r["accs"],
+                     np.median([x["walls"][0] for x in runs])))
     cache = os.environ.get("JAX_COMPILATION_CACHE_DIR") if warm_cache else "EMPTY (cold compile)"
     print(f"\ndigits MLP 64-128-10 ({splits} splits; one process per recipe; 1st = split 0 incl. every "
           f"compile, min of {cold_repeats} process(es); persistent cache: {cache}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
-    print(f"{'recipe':<24}{'gradients':<14}{'1st wall':>9}{'1st cpu':>8}{'next wall':>10}{'next cpu':>9}"
+    print(f"{'recipe':<24}{'gradients':<14}{'1st wall':>9}{'1st med':>8}{'1st cpu':>8}{'next wall':>10}{'next cpu':>9}"
           f"{'min acc':>9}  test accuracy per split")
     for r in rows:
-        print(f"{r[0]:<24}{r[1]:<14}{r[3]:>9.2f}{r[4]:>8.2f}{r[5]:>10.2f}{r[6]:>9.2f}{min(r[7]):>9.4f}  "
+        print(f"{r[0]:<24}{r[1]:<14}{r[3]:>9.2f}{r[8]:>8.2f}{r[4]:>8.2f}{r[5]:>10.2f}{r[6]:>9.2f}{min(r[7]):>9.4f}  "
               + " ".join(f"{a:.4f}" for a in r[7]))
     c = CHOSEN
     print(f"chosen on validation: standardize={c['standardize']}, label_smoothing={c['label_smoothing']}, "
