@@ -1,30 +1,30 @@
 """Benchmark: course_lib.recurrent LSTM/GRU/RNN layers (lax.scan + hand-written BPTT) vs jax.grad
 of a plain lax.scan cell, and (optionally) PyTorch's nn.LSTM / nn.GRU / nn.RNN.
 
-    .venv/bin/python benchmarks/bench_recurrent.py [--rounds 30]
+    .venv/bin/python benchmarks/bench_recurrent.py [--rounds 5] [--calls 30]
 
 Case (float32, CPU): batch 32, 50 steps, input 16, hidden 64; forward + backward (gradients of
-sum(outputs) w.r.t. all weights and the inputs). Implementations are interleaved round by round, so
-a busy machine slows all of them alike; in a round each implementation gets one untimed call and
-then ``--inner`` timed ones, because the call right after another implementation pays for it
-(measured: a JAX call right after a PyTorch call took 14 ms instead of 6, with PyTorch's OpenMP
-threads still spinning in the process CPU time and caches cold), which would charge whichever row
-comes after torch. The table reports the median per call, the process CPU
-time per call, the ratio to PyTorch (targets: LSTM <= 1.0, GRU <= 0.4) and the XLA compile time of
-each jitted function (``jitted.lower(...).compile()``, tracing excluded; target <= 0.7 s), wall and
-process CPU seconds. Every compile is cold: the persistent compilation cache is switched off in
-this process (``jax_enable_compilation_cache=False``), whatever JAX_COMPILATION_CACHE_DIR says, so
-no row reads an executable compiled by an earlier run; all compiles run before the first PyTorch
-call. Compile times move by +-40% with the load of a shared machine: compare rows of one run.
-PyTorch
-is a benchmark-only extra (torch==2.13.0); "/ torch" is the ratio to its default on this machine
-(2 threads, the issue's target), "/ torch1" to torch with 1 thread, which a loaded machine slows
-far less (2 spinning OpenMP threads on 2 busy cores). Its rows are skipped when it is not
-installed.
+sum(outputs) w.r.t. all weights and the inputs). Every implementation runs in its OWN process:
+round after round (``--rounds``), one fresh process per implementation, the order rotated every
+round, times ``--calls`` calls of each cell after two untimed ones. ms/call is the median over the
+rounds of each process's median; every ratio is the median over the rounds of that round's ratio
+(the processes of a round run back to back, so a drift of the shared machine's speed cancels out).
+Why processes: PyTorch's OpenMP threads and XLA's thread pools keep spinning for a while after a
+call, and in one process whichever library runs next loses one of the 2 cores to them (measured:
+a JAX call right after a PyTorch call took 14 ms instead of 6). Targets: LSTM <= 1.0 and GRU <= 0.4
+times PyTorch; compile <= 0.7 s. The compile columns are the XLA compile of each jitted function
+(``jitted.lower(...).compile()``, tracing excluded), wall and process CPU seconds, cold: the
+persistent compilation cache is switched off (``jax_enable_compilation_cache=False``), whatever
+JAX_COMPILATION_CACHE_DIR says; a tiny function compiled first in each process takes XLA's one-time
+start-up. PyTorch is a benchmark-only extra (torch==2.13.0); "/ torch" is
+the ratio to its default on this machine (2 threads, the issue's target), "/ torch1" to torch with
+1 thread. Its rows are skipped when it is not installed.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import os
 import sys
 import time
@@ -39,6 +39,7 @@ from jax import lax  # noqa: E402
 jax.config.update("jax_enable_compilation_cache", False)     # cold compiles for every row
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from _rounds import round_ratio, run_rounds  # noqa: E402
 from course_lib import recurrent as R  # noqa: E402
 
 B, T, D, H = 32, 50, 16, 64
@@ -75,73 +76,86 @@ def timed_compile(fn, *args):
     return seconds
 
 
+KINDS = ("lstm", "gru", "rnn")
+NAMES = {"course": "course_lib (scan + hand-written BPTT)", "autodiff": "jax.grad of a plain lax.scan",
+         "torch2": "torch.nn.{} (2 threads)", "torch1": "torch.nn.{} (1 thread)"}
+HAVE_TORCH = importlib.util.find_spec("torch") is not None   # imported by the torch processes only
+IMPLS = ("course", "autodiff") + (("torch2", "torch1") if HAVE_TORCH else ())
+
+
+def _child(impl: str, calls: int) -> None:
+    """Runs in a fresh process: prints {kind: [median wall s, median CPU s, compile wall s, compile
+    CPU s]} as JSON for one implementation."""
+    xs = np.random.default_rng(0).standard_normal((B, T, D)).astype(np.float32)
+    out = {}
+    funcs, compiles = {}, {}
+    if impl.startswith("torch"):
+        import torch
+        torch.set_num_threads(int(impl[-1]))
+        torch.manual_seed(0)
+        x_t = torch.tensor(xs, requires_grad=True)
+        for kind in KINDS:
+            mod = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[kind](D, H, batch_first=True)
+
+            def call(mod=mod):
+                mod.zero_grad()
+                x_t.grad = None
+                o, _ = mod(x_t)
+                o.sum().backward()
+            funcs[kind], compiles[kind] = call, (float("nan"), float("nan"))
+    else:
+        xj = jnp.asarray(xs)
+        # XLA's one-time start-up in a process is not a cost of the functions compiled below
+        jax.jit(lambda a: a * 2 + 1).lower(xj).compile()
+        for kind in KINDS:
+            p = R.init(kind, D, H)
+            fn = (course_fn if impl == "course" else autodiff_fn)(kind)
+            compiles[kind] = timed_compile(fn, p, xj)
+            funcs[kind] = lambda fn=fn, p=p: jax.block_until_ready(fn(p, xj))
+    for kind, call in funcs.items():
+        call()
+        call()
+        walls, cpus = [], []
+        for _ in range(calls):
+            t0, c0 = time.perf_counter(), time.process_time()
+            call()
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+        out[kind] = [float(np.median(walls)), float(np.median(cpus)), *compiles[kind]]
+    print(json.dumps(out))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--inner", type=int, default=3, help="timed calls per implementation and round")
+    parser.add_argument("--rounds", type=int, default=5, help="processes per implementation")
+    parser.add_argument("--calls", type=int, default=30, help="timed calls per cell and process")
+    parser.add_argument("--child", choices=IMPLS, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    try:
-        import torch
-        torch.set_num_threads(2)
-    except ImportError:
-        torch = None
-    xs = jnp.asarray(np.random.default_rng(0).standard_normal((B, T, D)).astype(np.float32))
-    rows = []
-    kinds = ("lstm", "gru", "rnn")
-    params = {kind: R.init(kind, D, H) for kind in kinds}
-    # All compiles first, before any PyTorch call: its OpenMP threads keep spinning after a call
-    # and would slow XLA's (multi-threaded) compiler for whichever row comes next.
-    impls = {kind: {"course_lib (scan + hand-written BPTT)": course_fn(kind),
-                    "jax.grad of a plain lax.scan": autodiff_fn(kind)} for kind in kinds}
-    compiles = {kind: {name: timed_compile(fn, params[kind], xs) for name, fn in impls[kind].items()}
-                for kind in kinds}
-    for kind in kinds:
-        p = params[kind]
-        compile_s = compiles[kind]
-        calls = {name: (lambda fn=fn, p=p: jax.block_until_ready(fn(p, xs)))
-                 for name, fn in impls[kind].items()}
-        if torch is not None:
-            mod = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[kind](D, H, batch_first=True)
-            x_t = torch.tensor(np.asarray(xs), requires_grad=True)
+    if args.child:
+        _child(args.child, args.calls)
+        return
+    per = {(kind, impl): [res[kind] for res in results]       # [wall, cpu, compile, compile cpu]
+           for impl, results in run_rounds(__file__, IMPLS, args.rounds, ("--calls", args.calls)).items()
+           for kind in KINDS}
 
-            for threads in (2, 1):
-                def torch_call(mod=mod, x_t=x_t, threads=threads):
-                    torch.set_num_threads(threads)
-                    mod.zero_grad()
-                    x_t.grad = None
-                    out, _ = mod(x_t)
-                    out.sum().backward()
-                name = f"torch.nn.{kind.upper()} ({threads} thread{'s' if threads > 1 else ''})"
-                calls[name] = torch_call
-                compile_s[name] = (float("nan"), float("nan"))
-        times = {name: [] for name in calls}
-        cpu = {name: 0.0 for name in calls}
-        for name, call in calls.items():
-            call()                                           # warm-up
-        for _ in range(args.rounds):
-            for name, call in calls.items():
-                call()                      # untimed: absorbs the previous implementation's traces
-                for _ in range(args.inner):  # (PyTorch's OpenMP threads still spinning, cold caches)
-                    t0, c0 = time.perf_counter(), time.process_time()
-                    call()
-                    times[name].append(time.perf_counter() - t0)
-                    cpu[name] += time.process_time() - c0
-        ref, ref1 = ((np.median(times[f"torch.nn.{kind.upper()} (2 threads)"]),
-                      np.median(times[f"torch.nn.{kind.upper()} (1 thread)"])) if torch is not None
-                     else (float("nan"), float("nan")))
-        for name in calls:
-            med = float(np.median(times[name]))
-            rows.append((kind.upper(), name, med * 1e3, cpu[name] / len(times[name]) * 1e3, med / ref,
-                         med / ref1, compile_s[name]))
-    print(f"recurrent layers, forward+backward, B={B} T={T} D={D} H={H}, float32, median of "
-          f"{args.rounds} interleaved rounds x {args.inner} timed calls (after 1 untimed call each)")
+    def ratio(kind, impl, ref):
+        if (kind, ref) not in per:
+            return float("nan")
+        return round_ratio([a[0] for a in per[(kind, impl)]], [b[0] for b in per[(kind, ref)]])
+
+    print(f"recurrent layers, forward+backward, B={B} T={T} D={D} H={H}, float32; {args.rounds} rounds x "
+          f"one process per implementation x {args.calls} timed calls per cell (after 2 untimed)")
     print(f"load average at the end: {os.getloadavg()[0]:.2f}; compile = cold XLA compile "
-          f"(persistent cache off), lower().compile() wall / CPU seconds")
+          f"(persistent cache off), lower().compile() wall / CPU seconds, median over the rounds")
     print(f"{'cell':5s} {'implementation':40s} {'ms/call':>8s} {'cpu ms':>8s} {'/ torch':>8s} "
           f"{'/ torch1':>8s} {'compile s':>10s} {'cpu s':>6s}")
-    for kind, name, ms, cpu_ms, ratio, ratio1, (comp, comp_cpu) in rows:
-        print(f"{kind:5s} {name:40s} {ms:8.2f} {cpu_ms:8.2f} {ratio:8.2f} {ratio1:8.2f} {comp:10.2f} "
-              f"{comp_cpu:6.2f}")
+    for kind in KINDS:
+        for impl in IMPLS:
+            v = np.array(per[(kind, impl)])
+            ms, cpu_ms, comp, comp_cpu = np.median(v, axis=0) * [1e3, 1e3, 1, 1]
+            print(f"{kind.upper():5s} {NAMES[impl].format(kind.upper()):40s} {ms:8.2f} {cpu_ms:8.2f} "
+                  f"{ratio(kind, impl, 'torch2'):8.2f} {ratio(kind, impl, 'torch1'):8.2f} {comp:10.2f} "
+                  f"{comp_cpu:6.2f}")
 
 
 if __name__ == "__main__":
