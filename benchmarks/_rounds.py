@@ -33,3 +33,18 @@ def run_rounds(script: str, impls, rounds: int, args=()) -> dict:
 def round_ratio(a, b) -> float:
     """Median over the rounds of ``a[r] / b[r]`` (two equally long lists of numbers)."""
     return float(np.median(np.asarray(a, float) / np.asarray(b, float)))
+
+
+def median_times(call, calls: int, warmup: int = 2) -> tuple[float, float]:
+    """(median wall s, median process CPU s) of ``calls`` calls of ``call()``, after ``warmup``
+    untimed ones (a first call compiles)."""
+    import time
+    for _ in range(warmup):
+        call()
+    walls, cpus = [], []
+    for _ in range(calls):
+        t0, c0 = time.perf_counter(), time.process_time()
+        call()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return float(np.median(walls)), float(np.median(cpus))

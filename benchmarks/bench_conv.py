@@ -4,9 +4,9 @@
 
 Every implementation is timed in the same run, each in its OWN process: round after round, one
 fresh process per implementation (the order rotated every round) times ``--calls`` calls of every
-case after two untimed ones. A table gives the median over the rounds of each process's median, and
-every ratio is the median over the rounds of that round's ratio (processes of one round run back to
-back, so a drift of the shared machine's speed cancels out). Why processes: PyTorch's OpenMP
+case after three untimed ones. A table gives the median over the rounds of each process's median,
+and every ratio is the median over the rounds of that round's ratio (processes of one round run
+back to back, so a drift of the shared machine's speed cancels out). Why processes: PyTorch's OpenMP
 threads and XLA's thread pools keep spinning for a while after a call, and in one process whoever
 runs next loses one of the 2 cores. Measured in one process with the implementations taking turns,
 course_lib's conv fwd+bwd (which runs its batch chunks on both cores) came out at 0.92-1.21x lax
@@ -52,7 +52,7 @@ import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from _rounds import round_ratio, run_rounds  # noqa: E402
+from _rounds import median_times, round_ratio, run_rounds  # noqa: E402
 from course_lib import conv  # noqa: E402
 
 N, H, W, C, O, K = 64, 28, 28, 8, 16, 3
@@ -151,19 +151,9 @@ def _calls(impl: str) -> dict:
 def _child(impl: str, calls: int) -> None:
     """Runs in a fresh process: prints {case: [median wall s, median process CPU s]} as JSON."""
     funcs = _calls(impl)
-    for f in funcs.values():        # compile and warm up, untimed
+    for f in funcs.values():        # compile every case before timing any
         f()
-        f()
-    out = {}
-    for case, f in funcs.items():
-        walls, cpus = [], []
-        for _ in range(calls):
-            c0, t0 = time.process_time(), time.perf_counter()
-            f()
-            walls.append(time.perf_counter() - t0)
-            cpus.append(time.process_time() - c0)
-        out[case] = [float(np.median(walls)), float(np.median(cpus))]
-    print(json.dumps(out))
+    print(json.dumps({case: median_times(f, calls) for case, f in funcs.items()}))
 
 
 def time_isolated(rounds: int, calls: int) -> dict:
@@ -226,13 +216,15 @@ def _table(title, rows, refs, names=None):
     """rows: {impl: [(wall, cpu) per round]}; ms = median over rounds; ratios per round, then median."""
     names = names or {}
     print(f"\n{title}")
-    print(f"  {'implementation':<20s}{'ms/call':>10s}" + "".join(f"{'/ ' + names.get(r, r):>20s}" for r in refs)
+    print(f"  {'implementation':<20s}{'ms/call':>10s}"
+          + "".join(f"{'/ ' + names.get(r, r):>20s}" for r in refs)
           + f"{'CPU ms/call':>14s}{'CPU / ' + names.get(refs[0], refs[0]):>24s}")
     for impl, wc in rows.items():
         wall = np.median([a[0] for a in wc]) * 1e3
         cpu = np.median([a[1] for a in wc]) * 1e3
         ratios = "".join(f"{ratio(rows, impl, r):>20.2f}" for r in refs)
-        print(f"  {names.get(impl, impl):<20s}{wall:>10.2f}{ratios}{cpu:>14.2f}{ratio(rows, impl, refs[0], 1):>24.2f}")
+        cpu_ratio = ratio(rows, impl, refs[0], 1)
+        print(f"  {names.get(impl, impl):<20s}{wall:>10.2f}{ratios}{cpu:>14.2f}{cpu_ratio:>24.2f}")
 
 
 def main(argv=None):
@@ -290,8 +282,10 @@ def main(argv=None):
             print(f"  {'s':>3s}{'wall s':>9s}{'CPU s':>8s}{'test acc':>10s}")
             rows = [r for r in runs if r[0] == refit]
             for _, s, wall, cpu, acc in rows:
-                note = (f"  (first: a cold start in a fresh process, every compilation included; "
-                        f"min of {len(colds)} such processes: {min(colds):.2f} s)") if s == 0 and not refit else ""
+                note = ""
+                if s == 0 and not refit:
+                    note = (f"  (first: a cold start in a fresh process, every compilation included; "
+                            f"min of {len(colds)} such processes: {min(colds):.2f} s)")
                 print(f"  {s:>3d}{wall:>9.2f}{cpu:>8.2f}{acc:>10.4f}{note}")
                 if s == 0:
                     summary.append((f"digits CNN split 0 test acc ({'refit' if refit else 'train only'})",

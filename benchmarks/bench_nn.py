@@ -161,10 +161,12 @@ def bench_digits(splits: int, warm_cache: bool, cold_repeats: int = 1):
     print(f"\ndigits MLP 64-128-10 ({splits} splits; one process per recipe; 1st = split 0 incl. every "
           f"compile, min of {cold_repeats} process(es); persistent cache: {cache}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
-    print(f"{'recipe':<24}{'gradients':<14}{'1st wall':>9}{'1st med':>8}{'1st cpu':>8}{'next wall':>10}{'next cpu':>9}"
+    print(f"{'recipe':<24}{'gradients':<14}{'1st wall':>9}{'1st med':>8}{'1st cpu':>8}{'next wall':>10}"
+          f"{'next cpu':>9}"
           f"{'min acc':>9}  test accuracy per split")
     for r in rows:
-        print(f"{r[0]:<24}{r[1]:<14}{r[3]:>9.2f}{r[8]:>8.2f}{r[4]:>8.2f}{r[5]:>10.2f}{r[6]:>9.2f}{min(r[7]):>9.4f}  "
+        print(f"{r[0]:<24}{r[1]:<14}{r[3]:>9.2f}{r[8]:>8.2f}{r[4]:>8.2f}{r[5]:>10.2f}{r[6]:>9.2f}"
+              f"{min(r[7]):>9.4f}  "
               + " ".join(f"{a:.4f}" for a in r[7]))
     c = CHOSEN
     print(f"chosen on validation: standardize={c['standardize']}, label_smoothing={c['label_smoothing']}, "

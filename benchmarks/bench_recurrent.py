@@ -39,7 +39,7 @@ from jax import lax  # noqa: E402
 jax.config.update("jax_enable_compilation_cache", False)     # cold compiles for every row
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from _rounds import round_ratio, run_rounds  # noqa: E402
+from _rounds import median_times, round_ratio, run_rounds  # noqa: E402
 from course_lib import recurrent as R  # noqa: E402
 
 B, T, D, H = 32, 50, 16, 64
@@ -95,7 +95,8 @@ def _child(impl: str, calls: int) -> None:
         torch.manual_seed(0)
         x_t = torch.tensor(xs, requires_grad=True)
         for kind in KINDS:
-            mod = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[kind](D, H, batch_first=True)
+            cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[kind]
+            mod = cls(D, H, batch_first=True)
 
             def call(mod=mod):
                 mod.zero_grad()
@@ -113,15 +114,7 @@ def _child(impl: str, calls: int) -> None:
             compiles[kind] = timed_compile(fn, p, xj)
             funcs[kind] = lambda fn=fn, p=p: jax.block_until_ready(fn(p, xj))
     for kind, call in funcs.items():
-        call()
-        call()
-        walls, cpus = [], []
-        for _ in range(calls):
-            t0, c0 = time.perf_counter(), time.process_time()
-            call()
-            walls.append(time.perf_counter() - t0)
-            cpus.append(time.process_time() - c0)
-        out[kind] = [float(np.median(walls)), float(np.median(cpus)), *compiles[kind]]
+        out[kind] = [*median_times(call, calls), *compiles[kind]]
     print(json.dumps(out))
 
 
