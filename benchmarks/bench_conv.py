@@ -52,7 +52,7 @@ import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from _rounds import median_times, round_ratio, run_rounds  # noqa: E402
+from _rounds import child_json, median_times, round_ratio, run_rounds  # noqa: E402
 from course_lib import conv  # noqa: E402
 
 N, H, W, C, O, K = 64, 28, 28, 8, 16, 3
@@ -185,11 +185,10 @@ def ratio(rows: dict, impl: str, ref: str, i: int = 0) -> float:
 def _train_in_child(epochs, seeds: int, only_first: bool = False):
     """[(refit, s, wall s, CPU s, test acc)] from a fresh process (a cold start: its first
     training compiles everything, with an empty persistent cache)."""
-    cmd = [sys.executable, __file__, "--child-train", "first" if only_first else "all", "--seeds", str(seeds)]
+    args = ["--child-train", "first" if only_first else "all", "--seeds", seeds]
     if epochs is not None:
-        cmd += ["--epochs", str(epochs)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    return [tuple(r) for r in json.loads(out.strip().splitlines()[-1])]
+        args += ["--epochs", epochs]
+    return [tuple(r) for r in child_json(__file__, *args)]
 
 
 def train_case(epochs, seed: int, refit: bool = False):

@@ -46,15 +46,14 @@ import argparse
 import itertools
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import numpy as np  # noqa: E402
+from _rounds import run_rounds  # noqa: E402
 
 # The validation-chosen recipe (see --search) and the grid it was chosen from.
 CHOSEN = dict(standardize=True, label_smoothing=0.2, lr=1e-2, batch_size=64, epochs=40)
@@ -137,19 +136,13 @@ def bench_digits(splits: int, warm_cache: bool, cold_repeats: int = 1):
     """``cold_repeats`` fresh processes per recipe: the 1st-split columns are the minimum over them
     (other users' load only ever adds time), the others come from the first process."""
     recipes = _recipes()
-    all_runs = [[] for _ in recipes]
-    # Interleaved: round k runs every recipe once, so each recipe's minimum is taken over the same
+    # The recipes take turns, round after round, so each recipe's minimum is taken over the same
     # stretch of time (the shared machine's speed drifts by up to ~30 % over minutes).
-    for _ in range(cold_repeats):
-        for i in range(len(recipes)):
-            env = dict(os.environ)
-            with tempfile.TemporaryDirectory() as cache:
-                if not warm_cache:
-                    env["JAX_COMPILATION_CACHE_DIR"] = cache
-                out = subprocess.run([sys.executable, __file__, "--digits-row", str(i), "--splits", str(splits)],
-                                     env=env, capture_output=True, text=True, check=True).stdout
-            all_runs[i].append(json.loads(out.strip().splitlines()[-1]))
-            assert all_runs[i][-1]["accs"] == all_runs[i][0]["accs"], "a repeat gave different accuracies"
+    results = run_rounds(__file__, [str(i) for i in range(len(recipes))], cold_repeats,
+                         ("--splits", splits), flag="--digits-row", cold_cache=not warm_cache)
+    all_runs = [results[str(i)] for i in range(len(recipes))]
+    for runs in all_runs:
+        assert all(r["accs"] == runs[0]["accs"] for r in runs), "a repeat gave different accuracies"
     rows = []
     for (name, grads, settings), runs in zip(recipes, all_runs):
         r = runs[0]
