@@ -423,3 +423,110 @@ def test_fit_with_adagrad_nonzero_initial_state_equals_optax():
     for g, w in zip(got, want):
         np.testing.assert_allclose(g["W"], w["W"], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(hist["train_loss"], losses, rtol=1e-9)
+
+
+# ------------------------------------------------------------------ one flat parameter vector
+# fit trains with a course_lib optimizer on ONE concatenated vector (fewer kernels to compile); the
+# results must be those of the leaf-by-leaf loop, and the caller sees the parameter tree throughout.
+FLAT_PAIRS = {
+    "gd": (lambda: optim.gd(0.1), lambda: optax.sgd(0.1)),
+    "momentum": (lambda: optim.momentum(0.05, beta=0.9), lambda: optax.sgd(0.05, momentum=0.9)),
+    "nesterov": (lambda: optim.nesterov(0.05, beta=0.8), lambda: optax.sgd(0.05, momentum=0.8, nesterov=True)),
+    "adagrad": (lambda: optim.adagrad(0.1), lambda: optax.adagrad(0.1)),
+    "rmsprop": (lambda: optim.rmsprop(1e-2), lambda: optax.rmsprop(1e-2)),
+    "adam": (lambda: optim.adam(1e-2), lambda: optax.adam(1e-2)),
+}
+
+
+def _deep_params():
+    """Three layers (six leaves of different shapes): the flat vector has to be cut correctly."""
+    return layers.init_mlp((4, 7, 5, 3), "xavier", seed=3, dtype=np.float64)
+
+
+def _deep_apply(p, x):
+    return layers.mlp_apply(p, x, "tanh")
+
+
+def _deep_ref_loss(p, x, y):
+    return _ce(_deep_apply(p, x), y)
+
+
+@pytest.mark.parametrize("name", list(FLAT_PAIRS))
+def test_course_lib_optimizers_train_a_flat_vector_with_the_results_of_optax(name):
+    ours, ref = FLAT_PAIRS[name]
+    X, y = _data()
+    p0 = _deep_params()
+    assert training._flat_layout(ours(), p0) is not None
+    assert training._flat_layout(ref(), p0) is None                     # optax keeps the tree
+    got, hist = training.fit(_deep_apply, p0, ours(), X, y, epochs=3, batch_size=16, seed=5)
+    want, losses = _reference_fit(p0, ref(), X, y, 3, 16, 5, loss=_deep_ref_loss)
+    assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(p0)
+    for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        assert isinstance(g, jax.Array) and g.dtype == np.float64 and g.shape == w.shape
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(hist["train_loss"], losses, rtol=1e-9)
+
+
+def test_flat_vector_with_validation_early_stopping_callbacks_and_grad_fn():
+    """Everything fit shows the caller (validation history, callbacks' params, the restored best
+    epoch) is the same with a course_lib optimizer (flat vector) as with optax's (tree)."""
+    X, y = _data()
+    Xv, yv = _data(40, seed=1)
+    p0 = layers.init_mlp((4, 6, 3), "xavier", seed=2, dtype=np.float64)
+    manual = lambda p, xb, yb: backprop.loss_and_grads(p, xb, yb, "tanh")  # noqa: E731
+    runs = {}
+    for name, opt in (("flat", optim.adam(0.05)), ("tree", optax.adam(0.05))):
+        seen = []
+
+        def cb(epoch, params, history):
+            assert jax.tree_util.tree_structure(params) == jax.tree_util.tree_structure(p0)
+            seen.append(jax.tree_util.tree_map(np.asarray, params))
+        runs[name] = (*training.fit(_apply, p0, opt, X, y, X_val=Xv, y_val=yv, epochs=12, batch_size=16,
+                                    grad_fn=manual, callbacks=[cb],
+                                    early_stopping=training.early_stopping(patience=3, monitor="val_acc")),
+                      seen)
+    (pf, hf, sf), (pt, ht, st) = runs["flat"], runs["tree"]
+    assert hf["epochs_run"] == ht["epochs_run"] and hf["best_epoch"] == ht["best_epoch"]
+    for k in ("train_loss", "val_loss", "val_acc"):
+        np.testing.assert_allclose(hf[k], ht[k], rtol=1e-9)
+    for a, b in zip(jax.tree_util.tree_leaves(pf), jax.tree_util.tree_leaves(pt)):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert len(sf) == len(st) == hf["epochs_run"]
+    for a, b in zip(jax.tree_util.tree_leaves(sf), jax.tree_util.tree_leaves(st)):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    # the returned (best) params are those the callback saw at the best epoch
+    for a, b in zip(jax.tree_util.tree_leaves(pf), jax.tree_util.tree_leaves(sf[hf["best_epoch"]])):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_flat_vector_only_for_trees_of_one_float_dtype():
+    p64 = layers.init_mlp((4, 6, 3), "xavier", seed=1, dtype=np.float64)
+    mixed = [p64[0], jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), p64[1])]
+    assert training._flat_layout(optim.adam(0.1), p64)[2] == np.float64
+    assert training._flat_layout(optim.adam(0.1), mixed) is None
+    assert training._flat_layout(optim.adam(0.1), {"w": np.arange(3)}) is None
+    assert training._flat_layout(optim.adam(0.1), {"w": 1.5}) is None
+    # a mixed tree still trains (leaf by leaf), and an integer leaf still gets the optimizer's error
+    X, y = _data()
+    p, _ = training.fit(_apply, mixed, optim.adam(0.01), X, y, epochs=1, batch_size=30)
+    assert p[0]["W"].dtype == np.float64 and p[1]["W"].dtype == np.float32
+    bad = [p64[0], {"W": np.ones((6, 3), np.int64), "b": p64[1]["b"]}]
+    with pytest.raises(TypeError, match=r"must be a floating-point array, got dtype int64"):
+        training.fit(_apply, bad, optim.adam(0.01), X, y, epochs=1, batch_size=30)
+
+
+def test_flat_vector_bad_grad_fn_output_gives_the_tree_errors():
+    X, y = _data()
+    p0 = layers.init_mlp((4, 6, 3), "xavier", seed=1, dtype=np.float64)
+
+    def wrong_shape(p, xb, yb):
+        value, g = backprop.loss_and_grads(p, xb, yb, "tanh")
+        return value, [g[0], {"W": g[1]["W"][:, :2], "b": g[1]["b"]}]
+
+    def wrong_structure(p, xb, yb):
+        value, g = backprop.loss_and_grads(p, xb, yb, "tanh")
+        return value, g[0]
+    with pytest.raises(ValueError, match=r"grads\[1\]\['W'\] must have shape \(6, 3\)"):
+        training.fit(_apply, p0, optim.adam(0.01), X, y, epochs=1, batch_size=30, grad_fn=wrong_shape)
+    with pytest.raises(ValueError, match="grads must have the same pytree structure"):
+        training.fit(_apply, p0, optim.adam(0.01), X, y, epochs=1, batch_size=30, grad_fn=wrong_structure)
