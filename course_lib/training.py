@@ -353,7 +353,8 @@ def _init_state(optimizer, opt_key, params):
 # course_lib's optimizers act element by element, so updating the parameters as ONE concatenated
 # vector is the same arithmetic as updating them leaf by leaf. The compiled epoch then holds one
 # optimizer update instead of one per leaf: XLA:CPU makes a separate kernel of each moment and
-# parameter update (multi-output fusion is off), 12 for Adam on a 2-layer MLP, 3 on the flat vector.
+# parameter update (multi-output fusion is off): 12 for Adam on a 2-layer MLP, against 3 on the
+# flat vector plus one that concatenates the gradients and one slice per weight matrix.
 # Measured on the digits MLP of benchmarks/bench_nn.py (cold, hand-written gradients, back to back
 # in fresh processes): first fit 0.62-0.69 s instead of 0.78-0.84 s; the compile went from
 # 0.40-0.42 s to 0.29-0.31 s. Other optimizers (optax's) may treat leaves differently (per-layer
