@@ -36,7 +36,7 @@ from jax import lax
 
 from course_lib._validation import (as_float_array, check_finite, check_ndim, check_option,
                                     is_concrete)
-from course_lib.training import _unflatten   # the inverse of train_cnn's flattening
+from course_lib.training import _jit, _unflatten   # train_cnn's step: compile options, flat vector
 
 __all__ = [
     "conv_output_size", "conv_output_shape", "resolve_padding",
@@ -924,12 +924,6 @@ def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, bat
 _STEP_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
-def _jit_step(fn):
-    if jax.default_backend() == "cpu":
-        return jax.jit(fn, compiler_options=_STEP_COMPILER_OPTIONS)
-    return jax.jit(fn)
-
-
 @functools.lru_cache(maxsize=8)
 def _make_train_step(shift, treedef, shapes):
     from course_lib import optim
@@ -944,7 +938,7 @@ def _make_train_step(shift, treedef, shapes):
         logits = _cnn_features(_unflatten(flat, treedef, shapes), xb, mask=mask)["logits"]
         return _xent(logits, yb), jnp.mean(jnp.argmax(logits, -1) == yb)
 
-    @_jit_step
+    @functools.partial(_jit, options=_STEP_COMPILER_OPTIONS)
     def step(flat, state, xb, yb, offsets, mask, lr):
         if shift:
             xb = jax.vmap(crop)(_pad_hw(xb, ((shift, shift), (shift, shift))), offsets)
