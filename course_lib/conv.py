@@ -36,7 +36,7 @@ from jax import lax
 
 from course_lib._validation import (as_float_array, check_finite, check_ndim, check_option,
                                     is_concrete)
-from course_lib.training import _jit, _unflatten   # train_cnn's step: compile options, flat vector
+from course_lib.training import _as_tree, _flatten_host, _jit, _unflatten   # train_cnn's flat vector
 
 __all__ = [
     "conv_output_size", "conv_output_shape", "resolve_padding",
@@ -870,9 +870,9 @@ def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, bat
     # The step works on ONE flat parameter vector (and Adam on one leaf): fewer arguments to pass
     # per call and far fewer kernels to compile than six separate leaves (flattened in NumPy, so
     # nothing is compiled for it either).
-    leaves, treedef = jax.tree_util.tree_flatten(jax.tree_util.tree_map(np.asarray, params))
-    shapes = tuple(leaf.shape for leaf in leaves)
-    flat = np.concatenate([leaf.ravel() for leaf in leaves]).astype(np.result_type(*leaves))
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    layout = (treedef, tuple(np.shape(leaf) for leaf in leaves), np.result_type(*leaves))
+    flat = _flatten_host(params, layout)
     n_batches = X_train.shape[0] // batch_size
     rate = float(dropout)
     # The learning rate of every step, computed here (course_lib.schedules.cosine_decay's formula,
@@ -882,7 +882,7 @@ def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, bat
     lrs = float(learning_rate) * (0.5 * (1 + np.cos(np.pi * t / t.size)) if cosine_decay
                                   else np.ones(t.size))
     lrs = lrs.astype(flat.dtype).reshape(epochs, n_batches)
-    step = _make_train_step(int(augment_shift), treedef, shapes)
+    step = _make_train_step(int(augment_shift), *layout[:2])
     from course_lib.optim import AdamState
     state = AdamState(np.zeros((), np.int32), np.zeros_like(flat), np.zeros_like(flat))
     rng = np.random.default_rng(seed)
@@ -906,14 +906,12 @@ def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, bat
         history["train_loss"].append(float(loss))
         history["train_acc"].append(float(acc))
         if X_val is not None:
-            loss, acc = _evaluate(_unflatten(np.asarray(flat), treedef, shapes), X_val,
-                                  np.asarray(y_val))
+            loss, acc = _evaluate(_as_tree(flat, layout), X_val, np.asarray(y_val))
             history["val_loss"].append(float(loss))
             history["val_acc"].append(float(acc))
     if X_val is None:
         del history["val_loss"], history["val_acc"]
-    params = jax.device_put(_unflatten(np.asarray(flat), treedef, shapes))   # (no compile)
-    return params, history
+    return _as_tree(flat, layout), history                  # sliced on the host: no compile
 
 
 # The training step is the biggest program of the course (forward, hand-written backward and Adam

@@ -378,9 +378,10 @@ def _flat_layout(optimizer, params):
 
 
 def _flatten_host(params, layout):
-    """The leaves of ``params`` concatenated into one vector, built in NumPy (compiles nothing)."""
-    return jax.device_put(np.concatenate([np.asarray(leaf, layout[2]).ravel()
-                                          for leaf in jax.tree_util.tree_leaves(params)]))
+    """The leaves of ``params`` concatenated into one NumPy vector of dtype ``layout[2]`` (built on
+    the host: compiles nothing). Also used by ``conv.train_cnn``."""
+    return np.concatenate([np.asarray(leaf, layout[2]).ravel()
+                           for leaf in jax.tree_util.tree_leaves(params)])
 
 
 def _unflatten(flat, treedef, shapes):
@@ -567,7 +568,7 @@ def fit(apply_fn: Callable, params, optimizer, X_train, y_train, *, X_val=None, 
     eval_fn = _eval_fn(apply_fn, loss, params, X_val, y_val) if has_val else None
     layout = _flat_layout(optimizer, params)
     if layout is not None:
-        params = _flatten_host(params, layout)
+        params = jax.device_put(_flatten_host(params, layout))
     tree = (lambda p: p) if layout is None else (lambda p: _as_tree(p, layout))
     opt_state = _init_state(optimizer, opt_key, params)
     fps = (_fingerprint(apply_fn), None if grad_fn is None else _fingerprint(grad_fn))
