@@ -352,6 +352,17 @@ def _keep(m, new, old):
     return new if m is None else m[:, None] * new + (1.0 - m[:, None]) * old
 
 
+def _sum_outer(a, b):
+    """sum over every leading axis of a[..., :, None] * b[..., None, :]: the weight gradient
+    sum_t x_t^T d_t of a layer applied at every step, as ONE product of the flattened (N, K) and
+    (N, G) arrays contracting their first axes. XLA:CPU runs that as a plain transposed-operand
+    product; ``einsum("btk,btg->kg")`` made it first copy the smaller operand into a transposed
+    (K, N) buffer. Forward+backward at B=32, T=50, D=16, H=64, A/B in one process: RNN 16 %,
+    GRU 4 %, LSTM 1-3 % faster."""
+    return lax.dot_general(a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1]),
+                           (((0,), (0,)), ((), ())))
+
+
 def _rnn_forward_core(xs, h0, W_xh, W_hh, b, mask, activation):
     """Time-major (T, B, D) forward. Returns outputs (T, B, H), h_T and the BPTT cache."""
     phi, _ = activations.get(activation)
@@ -390,8 +401,8 @@ def _rnn_backward_core(dout, dh_last, cache, activation):
 
     dh0, das = lax.scan(step, dh_last, (dout, slopes, mask), reverse=True)
     h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
-    dW_xh = jnp.einsum("tbd,tbh->dh", xs, das)
-    dW_hh = jnp.einsum("tbk,tbh->kh", h_prev, das)
+    dW_xh = _sum_outer(xs, das)
+    dW_hh = _sum_outer(h_prev, das)
     return das @ W_xh.T, dh0, dW_xh, dW_hh, das.sum(axis=(0, 1))
 
 
@@ -554,13 +565,14 @@ def _lstm_forward_core(xs, h0, c0, W_x, W_h, b, mask, cache=True):
     gradients (A/B in one process)."""
     hidden = W_h.shape[0]
     s = _gate_scale("ssts", hidden, xs.dtype)
-    zx = xs @ W_x + b                                    # (B, T, 4H) in one product
+    zx = xs @ W_x                  # (B, T, 4H) in one product; b is added in the step, where
+    #                                the add is fused for free (not a pass over (B, T, 4H))
 
     def step(carry, t):
         h, c, buf, cbuf, P = carry
         z_x = lax.dynamic_index_in_dim(P, t, axis=1, keepdims=False)
         m = None if mask is None else lax.dynamic_index_in_dim(mask, t, axis=1, keepdims=False)
-        a = s * jnp.tanh(s * (z_x + h @ W_h)) + (1.0 - s)   # (i, f, g, o) side by side
+        a = s * jnp.tanh(s * (z_x + h @ W_h + b)) + (1.0 - s)   # (i, f, g, o) side by side
         i, f, g, o = (a[:, k * hidden:(k + 1) * hidden] for k in range(4))
         c_new = _keep(m, f * c + i * g, c)
         h_new = _keep(m, o * jnp.tanh(c_new), h)
@@ -584,8 +596,11 @@ def _lstm_forward_core(xs, h0, c0, W_x, W_h, b, mask, cache=True):
     # dz = [dc, dc, dc, dh] * k[:4H]; dc gets dh * k[4H:5H]; dc_prev = dc * k[5H:] (= f).
     # (At a padded step c_t is the carried state, not the one the step would have made: its
     # derivatives meet a zero gradient either way.)
-    coef = jnp.concatenate([g * i * (1.0 - i), c_prev * f * (1.0 - f), i * (1.0 - g * g),
-                            tc * o * (1.0 - o), o * (1.0 - tc * tc), f], axis=-1)   # (B, T, 6H)
+    # stacked on a new axis, not concatenated: XLA:CPU then writes the six blocks in one pass
+    # (bit-identical, 0.17 vs 0.23 ms for these shapes)
+    coef = jnp.stack([g * i * (1.0 - i), c_prev * f * (1.0 - f), i * (1.0 - g * g),
+                      tc * o * (1.0 - o), o * (1.0 - tc * tc), f], axis=2)
+    coef = coef.reshape(coef.shape[:2] + (6 * hidden,))                        # (B, T, 6H)
     return out, h_last, c_last, (xs, W_x, W_h, buf, coef, mask, A)
 
 
@@ -621,8 +636,8 @@ def _lstm_backward_core(dout, dh_last, dc_last, cache):
 
     (dh0, dc0, dzs), _ = lax.scan(step, (dh_last, dc_last, A), jnp.arange(xs.shape[1]),
                                   reverse=True)
-    dW_x = jnp.einsum("btd,btg->dg", xs, dzs)
-    dW_h = jnp.einsum("btk,btg->kg", h_prev, dzs)
+    dW_x = _sum_outer(xs, dzs)
+    dW_h = _sum_outer(h_prev, dzs)
     return dzs @ W_x.T, dh0, dc0, dW_x, dW_h, dzs.sum(axis=(0, 1))
 
 
@@ -709,8 +724,8 @@ def _gru_backward_core(dout, dh_last, cache):
     dhw0 = jnp.zeros(xs.shape[:2] + (3 * hidden,), xs.dtype)
     (dh0, dhws), dns = lax.scan(step, (dh_last, dhw0), (jnp.arange(xs.shape[1]), coef), reverse=True)
     dxws = jnp.concatenate([dhws[..., :2 * hidden], jnp.swapaxes(dns, 0, 1)], axis=-1)
-    dW_x = jnp.einsum("btd,btg->dg", xs, dxws)
-    dW_h = jnp.einsum("btk,btg->kg", h_prev, dhws)
+    dW_x = _sum_outer(xs, dxws)
+    dW_h = _sum_outer(h_prev, dhws)
     return dxws @ W_x.T, dh0, dW_x, dW_h, dxws.sum(axis=(0, 1)), dhws.sum(axis=(0, 1))
 
 
