@@ -36,7 +36,8 @@ from jax import lax
 
 from course_lib._validation import (as_float_array, check_finite, check_ndim, check_option,
                                     is_concrete)
-from course_lib.training import _as_tree, _flatten_host, _jit, _unflatten   # train_cnn's flat vector
+from course_lib.training import (_as_tree, _check_label_smoothing, _flatten_host, _jit,  # train_cnn
+                                 _unflatten)
 
 __all__ = [
     "conv_output_size", "conv_output_shape", "resolve_padding",
@@ -804,14 +805,19 @@ def cnn_predict(params, x):
     return np.argmax(_logits_in_blocks(params, _check_cnn_input(params, x)), axis=-1)
 
 
-def _xent(logits, y):
+def _xent(logits, y, eps=0.0):
+    """Mean cross-entropy against the smoothed target ``(1 - eps) * one_hot(y) + eps / C`` (the
+    formula of ``course_lib.training``'s label smoothing; eps = 0: the plain cross-entropy). eps may
+    be a traced scalar, so one compiled step serves every smoothing."""
     logp = jax.nn.log_softmax(logits)
-    return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+    true = jnp.take_along_axis(logp, y[:, None], axis=1)[:, 0]
+    return -jnp.mean((1.0 - eps) * true + (eps / logits.shape[-1]) * jnp.sum(logp, axis=-1))
 
 
 def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, batch_size: int = 64,
               learning_rate: float = 5e-3, seed: int = 0, channels=(32, 64), dropout: float = 0.3,
-              params=None, augment_shift: int = 0, cosine_decay: bool = True):
+              params=None, augment_shift: int = 0, cosine_decay: bool = True,
+              label_smoothing: float = 0.1):
     """Train the CNN of :func:`init_cnn` with Adam (``course_lib.optim``) and cross-entropy.
 
     The defaults are the recipe chosen on the validation sets of five digits splits (never on a
@@ -819,6 +825,9 @@ def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, bat
     dropout (rate 0.3) on the features entering the dense layer, batches of 64, Adam 5e-3 with
     cosine decay, 30 epochs (mean validation accuracy 99.26%, min 98.88%; batches of 32 with
     Adam 3e-3 reached 98.81%, batches of 128 98.74%, 20 epochs 98.88%, shift augmentation 98.59%).
+    Label smoothing 0.1 was added later, chosen by 5-fold cross-validation on the training +
+    validation images of each split (two repetitions: 15,280 held-out predictions, 165 errors
+    without smoothing, 130 with 0.1, 127 with 0.05; on split 0's images alone 25 and 17 of 3,056).
     ``benchmarks/bench_conv.py`` reports its test accuracy over 5 splits, trained on the training
     set, and refit on training + validation once the recipe is fixed.
 
@@ -827,6 +836,11 @@ def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, bat
     training image of every mini-batch is moved by a random offset of up to ``augment_shift``
     pixels in each direction (zero fill). ``cosine_decay``: the learning rate follows
     ``course_lib.schedules.cosine_decay`` down to 0 over all steps (the last epochs settle).
+    ``label_smoothing`` = eps in [0, 1): train on the cross-entropy against ``(1 - eps) *
+    one_hot(y) + eps / C`` (as ``course_lib.training.fit`` and ``optax.smooth_labels``): the network
+    is no longer pushed towards infinite logits on the training images. As in ``fit``,
+    ``train_loss`` is that smoothed loss (it cannot fall below the target's entropy, 0.50 nats for
+    eps = 0.1 and 10 classes) and ``val_loss`` the plain cross-entropy.
 
     One jitted training step per mini-batch (a Python loop over steps: ``lax.scan`` around a
     convolution is several times slower on CPU). Returns ``(params, history)``: per epoch,
@@ -864,6 +878,7 @@ def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, bat
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.floating)) \
             or not 0.0 <= float(dropout) < 1.0:
         raise ValueError(f"dropout must be a rate in [0, 1), got {dropout!r}")
+    eps = _check_label_smoothing(label_smoothing, "cross_entropy", None)
     n_classes = int(y_train.max()) + 1
     if params is None:
         params = init_cnn(seed, X_train.shape[3], n_classes, channels, image_hw=X_train.shape[1:3])
@@ -885,6 +900,7 @@ def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, bat
     step = _make_train_step(int(augment_shift), *layout[:2])
     from course_lib.optim import AdamState
     state = AdamState(np.zeros((), np.int32), np.zeros_like(flat), np.zeros_like(flat))
+    eps = np.asarray(eps, flat.dtype)                        # an argument: no recompile per value
     rng = np.random.default_rng(seed)
     Xtr = np.asarray(X_train)
     feat = params["dense"]["w"].shape[0]
@@ -900,7 +916,7 @@ def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, bat
         stats = []
         for b in range(n_batches):
             flat, state, loss, acc = step(flat, state, xs[b], ys[b], offsets[b], masks[b],
-                                          lrs[epoch, b])
+                                          lrs[epoch, b], eps)
             stats.append((loss, acc))
         loss, acc = np.mean(jax.device_get(stats), axis=0)
         history["train_loss"].append(float(loss))
@@ -932,15 +948,15 @@ def _make_train_step(shift, treedef, shapes):
         return lax.dynamic_slice(img, (offset[0], offset[1], 0), (img.shape[0] - 2 * shift,
                                                                  img.shape[1] - 2 * shift, img.shape[2]))
 
-    def loss_fn(flat, xb, yb, mask):
+    def loss_fn(flat, xb, yb, mask, eps):
         logits = _cnn_features(_unflatten(flat, treedef, shapes), xb, mask=mask)["logits"]
-        return _xent(logits, yb), jnp.mean(jnp.argmax(logits, -1) == yb)
+        return _xent(logits, yb, eps), jnp.mean(jnp.argmax(logits, -1) == yb)
 
     @functools.partial(_jit, options=_STEP_COMPILER_OPTIONS)
-    def step(flat, state, xb, yb, offsets, mask, lr):
+    def step(flat, state, xb, yb, offsets, mask, lr, eps):
         if shift:
             xb = jax.vmap(crop)(_pad_hw(xb, ((shift, shift), (shift, shift))), offsets)
-        (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(flat, xb, yb, mask)
+        (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(flat, xb, yb, mask, eps)
         updates, state = opt.update(grads, state, flat)
         return flat + lr * updates, state, loss, acc
 

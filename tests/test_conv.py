@@ -403,37 +403,55 @@ def test_cnn_predict_in_blocks_and_dropout_only_in_training(monkeypatch):
         conv.train_cnn(X, y, X[:, :4, :4], y)
 
 
-def test_train_cnn_matches_optax_adam_with_cosine_decay():
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_train_cnn_matches_optax_adam_with_cosine_decay(eps):
     """train_cnn's step (flat parameters, Adam at learning rate 1 scaled by the host-computed
-    cosine-decayed rate) follows optax.adam(optax.cosine_decay_schedule) on the parameter pytree,
-    batch for batch (no dropout; the batch order replays train_cnn's random stream)."""
+    cosine-decayed rate, label smoothing eps) follows optax.adam(optax.cosine_decay_schedule) on
+    the parameter pytree with optax's smoothed cross-entropy, batch for batch (no dropout; the
+    batch order replays train_cnn's random stream)."""
     optax = pytest.importorskip("optax")
     from course_lib import data
 
     X, y = data.load_digits(images=True)
     X, y = np.asarray(X[:96], np.float32)[..., None], np.asarray(y[:96])
     epochs, bs, lr = 2, 32, 5e-3
-    trained, _ = conv.train_cnn(X, y, epochs=epochs, batch_size=bs, learning_rate=lr, seed=3,
-                                channels=(4, 8), dropout=0.0)
+    trained, hist = conv.train_cnn(X, y, epochs=epochs, batch_size=bs, learning_rate=lr, seed=3,
+                                   channels=(4, 8), dropout=0.0, label_smoothing=eps)
     params = jax.tree_util.tree_map(jnp.asarray, conv.init_cnn(3, 1, 10, (4, 8)))
     opt = optax.adam(optax.cosine_decay_schedule(lr, epochs * 3))
     state = opt.init(params)
 
     def loss(p, xb, yb):
-        return conv._xent(conv._cnn_features(p, xb)["logits"], yb)
+        logits = conv._cnn_features(p, xb)["logits"]
+        target = optax.smooth_labels(jax.nn.one_hot(yb, 10), eps)
+        return jnp.mean(optax.softmax_cross_entropy(logits, target))
+
+    first = []
 
     rng = np.random.default_rng(3)
     for _ in range(epochs):
         order = rng.permutation(96).reshape(3, bs)
         rng.integers(0, 1, (3, bs, 2))                       # augmentation offsets (none)
         rng.random((3, bs, 2 * 2 * 8), np.float32)           # dropout masks (rate 0: all kept)
+        losses = []
         for b in range(3):
-            g = jax.grad(loss)(params, jnp.asarray(X[order[b]]), jnp.asarray(y[order[b]]))
+            value, g = jax.value_and_grad(loss)(params, jnp.asarray(X[order[b]]),
+                                                jnp.asarray(y[order[b]]))
+            losses.append(float(value))
             updates, state = opt.update(g, state, params)
             params = optax.apply_updates(params, updates)
+        first.append(np.mean(losses))
     for name in ("conv1", "conv2", "dense"):
         for k in ("w", "b"):
             np.testing.assert_allclose(trained[name][k], params[name][k], rtol=1e-4, atol=1e-6)
+    # train_loss is the smoothed loss the step minimised, batch by batch before each update
+    np.testing.assert_allclose(hist["train_loss"], first, rtol=1e-5)
     for bad in (0.0, -1e-3, float("nan"), "0.01", True):
         with pytest.raises(ValueError, match="learning_rate must be a finite number > 0"):
             conv.train_cnn(X, y, learning_rate=bad)
+    for bad in (1.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="label_smoothing must be in"):
+            conv.train_cnn(X, y, label_smoothing=bad)
+    for bad in ("0.1", True, None):
+        with pytest.raises(TypeError, match="label_smoothing must be a number"):
+            conv.train_cnn(X, y, label_smoothing=bad)
