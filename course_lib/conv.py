@@ -18,7 +18,7 @@ by hand right below its forward (CS231n contract ``forward(...) -> (out, cache)`
 ``backward(dout, cache) -> grads``) and is itself a convolution of the same kind: ``dw`` is
 patches^T @ dout, and ``dx`` (the correlation of the stride-dilated, padded ``dout`` with the
 flipped, channel-swapped kernel) is computed as dout @ w^T sent back to the positions it was read
-from (col2im: a gather with the inverse index table and a sum).
+from (col2im: each tap's block zero-padded back into place, the blocks summed in one fused pass).
 The differentiable functions (``conv2d``, ``max_pool2d``, ``avg_pool2d``) use that backward through
 ``jax.custom_vjp``, so ``jax.grad`` of a jitted network runs the same hand-written code.
 
@@ -165,12 +165,10 @@ def _check_image(x, name="x"):
 # --------------------------------------------------------------------------- conv core
 @functools.lru_cache(maxsize=128)
 def _tap_index(hp, wp, kh, kw, stride, dilation):
-    """Where each patch entry is read from, and the inverse table (NumPy, built once per geometry).
+    """Where each patch entry is read from (NumPy, built once per geometry): ``(idx, ho, wo)``.
 
     ``idx`` (ho*wo*kh*kw,): the flat position ``(y*s_h + i*d_h) * wp + (x*s_w + j*d_w)`` in the
     padded image that output pixel (y, x), tap (i, j) reads, ordered (y, x, i, j).
-    ``inv`` (hp*wp, k): for every input position the entries of ``idx`` that read it, padded with
-    ``len(idx)`` (which points at an appended zero row): the col2im sum as a gather.
     """
     (sh, sw), (dh, dw) = stride, dilation
     ho = (hp - dh * (kh - 1) - 1) // sh + 1
@@ -178,13 +176,7 @@ def _tap_index(hp, wp, kh, kw, stride, dilation):
     y, x, i, j = np.meshgrid(np.arange(ho), np.arange(wo), np.arange(kh), np.arange(kw),
                              indexing="ij")
     idx = ((y * sh + i * dh) * wp + (x * sw + j * dw)).reshape(-1)
-    order = np.argsort(idx, kind="stable")
-    counts = np.bincount(idx, minlength=hp * wp)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank = np.arange(idx.size) - np.repeat(starts, counts)
-    inv = np.full((hp * wp, max(int(counts.max()), 1)), idx.size)
-    inv[idx[order], rank] = order
-    return idx.astype(np.int32), inv.astype(np.int32), ho, wo
+    return idx.astype(np.int32), ho, wo
 
 
 def _gather_rows(a, rows):
@@ -200,7 +192,7 @@ def _patches(xp, kh, kw, stride, dilation):
     runs faster too (benchmarks/bench_conv.py).
     """
     n, hp, wp, c = xp.shape
-    idx, _, ho, wo = _tap_index(hp, wp, kh, kw, stride, dilation)
+    idx, ho, wo = _tap_index(hp, wp, kh, kw, stride, dilation)
     return _gather_rows(xp.reshape(n, hp * wp, c), idx).reshape(n, ho, wo, kh * kw * c)
 
 
@@ -216,21 +208,20 @@ def _conv_bwd(p, w, g, xp_hw, stride, dilation):
 
     dw[i, j, c, o] = sum_{n,y,x} patches[n, y, x, (i, j, c)] * g[n, y, x, o]   (patches^T @ g)
     dpatches = g @ w^T, and every entry goes back to the input position it was read from
-    (col2im): input position p receives the sum of the dpatches entries whose tap read p (the
-    inverse table of :func:`_tap_index`, a gather and a sum over at most kh*kw entries). The result
-    is the transpose of the forward correlation, i.e. the correlation of the stride-dilated ``g``
-    with the flipped kernel (channels swapped), computed without building its patches.
+    (col2im): tap (i, j)'s (N, ho, wo, C) block is zero-padded back to the positions it read
+    (offset i*d, spacing s) and the kh*kw blocks are summed (:func:`_scatter_taps`, which XLA fuses
+    into one kernel). The result is the transpose of the forward correlation, i.e. the correlation
+    of the stride-dilated ``g`` with the flipped kernel (channels swapped), computed without
+    building its patches. (The sum as one gather with an inverse index table and a reduction took
+    1.6 of 6.1 ms for N=64, C=8, 28x28, O=16; padded blocks save 0.3 ms of that.)
     """
     kh, kw, c, o = w.shape
-    hp, wp = xp_hw
-    n = g.shape[0]
-    _, inv, _, _ = _tap_index(hp, wp, kh, kw, stride, dilation)
+    n, ho, wo, _ = g.shape
     g2 = g.reshape(-1, o)
     dw = jnp.dot(p.reshape(-1, kh * kw * c).T, g2).reshape(w.shape)
-    dp = jnp.dot(g2, w.reshape(-1, o).T).reshape(n, -1, c)           # (N, ho*wo*kh*kw, C)
-    dp = jnp.concatenate([dp, jnp.zeros((n, 1, c), dp.dtype)], axis=1)
-    dxp = jnp.sum(_gather_rows(dp, inv.reshape(-1)).reshape(n, hp * wp, inv.shape[1], c), axis=2)
-    return dxp.reshape(n, hp, wp, c), dw
+    dp = jnp.dot(g2, w.reshape(-1, o).T).reshape(n, ho, wo, kh, kw, c)
+    parts = [dp[:, :, :, i, j, :] for i in range(kh) for j in range(kw)]
+    return _scatter_taps(parts, (n,) + tuple(xp_hw) + (c,), (kh, kw), stride, ho, wo, dilation), dw
 
 
 #: Bytes of patch matrix per chunk of images. A big batch is convolved a few images at a time
@@ -421,11 +412,12 @@ def _windows(x, kernel, ho, wo):
     return x[:, :ho * kh, :wo * kw, :].reshape(n, ho, kh, wo, kw, c)
 
 
-def _scatter_taps(parts, x_shape, kernel, stride, ho, wo):
-    """Sum each tap's (N, ho, wo, C) contribution back into input positions (the col2im step)."""
-    (kh, kw), (sh, sw) = kernel, stride
+def _scatter_taps(parts, x_shape, kernel, stride, ho, wo, dilation=(1, 1)):
+    """Sum each tap's (N, ho, wo, C) contribution back into input positions (the col2im step):
+    tap (i, j), listed row by row, read positions (i*d_h + y*s_h, j*d_w + x*s_w)."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
     _, h, w, _ = x_shape
-    if kernel == stride:                                        # disjoint windows: a reshape
+    if kernel == stride and dilation == (1, 1):                 # disjoint windows: a reshape
         rows = [jnp.stack(parts[i * kw:(i + 1) * kw], axis=3) for i in range(kh)]
         dx = jnp.stack(rows, axis=2).reshape(x_shape[0], ho * kh, wo * kw, x_shape[3])
         return jnp.pad(dx, ((0, 0), (0, h - ho * kh), (0, w - wo * kw), (0, 0)))
@@ -433,8 +425,9 @@ def _scatter_taps(parts, x_shape, kernel, stride, ho, wo):
     total = 0
     for t, part in enumerate(parts):
         i, j = divmod(t, kw)
-        total = total + lax.pad(part, zero, [(0, 0, 0), (i, h - i - (ho - 1) * sh - 1, sh - 1),
-                                             (j, w - j - (wo - 1) * sw - 1, sw - 1), (0, 0, 0)])
+        top, left = i * dh, j * dw
+        total = total + lax.pad(part, zero, [(0, 0, 0), (top, h - top - (ho - 1) * sh - 1, sh - 1),
+                                             (left, w - left - (wo - 1) * sw - 1, sw - 1), (0, 0, 0)])
     return total
 
 
@@ -773,7 +766,7 @@ def _np_conv_same(x, w, b):
     n, h, wd, _ = x.shape
     (pt, pb), (pl, pr) = resolve_padding("same", (h, wd), (kh, kw))
     xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-    idx, _, ho, wo = _tap_index(h + pt + pb, wd + pl + pr, kh, kw, (1, 1), (1, 1))
+    idx, ho, wo = _tap_index(h + pt + pb, wd + pl + pr, kh, kw, (1, 1), (1, 1))
     p = xp.reshape(n, -1, c)[:, idx, :].reshape(n * ho * wo, kh * kw * c)
     return (p @ w.reshape(-1, o) + b).reshape(n, ho, wo, o)
 
