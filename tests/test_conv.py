@@ -100,15 +100,21 @@ def _pair(v):
     return (v, v) if isinstance(v, int) else v
 
 
-@pytest.mark.parametrize("n,chunk_bytes", [(7, 2 * 6 * 5 * 9 * 3 * 8), (4, 6 * 5 * 9 * 3 * 8)])
-def test_chunked_batch_equals_lax(monkeypatch, n, chunk_bytes):
-    """A big batch is convolved a few images at a time (lax.map/scan over chunks + a remainder)."""
-    monkeypatch.setattr(conv, "_CHUNK_BYTES", chunk_bytes)      # 2 images (7 = 3*2 + 1), or 1
+IMAGE_PATCH_BYTES = 6 * 5 * 9 * 3 * 8      # one (6, 5, 3) float64 image's 3x3 'same' patches
+
+
+@pytest.mark.parametrize("n,fit,size", [(7, 4, 4),     # no k in 2..4 divides 7: 4 + a remainder of 3
+                                        (8, 3, 2),     # k_min = 3; 4 equal chunks of 2
+                                        (4, 1, 1),     # one image per chunk
+                                        (6, 6, 6)])    # the whole batch fits: no chunks
+def test_chunked_batch_equals_lax(monkeypatch, n, fit, size):
+    """A big batch is convolved a few images at a time (lax.map/scan over chunks, equal chunks where
+    a divisor of the batch allows, else a remainder)."""
+    monkeypatch.setattr(conv, "_CHUNK_BYTES", fit * IMAGE_PATCH_BYTES)   # ``fit`` images per chunk
     rng = np.random.default_rng(11)
     x, w, b = rng.standard_normal((n, 6, 5, 3)), rng.standard_normal((3, 3, 3, 2)), rng.standard_normal(2)
     xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    size = conv._chunk_size(xp, jnp.asarray(w), (1, 1), (1, 1))
-    assert size == (2 if n == 7 else 1)
+    assert conv._chunk_size(xp, jnp.asarray(w), (1, 1), (1, 1)) == size
     pads = ((1, 1), (1, 1))
     ref, vjp = jax.vjp(lambda *a: _lax_conv(*a, (1, 1), pads, (1, 1)), x, w, b)
     g = rng.standard_normal(ref.shape)
