@@ -37,7 +37,7 @@ from jax import lax
 from course_lib._validation import (as_float_array, check_finite, check_ndim, check_option,
                                     is_concrete)
 from course_lib.training import (_as_tree, _check_label_smoothing, _flatten_host, _jit,  # train_cnn
-                                 _unflatten)
+                                 _smoothed_cross_entropy, _unflatten)
 
 __all__ = [
     "conv_output_size", "conv_output_shape", "resolve_padding",
@@ -809,15 +809,6 @@ def cnn_predict(params, x):
     return np.argmax(_logits_in_blocks(params, _check_cnn_input(params, x)), axis=-1)
 
 
-def _xent(logits, y, eps=0.0):
-    """Mean cross-entropy against the smoothed target ``(1 - eps) * one_hot(y) + eps / C`` (the
-    formula of ``course_lib.training``'s label smoothing; eps = 0: the plain cross-entropy). eps may
-    be a traced scalar, so one compiled step serves every smoothing."""
-    logp = jax.nn.log_softmax(logits)
-    true = jnp.take_along_axis(logp, y[:, None], axis=1)[:, 0]
-    return -jnp.mean((1.0 - eps) * true + (eps / logits.shape[-1]) * jnp.sum(logp, axis=-1))
-
-
 def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, batch_size: int = 64,
               learning_rate: float = 5e-3, seed: int = 0, channels=(32, 64), dropout: float = 0.3,
               params=None, augment_shift: int = 0, cosine_decay: bool = True,
@@ -954,7 +945,7 @@ def _make_train_step(shift, treedef, shapes):
 
     def loss_fn(flat, xb, yb, mask, eps):
         logits = _cnn_features(_unflatten(flat, treedef, shapes), xb, mask=mask)["logits"]
-        return _xent(logits, yb, eps), jnp.mean(jnp.argmax(logits, -1) == yb)
+        return _smoothed_cross_entropy(logits, yb, eps), jnp.mean(jnp.argmax(logits, -1) == yb)
 
     @functools.partial(_jit, options=_STEP_COMPILER_OPTIONS)
     def step(flat, state, xb, yb, offsets, mask, lr, eps):

@@ -94,13 +94,20 @@ def early_stopping(patience: int = 5, monitor: str = "val_loss", min_delta: floa
 
 
 # ----------------------------------------------------------------------------------- the step
+def _smoothed_cross_entropy(logits, y, eps):
+    """Mean cross-entropy of ``logits`` (N, C) against the smoothed target q = (1 - eps) *
+    one_hot(y) + eps / C. ``eps`` may be traced (``conv.train_cnn`` passes it to its compiled
+    step as an argument)."""
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    true = jnp.take_along_axis(logp, y[:, None], axis=-1)[:, 0]
+    return -jnp.mean((1.0 - eps) * true + (eps / logits.shape[-1]) * jnp.sum(logp, axis=-1))
+
+
 def _loss_value(loss, out, y, label_smoothing=0.0):
     if loss == "cross_entropy":
+        if label_smoothing:
+            return _smoothed_cross_entropy(out, y, label_smoothing)
         logp = jax.nn.log_softmax(out, axis=-1)
-        if label_smoothing:   # target q = (1 - eps) * one_hot(y) + eps / C
-            eps, n_classes = label_smoothing, out.shape[-1]
-            true = jnp.take_along_axis(logp, y[:, None], axis=-1)[:, 0]
-            return -jnp.mean((1.0 - eps) * true + (eps / n_classes) * jnp.sum(logp, axis=-1))
         return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=-1))
     return jnp.mean((out - y) ** 2)
 
@@ -602,8 +609,10 @@ def fit(apply_fn: Callable, params, optimizer, X_train, y_train, *, X_val=None, 
                                  "lower the learning rate (or check the data for huge values)")
             history["train_loss"].append(tl)
             history["train_acc"].append(ta)
+            # the parameter tree of this epoch, sliced once for validation and the callbacks
+            current = tree(params) if has_val or callbacks else None
             if has_val:
-                vl, va = eval_fn(tree(params), X_val, y_val)
+                vl, va = eval_fn(current, X_val, y_val)
                 history["val_loss"].append(float(vl))
                 history["val_acc"].append(float(va))
             stop = False
@@ -611,8 +620,6 @@ def fit(apply_fn: Callable, params, optimizer, X_train, y_train, *, X_val=None, 
                 if early_stopping.best_epoch(history) == epoch:
                     best_params = params
                 stop = early_stopping.should_stop(history)
-            if callbacks:
-                current = tree(params)
             for cb in callbacks:
                 stop = bool(cb(epoch, current, history)) or stop
             if bar is not None:
