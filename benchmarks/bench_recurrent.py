@@ -1,7 +1,7 @@
 """Benchmark: course_lib.recurrent LSTM/GRU/RNN layers (lax.scan + hand-written BPTT) vs jax.grad
 of a plain lax.scan cell, and (optionally) PyTorch's nn.LSTM / nn.GRU / nn.RNN.
 
-    .venv/bin/python benchmarks/bench_recurrent.py [--rounds 5] [--calls 30]
+    .venv/bin/python benchmarks/bench_recurrent.py [--rounds 5] [--calls 30] [--sweep]
 
 Case (float32, CPU): batch 32, 50 steps, input 16, hidden 64; forward + backward (gradients of
 sum(outputs) w.r.t. all weights and the inputs). Every implementation runs in its OWN process:
@@ -11,8 +11,11 @@ rounds of each process's median; every ratio is the median over the rounds of th
 (the processes of a round run back to back, so a drift of the shared machine's speed cancels out).
 Why processes: PyTorch's OpenMP threads and XLA's thread pools keep spinning for a while after a
 call, and in one process whichever library runs next loses one of the 2 cores to them (measured:
-a JAX call right after a PyTorch call took 14 ms instead of 6). Targets: LSTM <= 1.0 and GRU <= 0.4
-times PyTorch; compile <= 0.7 s. The compile columns are the XLA compile of each jitted function
+a JAX call right after a PyTorch call took 14 ms instead of 6). course_lib splits a large batch
+over the CPU devices (one per core, ``course_lib._parallel``), as PyTorch splits its products over
+its threads; the row "on one CPU device" is course_lib with ``COURSE_LIB_CPU_DEVICES=1``, and
+``--sweep`` shows where the split pays (it sets ``recurrent._PARALLEL_WORK``). Targets: LSTM <= 1.0
+and GRU <= 0.4 times PyTorch; compile <= 0.7 s. The compile columns are the XLA compile of each jitted function
 (``jitted.lower(...).compile()``, tracing excluded), wall and process CPU seconds, cold: the
 persistent compilation cache is switched off (``jax_enable_compilation_cache=False``), whatever
 JAX_COMPILATION_CACHE_DIR says; a tiny function compiled first in each process takes XLA's one-time
@@ -30,6 +33,8 @@ import sys
 import time
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+if sys.argv[1:3] == ["--child", "course1"]:      # course_lib kept on one CPU device (course_lib._parallel)
+    os.environ["COURSE_LIB_CPU_DEVICES"] = "1"
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -77,10 +82,11 @@ def timed_compile(fn, *args):
 
 
 KINDS = ("lstm", "gru", "rnn")
-NAMES = {"course": "course_lib (scan + hand-written BPTT)", "autodiff": "jax.grad of a plain lax.scan",
+NAMES = {"course": "course_lib (scan + hand-written BPTT)", "course1": "course_lib on one CPU device",
+         "autodiff": "jax.grad of a plain lax.scan",
          "torch2": "torch.nn.{} (2 threads)", "torch1": "torch.nn.{} (1 thread)"}
 HAVE_TORCH = importlib.util.find_spec("torch") is not None   # imported by the torch processes only
-IMPLS = ("course", "autodiff") + (("torch2", "torch1") if HAVE_TORCH else ())
+IMPLS = ("course", "course1", "autodiff") + (("torch2", "torch1") if HAVE_TORCH else ())
 
 
 def _child(impl: str, calls: int) -> None:
@@ -110,7 +116,7 @@ def _child(impl: str, calls: int) -> None:
         jax.jit(lambda a: a * 2 + 1).lower(xj).compile()
         for kind in KINDS:
             p = R.init(kind, D, H)
-            fn = (course_fn if impl == "course" else autodiff_fn)(kind)
+            fn = (autodiff_fn if impl == "autodiff" else course_fn)(kind)
             compiles[kind] = timed_compile(fn, p, xj)
             funcs[kind] = lambda fn=fn, p=p: jax.block_until_ready(fn(p, xj))
     for kind, call in funcs.items():
@@ -118,14 +124,50 @@ def _child(impl: str, calls: int) -> None:
     print(json.dumps(out))
 
 
+def sweep(calls: int) -> None:
+    """Forward+backward of course_lib's layers with the batch split over the CPU devices against
+    kept on one device, over a grid of sizes (T=50, D=16), in this process: where the split pays
+    sets ``recurrent._PARALLEL_WORK`` (the forward multiply-adds printed as "work")."""
+    n = len(jax.devices("cpu"))
+    print(f"{n} CPU devices; ms per forward+backward call, median of {calls} calls; T=50, D=16")
+    if n < 2:
+        print("one CPU device: nothing to compare (is COURSE_LIB_CPU_DEVICES=1 set?)")
+        return
+    saved = R._PARALLEL_WORK
+    print(f"{'cell':5s} {'H':>4s} {'B':>4s} {'work (M)':>9s} {'one device':>11s} {'split':>8s} {'ratio':>6s}")
+    try:
+        for kind in KINDS:
+            for hidden in (16, 64, 128):
+                for batch in (8, 16, 32, 64):
+                    xs = jnp.asarray(np.random.default_rng(0).standard_normal((batch, 50, 16)), jnp.float32)
+                    p = R.init(kind, 16, hidden)
+                    ms = []
+                    for threshold in (float("inf"), 0.0):
+                        R._PARALLEL_WORK = threshold
+                        R._run.clear_cache()
+                        fn = course_fn(kind)
+                        ms.append(median_times(lambda: jax.block_until_ready(fn(p, xs)), calls)[0] * 1e3)
+                    work = 50 * batch * R._GATES[kind] * hidden * (hidden + 16) / 1e6
+                    print(f"{kind.upper():5s} {hidden:4d} {batch:4d} {work:9.1f} {ms[0]:11.2f} {ms[1]:8.2f} "
+                          f"{ms[1] / ms[0]:6.2f}", flush=True)
+    finally:
+        R._PARALLEL_WORK = saved
+        R._run.clear_cache()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="processes per implementation")
     parser.add_argument("--calls", type=int, default=30, help="timed calls per cell and process")
+    parser.add_argument("--sweep", action="store_true",
+                        help="batch split over the CPU devices vs one device, over a grid of sizes")
     parser.add_argument("--child", choices=IMPLS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child(args.child, args.calls)
+        return
+    if args.sweep:
+        sweep(args.calls)
         return
     per = {(kind, impl): [res[kind] for res in results]       # [wall, cpu, compile, compile cpu]
            for impl, results in run_rounds(__file__, IMPLS, args.rounds, ("--calls", args.calls)).items()

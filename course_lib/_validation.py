@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from course_lib import _parallel  # noqa: F401  (on import: one CPU device per core, see _parallel)
+
 __all__ = [
     "is_concrete",
     "as_float_array",

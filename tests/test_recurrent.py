@@ -266,6 +266,99 @@ def jnp_unroll_from(kind, p, xs, mask, h0):
     return jnp.stack(outs, 1), h, c
 
 
+# ----------------------------------------------------------------- batch split over CPU devices
+@pytest.fixture
+def split_every_batch(monkeypatch):
+    """Every even batch is split over 2 CPU devices (course_lib._parallel), however small."""
+    if len(jax.devices("cpu")) < 2:
+        pytest.skip("course_lib kept one CPU device (COURSE_LIB_CPU_DEVICES=1 or one core)")
+    monkeypatch.setattr(R, "_PARALLEL_WORK", 0.0)
+    R._run.clear_cache()                       # the split is decided when _run is traced
+    yield
+    R._run.clear_cache()
+
+
+def _splits(kind, p, xs):
+    return "shard_map" in str(jax.make_jaxpr(lambda p, xs: R.run(kind, p, xs))(p, xs))
+
+
+@pytest.mark.parametrize("kind", R.KINDS)
+@pytest.mark.parametrize("use_mask", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_split_batch_values_and_gradients_equal_references(kind, use_mask, reverse, split_every_batch):
+    """With the batch of 4 split into 2 x 2 over the CPU devices, the outputs equal the NumPy loop
+    and the gradients (weights summed over the devices, inputs and initial state per share) equal
+    jax.grad of the plain unroll written here."""
+    rng = np.random.default_rng(11)
+    p = rand_params(kind)
+    xs4 = jnp.asarray(rng.standard_normal((4, T, D)))
+    m = R.sequence_mask(np.array([6, 2, 5, 1]), T, dtype="float64") if use_mask else jnp.ones((4, T))
+    h0 = jnp.asarray(rng.standard_normal((4, H)))
+    w_out, w_h = rng.standard_normal((4, T, H)), rng.standard_normal((4, H))
+    assert _splits(kind, p, xs4)
+
+    hs, final = R.run(kind, p, xs4, mask=m if use_mask else None, reverse=reverse)
+    want_hs, want_final = np_run(kind, p, xs4, m if use_mask else None, reverse)
+    np.testing.assert_allclose(hs, want_hs, rtol=1e-11, atol=1e-13)
+    for got, want in zip(jax.tree_util.tree_leaves(final), jax.tree_util.tree_leaves(want_final)):
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-13)
+
+    def loss_lib(p, xs, h0):
+        state0 = (h0, 0.5 * h0) if kind == "lstm" else h0
+        hs, final = R.run(kind, p, xs, state0, mask=m if use_mask else None, reverse=reverse)
+        return jnp.sum(hs * w_out) + jnp.sum((final[0] if kind == "lstm" else final) * w_h)
+
+    def loss_ref(p, xs, h0):
+        flip = (lambda a: a[:, ::-1]) if reverse else (lambda a: a)
+        hs, h, _ = jnp_unroll_from(kind, p, flip(xs), flip(m), h0)
+        return jnp.sum(flip(hs) * w_out) + jnp.sum(h * w_h)
+
+    got = jax.jit(jax.grad(loss_lib, argnums=(0, 1, 2)))(p, xs4, h0)
+    want = jax.grad(loss_ref, argnums=(0, 1, 2))(p, xs4, h0)
+    for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", R.KINDS)
+def test_split_batch_under_vmap_equals_one_device(kind, split_every_batch):
+    """Chapter 11 trains a stack of models with jax.vmap: the split works under vmap (and jit)."""
+    rng = np.random.default_rng(12)
+    ps = jax.tree_util.tree_map(lambda *a: jnp.stack(a), rand_params(kind, 0), rand_params(kind, 1))
+    xs2 = jnp.asarray(rng.standard_normal((2, 4, T, D)))
+
+    def loss(ps, xs2):
+        return jnp.sum(jnp.sin(jax.vmap(lambda p, x: R.run(kind, p, x)[0])(ps, xs2)))
+
+    got = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(ps, xs2)
+    want = [jax.value_and_grad(lambda p, x: jnp.sum(jnp.sin(np_free_unroll(kind, p, x))), argnums=(0, 1))(
+        jax.tree_util.tree_map(lambda a: a[i], ps), xs2[i]) for i in range(2)]
+    np.testing.assert_allclose(got[0], want[0][0] + want[1][0], rtol=1e-12)
+    for i in range(2):
+        for g, w in zip(jax.tree_util.tree_leaves((jax.tree_util.tree_map(lambda a: a[i], got[1][0]),
+                                                    got[1][1][i])),
+                        jax.tree_util.tree_leaves(want[i][1])):
+            np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+
+
+def np_free_unroll(kind, p, xs):
+    """The plain unroll from a zero state, no mask."""
+    return jnp_unroll_from(kind, p, xs, jnp.ones(xs.shape[:2]), jnp.zeros((xs.shape[0], H)))[0]
+
+
+def test_which_batches_are_split(split_every_batch, monkeypatch):
+    """An odd batch of 2 devices is not split; below the work threshold nothing is; the issue's
+    benchmark shape (B=32, T=50, D=16, H=64) is, with the threshold course_lib ships."""
+    p = R.init("lstm", D, H, dtype="float64")
+    assert not _splits("lstm", p, jnp.zeros((3, T, D)))
+    assert _splits("lstm", p, jnp.zeros((2, T, D)))
+    monkeypatch.undo()                         # the shipped threshold
+    R._run.clear_cache()
+    assert not _splits("lstm", p, jnp.zeros((4, T, D)))
+    big = R.init("lstm", 16, 64, dtype="float64")
+    assert _splits("lstm", big, jnp.zeros((32, 50, 16)))
+    assert not _splits("gru", R.init("gru", 16, 64), jnp.zeros((16, 50, 16)))
+
+
 def test_lstm_gradient_matches_finite_differences(xs):
     p = rand_params("lstm")
     w = np.random.default_rng(5).standard_normal((B, T, H))
@@ -470,6 +563,21 @@ def test_bad_inputs_give_clear_errors(xs):
         R.rnn({"W_xh": jnp.ones((D, H)), "b": jnp.ones(H)}, xs)
     with pytest.raises(TypeError, match="reverse must be True or False"):
         R.gru(R.init_gru(D, H), xs, reverse="yes")
+
+
+def test_value_checks_work_inside_jit_on_closed_over_arrays(xs, mask):
+    """A concrete mask captured by a jitted function is still checked (with NumPy): a jnp check
+    would be staged into the trace and bool() of it would fail."""
+    p = rand_params("gru")
+    got = jax.jit(lambda xs: R.run("gru", p, xs, mask=mask)[0])(xs)
+    np.testing.assert_allclose(got, R.run("gru", p, xs, mask=mask)[0], rtol=1e-12)
+    logits = jnp.asarray(np.random.default_rng(3).standard_normal((B, T, 4)))
+    labels = jnp.zeros((B, T), jnp.int32)
+    jax.jit(lambda lg: R.sequence_cross_entropy(lg, labels, mask))(logits)
+    jax.jit(lambda: R.sequence_mask(np.array([2, 0, 6]), T))()
+    bad = 2 * mask                             # concrete: made outside the trace
+    with pytest.raises(ValueError, match="mask must hold only 0"):
+        jax.jit(lambda xs: R.run("gru", p, xs, mask=bad)[0])(xs)
 
 
 def test_mismatched_hidden_sizes_are_named():
