@@ -3,11 +3,13 @@
 XLA:CPU runs the kernels of one compiled computation one after another, on one core: a recurrent
 layer's time loop is a chain of small products that no thread pool splits. PyTorch, in contrast,
 splits each product over its threads. JAX's way to use a second core is a second *device*, so when
-course_lib is imported it asks JAX for one CPU device per core, at most ``DEFAULT_MAX_DEVICES``
-(only measured on 2 cores). Arrays still live on the first device and every computation runs
-there, unless a course_lib function splits a large batch with :func:`over_batch`: then each device
-runs the same code on its share of the batch (``jax.shard_map``), and gradients of the replicated
-arguments (the weights) are summed across the devices by JAX's transpose rule.
+course_lib is imported it asks JAX for one CPU device per core, at most ``DEFAULT_MAX_DEVICES``:
+only measured on 2 cores, and the shares of a split decide how floats are summed, so with the same
+2 devices on every machine of 2 cores or more the notebooks' stored numbers come out the same.
+Arrays still live on the first device and every computation runs there, unless a course_lib
+function splits a large batch with :func:`over_batch`: then each device runs the same code on its
+share of the batch (``jax.shard_map``), and gradients of the replicated arguments (the weights) are
+summed across the devices by JAX's transpose rule.
 
 A split costs about 0.3-0.5 ms per call (a second device, moving the shares, summing the
 gradients), so :func:`shards` only splits work of at least ``min_work`` multiply-adds; the callers
