@@ -159,6 +159,13 @@ def _host_values(x):
     return np.asarray(x)
 
 
+def is_binary_np(x) -> bool:
+    """All values of a concrete ``x`` are 0 or 1, checked with NumPy on the host (a ``jnp`` test of
+    a concrete array would be staged, not evaluated, when called inside a jit trace)."""
+    v = _host_values(x)
+    return bool(((v == 0) | (v == 1)).all())
+
+
 def check_finite_np(x, name: str):
     """Like :func:`check_finite` (same message), evaluated with NumPy on the host."""
     if is_concrete(x):
@@ -185,7 +192,7 @@ def check_probability_np(x, name: str, *, open_interval: bool = False):
     return x
 
 
-__all__ += ["check_finite_np", "check_probability_np"]
+__all__ += ["is_binary_np", "check_finite_np", "check_probability_np"]
 
 
 # --- appended (training): host-side array conversion -----------------------------------------------

@@ -30,7 +30,7 @@ def _check_xy(X, y):
     V.check_finite(X, "X")
     y = V.as_int_array(y, "y")
     V.check_shape(y, "y", (X.shape[0],))
-    if V.is_concrete(y) and not bool(np.isin(np.asarray(y), (0, 1)).all()):
+    if V.is_concrete(y) and not V.is_binary_np(y):
         raise ValueError(f"y must hold binary labels 0/1, got values {sorted(set(np.asarray(y).tolist()))[:5]}")
     return X, y
 

@@ -53,7 +53,7 @@ from jax import lax
 
 from course_lib import _parallel, activations, losses
 from course_lib._validation import (as_float_array, as_int_array, check_finite, check_ndim,
-                                    check_option, check_positive, is_concrete)
+                                    check_option, check_positive, is_binary_np, is_concrete)
 
 __all__ = [
     "KINDS", "ACTIVATIONS",
@@ -157,13 +157,6 @@ def _check_state(h, name, batch, hidden, dtype):
     return h.astype(dtype)
 
 
-def _is_binary(mask):
-    """All values 0 or 1, checked with NumPy on the host (jnp ops on a concrete array would be
-    staged, not evaluated, when called inside a jit trace)."""
-    m = np.asarray(mask)
-    return bool(((m == 0) | (m == 1)).all())
-
-
 def _check_mask(mask, batch, steps, dtype):
     if mask is None:
         return None
@@ -172,7 +165,7 @@ def _check_mask(mask, batch, steps, dtype):
     mask = jnp.asarray(mask)
     if mask.shape != (batch, steps):
         raise ValueError(f"mask must have shape (B, T) = ({batch}, {steps}), got {tuple(mask.shape)}")
-    if is_concrete(mask) and not _is_binary(mask):
+    if is_concrete(mask) and not is_binary_np(mask):
         raise ValueError("mask must hold only 0 (padding) and 1 (valid step)")
     return mask.astype(dtype)
 
@@ -922,7 +915,7 @@ def _seq_mask_for(mask, shape, dtype):
     mask = jnp.asarray(mask)
     if mask.shape != shape:
         raise ValueError(f"mask must have shape (B, T) = {shape}, got {tuple(mask.shape)}")
-    if is_concrete(mask) and not _is_binary(mask):
+    if is_concrete(mask) and not is_binary_np(mask):
         raise ValueError("mask must hold only 0 (padding) and 1 (valid step)")
     if is_concrete(mask) and not (np.asarray(mask) == 1).any():
         raise ValueError("mask must mark at least one valid step")

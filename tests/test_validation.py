@@ -196,3 +196,14 @@ def test_to_jax_equals_jnp_asarray():
         assert got.dtype == want.dtype and got.shape == want.shape
         assert getattr(got, "weak_type", False) == getattr(want, "weak_type", False)
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
+def test_is_binary_np_matches_numpy_isin_and_works_inside_jit():
+    for values in ([0, 1, 1, 0], [0.0, 1.0], [], [0, 2], [0.5, 1.0], [np.nan, 1.0], [True, False]):
+        v = np.asarray(values)
+        assert V.is_binary_np(v) == bool(np.isin(v, (0, 1)).all())
+        assert V.is_binary_np(jnp.asarray(v)) == bool(np.isin(v, (0, 1)).all())
+    closed = jnp.asarray([0.0, 1.0, 2.0])        # a concrete array captured by a jitted function
+    seen = []
+    jax.jit(lambda x: (seen.append(V.is_binary_np(closed)), x)[1])(1.0)
+    assert seen == [False]                       # evaluated while tracing, not staged
