@@ -197,7 +197,8 @@ def _train_in_child(epochs, seeds: int, only_first: bool = False):
 
 
 def _seed_spread_in_child(epochs, n: int):
-    """[(refit, init seed, test acc, test images)] on split 0 for train_cnn seeds 0..n-1 (one fresh process)."""
+    """[(refit, init seed, test acc, test images)] on split 0 for train_cnn seeds 0..n-1, from one
+    fresh process."""
     args = ["--child-spread", n] + ([] if epochs is None else ["--epochs", epochs])
     return [tuple(r) for r in child_json(__file__, *args)]
 
