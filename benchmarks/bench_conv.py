@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import functools
 import importlib.util
 import json
 import os
@@ -203,6 +204,15 @@ def _seed_spread_in_child(epochs, n: int):
     return [tuple(r) for r in child_json(__file__, *args)]
 
 
+@functools.lru_cache(maxsize=None)
+def _digits_split(seed: int):
+    """Split ``seed`` of the digits images (loaded once per process)."""
+    from course_lib import data
+
+    X, y = data.load_digits(images=True)
+    return data.train_val_test_split(np.asarray(X)[..., None], np.asarray(y), seed=seed)
+
+
 def train_case(epochs, seed: int, refit: bool = False, init_seed=None):
     """Train on split ``seed`` (seeded init too) and predict its test set: (wall s, CPU s, accuracy).
 
@@ -210,10 +220,7 @@ def train_case(epochs, seed: int, refit: bool = False, init_seed=None):
     ``init_seed``: train_cnn's seed (initial weights, mini-batch order, dropout masks) when it
     should differ from the split's. The first call in a process includes every compilation (the
     training step)."""
-    from course_lib import data
-
-    X, y = data.load_digits(images=True)
-    split = data.train_val_test_split(np.asarray(X)[..., None], np.asarray(y), seed=seed)
+    split = _digits_split(seed)
     X_fit, y_fit = split["X_train"], split["y_train"]
     if refit:
         X_fit = np.concatenate([X_fit, split["X_val"]])
@@ -281,9 +288,7 @@ def main(argv=None):
         print(json.dumps(out))
         return 0
     if args.child_spread:
-        from course_lib import data
-        X, y = data.load_digits()
-        n_test = len(data.train_val_test_split(np.asarray(X), np.asarray(y), seed=0)["y_test"])
+        n_test = len(_digits_split(0)["y_test"])
         out = [(refit, i, train_case(args.epochs, seed=0, refit=refit, init_seed=i)[2], n_test)
                for refit in (False, True) for i in range(args.child_spread)]
         print(json.dumps(out))

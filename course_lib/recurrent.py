@@ -910,13 +910,11 @@ def sequence_mask(lengths, max_len, *, padding="right", dtype="float32"):
 
 
 def _seq_mask_for(mask, shape, dtype):
+    """:func:`_check_mask` for a sequence loss: no mask means every step counts, and a mask must
+    mark at least one step."""
     if mask is None:
         return jnp.ones(shape, dtype)
-    mask = jnp.asarray(mask)
-    if mask.shape != shape:
-        raise ValueError(f"mask must have shape (B, T) = {shape}, got {tuple(mask.shape)}")
-    if is_concrete(mask) and not is_binary_np(mask):
-        raise ValueError("mask must hold only 0 (padding) and 1 (valid step)")
+    mask = _check_mask(mask, *shape, dtype)
     if is_concrete(mask) and not (np.asarray(mask) == 1).any():
         raise ValueError("mask must mark at least one valid step")
     return mask.astype(dtype)
