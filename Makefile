@@ -19,13 +19,15 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: help venv lab test test-lib test-notebooks test-browser notebooks exercises docs bench book grade lock clean
+.PHONY: help venv lab test test-lib test-notebooks test-portable test-seeds test-browser notebooks exercises docs bench book grade lock clean
 
 help:
 	@echo "make lab             open the course in JupyterLab"
 	@echo "make test            run every test (what CI runs)"
 	@echo "make test-lib        only the library/grading tests (fast)"
 	@echo "make test-notebooks  only nbval over notebooks/"
+	@echo "make test-portable   nbval over notebooks/ with XLA's YNNPACK fusions off (a stand-in for another CPU)"
+	@echo "make test-seeds      re-execute every notebook and solution with SEED = 1, 2, 3 (claims must hold)"
 	@echo "make test-browser    only the widgets in real JupyterLab + headless Chromium (two at a time)"
 	@echo "make notebooks       re-execute notebooks in place (NB=notebooks/03_*.ipynb for one)"
 	@echo "make exercises       regenerate exercises/ from solutions/"
@@ -51,6 +53,7 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile tests notebooks $(NBVAL)
+	$(MAKE) --no-print-directory test-portable
 
 test-lib: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile tests
@@ -62,6 +65,19 @@ test-notebooks: $(STAMP)
 # notebooks at a time: one executes while the other's controls are being moved.
 test-browser: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist load tests/browser
+
+# Another CPU rounds the last bits differently (XLA picks its YNNPACK kernels per processor). Turning
+# the YNN fusions off is a stand-in for such a machine: the stored outputs must pass strict nbval
+# with and without them. Own compile cache, so the two kinds of kernels never mix.
+NO_YNN := XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type= JAX_COMPILATION_CACHE_DIR=$(CURDIR)/.cache/jax-noynn
+test-portable: $(STAMP)
+	$(NO_YNN) $(BIN)/python -m pytest -n 2 --dist loadfile notebooks $(NBVAL) -p no:cacheprovider
+
+# A claim that survives other seeds survives other CPUs: every notebook and solution notebook is
+# re-executed with SEED = 1, 2, 3 (tools/check_seeds.py) and every assertion must still hold.
+SEEDS ?= 1 2 3
+test-seeds: $(STAMP)
+	$(BIN)/python tools/check_seeds.py --seeds $(SEEDS) $(NB_SEEDS)
 
 NB ?= notebooks/*.ipynb
 notebooks: $(STAMP)
