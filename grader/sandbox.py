@@ -136,7 +136,7 @@ def bwrap_command(limits: Limits, *, cache_writable=False, with_cache=True) -> l
     args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
     for root in _mount_roots():
         args += ["--ro-bind", root, root]
-    args += ["--dev", "/dev", "--size", str(limits.tmp_mb * 2**20), "--tmpfs", SANDBOX_TMP]
+    args += ["--dev", "/dev", "--remount-ro", "/dev", "--size", str(limits.tmp_mb * 2**20), "--tmpfs", SANDBOX_TMP]
     if cache:
         args += ["--bind" if cache_writable else "--ro-bind", str(cache), SANDBOX_CACHE]
     args += ["--remount-ro", "/", "--chdir", SANDBOX_TMP, "--clearenv"]

@@ -499,7 +499,15 @@ def probe():
     out["write"] = {{"tmp": attempt(lambda: open("/tmp/mine.txt", "w").write("x")),
                      "root": attempt(lambda: open("/evil", "w")),
                      "venv": attempt(lambda: open(sys.prefix + "/evil.pth", "w")),
-                     "course_lib": attempt(lambda: open({str(REPO / "course_lib" / "evil.py")!r}, "w"))}}
+                     "course_lib": attempt(lambda: open({str(REPO / "course_lib" / "evil.py")!r}, "w")),
+                     "dev": attempt(lambda: open("/dev/evil", "w")), "dev/null": attempt(lambda: open("/dev/null", "w"))}}
+    def fill():
+        for i in range(100):
+            with open(f"/tmp/fill{{i}}", "wb") as f:
+                f.write(b"x" * 2**20)
+    out["big file"] = attempt(lambda: open("/tmp/big", "wb").write(b"x" * 40 * 2**20))
+    os.remove("/tmp/big")
+    out["fill /tmp"] = attempt(fill)
     out["net"] = attempt(lambda: socket.create_connection(("1.1.1.1", 80), timeout=3))
     out["fork"] = libc.fork(), ctypes.get_errno()
     out["clone"] = libc.syscall(56, 17, 0, 0, 0, 0), ctypes.get_errno()
@@ -526,7 +534,10 @@ def probe():
     assert got["sees"] == {"home canary": False, "test folder": False, "solutions": False, "tests": False,
                            "git": False, "proc": False, "etc": False, "course_lib": True, "python": True}
     assert got["project"] == [".venv", "course_lib", "grader"]
-    assert got["write"] == {"tmp": "ok", "root": "EROFS", "venv": "EROFS", "course_lib": "EROFS"}
+    assert got["write"] == {"tmp": "ok", "root": "EROFS", "venv": "EROFS", "course_lib": "EROFS", "dev": "EROFS",
+                            "dev/null": "ok"}
+    assert got["fill /tmp"] == "ENOSPC"  # /tmp holds 64 MB
+    assert got["big file"] == "EFBIG"    # no file above 32 MB (RLIMIT_FSIZE)
     assert got["net"] == "ENETUNREACH"
     assert got["fork"] == (-1, 1) and got["clone"] == (-1, 1) and got["exec"] == (-1, 1)  # EPERM (seccomp)
     assert got["setuid"] == (-1, 22)  # EINVAL: root does not even exist in its user namespace
