@@ -561,6 +561,9 @@ def zygote(ctrl_fd: int, config: dict) -> None:
     import signal
     import socket
 
+    import gc
+
+    gc.disable()  # importing is faster without collections; gc.freeze() below, children collect again
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     ctrl = socket.socket(fileno=ctrl_fd)
     import numpy  # noqa: F401
@@ -584,8 +587,6 @@ def zygote(ctrl_fd: int, config: dict) -> None:
     except Exception:
         libc = None
     me = os.getpid()
-    import gc
-
     gc.collect()
     gc.freeze()  # children inherit these objects: no garbage collection of theirs touches (and copies) them
     children: set[int] = set()
@@ -668,6 +669,9 @@ def child(number: int = 0) -> None:
             view = view[n:]
 
     init, _ = read_message(proto_in)
+    import gc
+
+    gc.enable()
     workdir = init["workdir"]
     if init.get("fresh_workdir"):
         workdir = os.path.join(workdir, f"child-{number}")

@@ -514,8 +514,11 @@ def probe():
     out["exec"] = libc.execv(b"/usr/bin/true", None), ctypes.get_errno()
     out["kill zygote"] = libc.kill(1, 9), libc.kill(-1, 9)
     out["setuid"] = libc.setuid(0), ctypes.get_errno()
+    out["ptrace"] = libc.ptrace(16, 1, 0, 0), ctypes.get_errno()  # PTRACE_ATTACH to the zygote
+    out["capabilities"] = sum(libc.prctl(23, cap, 0, 0, 0) == 1 for cap in range(64))  # PR_CAPBSET_READ
     out["limits"] = [resource.getrlimit(r)[0] for r in (resource.RLIMIT_AS, resource.RLIMIT_FSIZE,
-                                                        resource.RLIMIT_NPROC, resource.RLIMIT_CPU)]
+                                                        resource.RLIMIT_NPROC, resource.RLIMIT_NOFILE,
+                                                        resource.RLIMIT_CPU)]
     return out
 '''
     sandbox = _bare_sandbox(tmp_path, probe)
@@ -541,8 +544,20 @@ def probe():
     assert got["net"] == "ENETUNREACH"
     assert got["fork"] == (-1, 1) and got["clone"] == (-1, 1) and got["exec"] == (-1, 1)  # EPERM (seccomp)
     assert got["setuid"] == (-1, 22)  # EINVAL: root does not even exist in its user namespace
-    assert got["limits"] == [2048 * 2**20, 32 * 2**20, 256, 190]
+    assert got["ptrace"] == (-1, 1) and got["capabilities"] == 0
+    assert got["limits"] == [2048 * 2**20, 32 * 2**20, 256, 256, 190]
     assert canary.parent.exists() and secret.read_text() == "42"
+
+
+def test_compile_cache_keeps_library_kernels_only(tmp_path):
+    """After the warm-up, entries compiled from functions the source notebook defines are deleted."""
+    from grader.grade import _prune_cache
+
+    for name in ("jit_exp-1a2b", "jit__where-3c4d", "jit_sigmoid-5e6f", "jit__sigmoid64-7a8b", "jit__lambda_-9c0d",
+                 "jit_softmax-1111"):
+        (tmp_path / name).write_bytes(b"kernel")
+    _prune_cache(tmp_path, load_assignment(SOURCE03))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jit__where-3c4d", "jit_exp-1a2b"]
 
 
 # ----------------------------------------------------------------------------- forbidden functions
