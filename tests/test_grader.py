@@ -414,6 +414,7 @@ def test_no_sandbox_grades_with_a_warning_on_the_console_and_in_the_output_folde
     subs.mkdir()
     shutil.copy(FIXTURES / "good.ipynb", subs / "ann.ipynb")
     shutil.copy(FIXTURES / "path_guard_bypass.ipynb", subs / "eve.ipynb")
+    shutil.copy(FIXTURES / "spawn_escape.ipynb", subs / "mallory.ipynb")
     env = dict(os.environ, GRADER_BWRAP=str(tmp_path / "no" / "bwrap"))
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "grader", A03, str(subs), "--out", str(out), "--no-sandbox",
@@ -425,9 +426,11 @@ def test_no_sandbox_grades_with_a_warning_on_the_console_and_in_the_output_folde
     with open(out / "gradebook.csv") as f:
         rows = {(r["student"], r["task"]): r for r in csv.DictReader(f)}
     assert [float(rows[("ann", t)]["points"]) for t in TASKS] == EXPECTED["good"][0]
-    # the audit hook alone (the second layer) still stops the path-guard bypass
+    # the guards inside the process (audit hook, seccomp) still stop the path-guard bypass and new processes
     assert rows[("eve", "test_sigmoid")]["status"] == "error"
     assert "nothing outside the sandbox was reachable" in rows[("eve", "test_sigmoid")]["reason"]
+    assert "no process could be started" in rows[("mallory", "test_sigmoid")]["reason"]
+    assert _processes_with("grader-escapee") == []
 
 
 # ----------------------------------------------------------------------------- the operating-system layer alone
@@ -476,6 +479,7 @@ def test_what_the_sandbox_sees_and_may_do(tmp_path):
     """Without the audit hook: uid, namespaces, file system view, network, processes, limits."""
     from grader.sandbox import RemoteFunction
 
+    IPC_KEY = 0x6A7E57  # noqa: N806  (a System V key no other program uses)
     canary = pathlib.Path.home() / f".grader-canary-{os.getpid()}-probe"
     canary.write_text("secret")
     secret = tmp_path / "secret.txt"
@@ -516,6 +520,10 @@ def probe():
     out["setuid"] = libc.setuid(0), ctypes.get_errno()
     out["ptrace"] = libc.ptrace(16, 1, 0, 0), ctypes.get_errno()  # PTRACE_ATTACH to the zygote
     out["capabilities"] = sum(libc.prctl(23, cap, 0, 0, 0) == 1 for cap in range(64))  # PR_CAPBSET_READ
+    out["read memory"] = libc.process_vm_readv(1, None, 0, None, 0, 0), ctypes.get_errno()
+    out["new namespaces"] = [libc.unshare(flag) for flag in (0x10000000, 0x00020000, 0x20000000, 0x40000000)]
+    out["host name"] = os.uname().nodename
+    out["shm"] = libc.shmget({IPC_KEY}, 4096, 0o1600)  # a System V segment, in its own IPC namespace
     out["limits"] = [resource.getrlimit(r)[0] for r in (resource.RLIMIT_AS, resource.RLIMIT_FSIZE,
                                                         resource.RLIMIT_NPROC, resource.RLIMIT_NOFILE,
                                                         resource.RLIMIT_CPU)]
@@ -524,6 +532,8 @@ def probe():
     sandbox = _bare_sandbox(tmp_path, probe)
     try:
         got = RemoteFunction(sandbox, "probe")()
+        keys = [line.split()[0] for line in pathlib.Path("/proc/sysvipc/shm").read_text().splitlines()[1:]]
+        assert str(IPC_KEY) not in keys  # the segment exists in the sandbox's namespace only
         sandbox.use(("second",), [])          # the kill above did not touch the zygote: it still forks
         again = RemoteFunction(sandbox, "probe")()
         zygote = sandbox.zygote.proc
@@ -544,7 +554,9 @@ def probe():
     assert got["net"] == "ENETUNREACH"
     assert got["fork"] == (-1, 1) and got["clone"] == (-1, 1) and got["exec"] == (-1, 1)  # EPERM (seccomp)
     assert got["setuid"] == (-1, 22)  # EINVAL: root does not even exist in its user namespace
-    assert got["ptrace"] == (-1, 1) and got["capabilities"] == 0
+    assert got["ptrace"] == (-1, 1) and got["read memory"] == (-1, 1) and got["capabilities"] == 0
+    assert got["new namespaces"] == [-1, -1, -1, -1]  # user, mount, pid, network
+    assert got["host name"] == "sandbox" and got["shm"] >= 0
     assert got["limits"] == [2048 * 2**20, 32 * 2**20, 256, 256, 190]
     assert canary.parent.exists() and secret.read_text() == "42"
 
