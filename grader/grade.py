@@ -252,7 +252,7 @@ def _prune_cache(cache: pathlib.Path, assignment: Assignment) -> None:
     for t in assignment.tasks:
         names.update(_function_names(t.visible + t.hidden))
     for entry in cache.iterdir():
-        module = entry.name.rsplit("-", 1)[0]
+        module = entry.name.partition("-")[0]  # jit_<function>-<hash>[-...]: names have no "-"
         fun = module[4:] if module.startswith("jit_") else module
         if fun in names or "lambda" in fun:
             entry.unlink()

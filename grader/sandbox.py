@@ -324,7 +324,7 @@ class Sandbox:
         self.skip: dict[str, str] = {}        # cell id -> why it was skipped
         self.cell_errors: dict[str, str] = {}  # cell id -> exception the cell raised
         self.used = 0.0
-        self.restarts = 0
+        self.restarts = 0                     # children that failed while running the cells
         self.zygote_starts = 0
         self.output_chars = 0
         self.broken = None                    # reason the sandbox cannot run at all
@@ -448,8 +448,7 @@ class Sandbox:
             if self.used >= self.limits.budget:
                 self.broken = "the submission used up its total time budget"
                 raise StudentCodeError("timeout", self.broken)
-            self.restarts += 1
-            if self.restarts > 8 + 2 * len(self.cells):
+            if self.restarts > 8 + len(self.cells):
                 self.broken = "the sandbox had to be restarted too often"
                 raise StudentCodeError("crashed", self.broken)
             t0 = time.monotonic()
@@ -482,6 +481,7 @@ class Sandbox:
                         raise ValueError("unexpected message")
             except TimeoutError:
                 self._end_child()
+                self.restarts += 1
                 if current is None:
                     self.broken = "the sandbox did not start in time"
                     continue
@@ -489,6 +489,7 @@ class Sandbox:
             except (EOFError, ValueError, OSError) as exc:
                 reason = self._death_reason() if self.proc is not None else str(exc)
                 self._end_child()
+                self.restarts += 1
                 if current is None:
                     self.broken = f"the sandbox failed before running your code: {reason}"
                     continue
