@@ -280,10 +280,11 @@ class Zygote:
         """End the sandbox: the zygote ends its children and leaves when its socket closes (so that
         their CPU time is accounted); if it does not within 5 s, bwrap is killed, and the kernel ends
         every process of the sandbox with it."""
-        try:
-            self.sock.close()
+        try:  # shutdown, not only close: the reader thread's pending recv would keep the socket open
+            self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+        self.sock.close()
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
