@@ -396,8 +396,13 @@ def adam(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
         m_hat = m / (1 - b1**t)           v_hat = v / (1 - b2**t)        (t = 1, 2, ...)
         theta <- theta - lr * m_hat / (sqrt(v_hat + eps_root) + eps)
 
-    ``m`` and ``v`` start at 0, so without the correction the first steps would be biased towards
-    zero (``m_1 = 0.1 g``). Equals ``optax.adam(learning_rate, b1, b2, eps, eps_root)``.
+    ``m`` and ``v`` start at 0, so both are biased towards zero at first (``m_1 = 0.1 g``,
+    ``v_1 = 0.001 g**2`` with the default betas); dividing by ``1 - b**t`` (small at first, -> 1)
+    removes the bias, and the first step is ``lr * g / (|g| + eps)``, about ``lr`` in size whatever
+    the scale of the gradient. Without the correction the step ``m / sqrt(v)`` would be
+    ``(1 - b1**t) / sqrt(1 - b2**t)`` times the corrected one: with the default betas 3.2 times too
+    *large* at t = 1 (the uncorrected ``v`` is the bigger error), not too small.
+    Equals ``optax.adam(learning_rate, b1, b2, eps, eps_root)``.
     """
     learning_rate = _learning_rate(learning_rate)
     b1 = _hyper(b1, "b1", low=0.0, high=1.0, high_open=True)
