@@ -38,7 +38,7 @@ __all__ = [
     "max_pool_forward", "max_pool_backward", "max_pool2d",
     "avg_pool_forward", "avg_pool_backward", "avg_pool2d",
     "local_response_norm", "dropout_forward", "dropout_backward", "dropout",
-    "CNN_LAYERS", "init_cnn", "cnn_features", "cnn_apply", "cnn_predict", "train_cnn",
+    "CNN_LAYERS", "init_cnn", "cnn_forward", "cnn_features", "cnn_apply", "cnn_predict", "train_cnn",
 ]
 
 
@@ -239,13 +239,13 @@ def conv2d_backward(dout, cache):
     xp, w, stride, dilation = cache["xp"], cache["w"], cache["stride"], cache["dilation"]
     out_hw = conv_output_shape(xp.shape, w.shape, stride, 0, dilation)[1:3]
     dout = _check_dout(dout, (xp.shape[0],) + out_hw + (w.shape[3],))
-    dxp = jnp.zeros(xp.shape, dout.dtype)
-    dw = jnp.zeros(w.shape, dout.dtype)
+    dxp, dw = jnp.zeros(xp.shape, dout.dtype), []
     for i in range(w.shape[0]):
         for j in range(w.shape[1]):
             taps = tap_slices(i, j, out_hw, stride, dilation)
-            dw = dw.at[i, j].set(jnp.einsum("nyxc,nyxo->co", xp[taps], dout))
+            dw.append(jnp.einsum("nyxc,nyxo->co", xp[taps], dout))            # dw[i, j]
             dxp = dxp.at[taps].add(dout @ w[i, j].T)
+    dw = jnp.stack(dw).reshape(w.shape)
     (top, bottom), (left, right) = cache["pads"]
     dx = dxp[:, top:xp.shape[1] - bottom, left:xp.shape[2] - right, :]
     db = jnp.sum(dout, axis=(0, 1, 2)) if cache["has_bias"] else None
@@ -412,7 +412,7 @@ def dropout_forward(x, rate: float, key=None, *, train: bool = True):
     Taught in: notebooks/10_convolutional_networks.ipynb
     """
     x = check_finite(as_float_array(x, "x"), "x")
-    rate = check_number(rate, "rate", low=0.0, high=1.0, high_open=True)
+    rate = check_number(rate, "rate", low=0, high=1, high_open=True)
     if key is not None:
         check_key(key, "key")
     if not _check_bool(train, "train") or rate == 0.0:
@@ -491,15 +491,15 @@ def _check_cnn(params, x, mask=None):
     return x, mask
 
 
-def cnn_features(params, x, mask=None):
-    """Forward pass of the CNN of :func:`init_cnn`, every activation kept (the one CNN forward).
+def cnn_forward(params, x, mask=None):
+    """Forward pass of the CNN of :func:`init_cnn`, every activation kept: the one CNN forward.
 
     ``conv1 = relu(conv2d(x, W1, b1, 'same'))``, ``pool1 = max_pool2d(conv1, 2)``,
     ``conv2 = relu(conv2d(pool1, W2, b2, 'same'))``, ``pool2 = max_pool2d(conv2, 2)``,
     ``logits = (flatten(pool2) * mask) @ W3 + b3``. ``mask`` (training only): an inverted-dropout
     mask (N, features), already scaled by ``1/(1 - p)`` (see :func:`dropout_forward`).
     x: (N, H, W, C_in) with H, W multiples of 4. Returns a dict with the keys of
-    :data:`CNN_LAYERS` and "logits" (N, n_classes).
+    :data:`CNN_LAYERS` and "logits" (N, n_classes). :func:`cnn_features` runs it compiled.
 
     Taught in: notebooks/10_convolutional_networks.ipynb
     """
@@ -515,12 +515,26 @@ def cnn_features(params, x, mask=None):
     return {"conv1": conv1, "pool1": pool1, "conv2": conv2, "pool2": pool2, "logits": logits}
 
 
+# cnn_features and cnn_apply run cnn_forward compiled, once per input shape.
+_cnn_forward_jit = jax.jit(cnn_forward)
+_cnn_logits_jit = jax.jit(lambda params, x: cnn_forward(params, x)["logits"])
+
+
+def cnn_features(params, x, mask=None):
+    """:func:`cnn_forward` (every activation of the CNN of :func:`init_cnn`), checked and compiled.
+
+    Taught in: notebooks/10_convolutional_networks.ipynb
+    """
+    x, mask = _check_cnn(params, x, mask)
+    return _cnn_forward_jit(params, x, mask)
+
+
 def cnn_apply(params, x):
     """Logits (N, n_classes) of the CNN of :func:`init_cnn` (evaluation: no dropout).
 
     Taught in: notebooks/10_convolutional_networks.ipynb
     """
-    return cnn_features(params, x)["logits"]
+    return _cnn_logits_jit(params, _check_cnn(params, x)[0])
 
 
 def cnn_predict(params, x):
@@ -634,7 +648,7 @@ def train_cnn(X_train, y_train, X_val=None, y_val=None, *, epochs: int = 30, bat
     @jax.jit
     def step(params, state, xb, yb, mask):
         def loss_fn(p):
-            logits = cnn_features(p, xb, mask)["logits"]
+            logits = cnn_forward(p, xb, mask)["logits"]
             target = (1 - eps) * jax.nn.one_hot(yb, n_classes, dtype=logits.dtype) + eps / n_classes
             return losses.cross_entropy(logits, target), jnp.mean(jnp.argmax(logits, -1) == yb)
         (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)

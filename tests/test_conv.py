@@ -424,6 +424,9 @@ def test_cnn_features_equal_lax_with_and_without_a_dropout_mask():
     assert [feats[k].shape for k in conv.CNN_LAYERS + ("logits",)] == [
         (12, 8, 8, 4), (12, 4, 4, 4), (12, 4, 4, 8), (12, 2, 2, 8), (12, 10)]
     np.testing.assert_allclose(feats["logits"], _lax_cnn(params, X), **TOL)
+    eager = conv.cnn_forward(params, X)                          # the same forward, not compiled
+    for k in conv.CNN_LAYERS + ("logits",):
+        np.testing.assert_allclose(eager[k], feats[k], **TOL)
     np.testing.assert_allclose(conv.cnn_apply(params, X), _lax_cnn(params, X), **TOL)
     np.testing.assert_array_equal(conv.cnn_predict(params, X), np.argmax(_lax_cnn(params, X), -1))
     # an inverted-dropout mask (what train_cnn draws) multiplies the flattened pool2 features only

@@ -45,7 +45,7 @@ __all__ = [
     "im2col", "conv2d_forward", "conv2d_backward", "conv2d",
     "max_pool_forward", "max_pool_backward", "max_pool2d",
     "avg_pool_forward", "avg_pool_backward", "avg_pool2d",
-    "cnn_features", "cnn_apply", "cnn_predict", "train_cnn",
+    "cnn_forward", "cnn_features", "cnn_apply", "cnn_predict", "train_cnn",
 ]
 
 
@@ -401,8 +401,11 @@ def avg_pool_backward(dout, cache):
 
 
 # --------------------------------------------------------------------------- the digits CNN
-def _cnn_features(params, x, mask=None):
-    """The body of :func:`cnn_features` (traced inside the training step)."""
+def cnn_forward(params, x, mask=None):
+    """:func:`course_lib.conv.cnn_forward`, fast: the fast conv and pooling (traced by
+    :func:`cnn_features` and inside the training step; checks shapes only)."""
+    x, mask = ref._check_cnn(params, x, mask)
+
     def conv_relu(h, layer):
         return jax.nn.relu(_conv_vjp(_pad_hw(h, ((1, 1), (1, 1))), layer["w"], (1, 1), (1, 1)) + layer["b"])
 
@@ -420,8 +423,8 @@ def _cnn_features(params, x, mask=None):
     return {"conv1": h1, "pool1": p1, "conv2": h2, "pool2": p2, "logits": logits}
 
 
-_cnn_features_jit = jax.jit(_cnn_features)
-_cnn_logits_jit = jax.jit(lambda params, x: _cnn_features(params, x)["logits"])
+_cnn_features_jit = jax.jit(cnn_forward)
+_cnn_logits_jit = jax.jit(lambda params, x: cnn_forward(params, x)["logits"])
 
 
 def cnn_features(params, x, mask=None):
@@ -513,7 +516,7 @@ def _make_train_step(treedef, shapes):
     opt = optim.adam(1.0)       # Adam's step is linear in the learning rate: scaled in the step
 
     def loss_fn(flat, xb, yb, mask, eps):
-        logits = _cnn_features(_unflatten(flat, treedef, shapes), xb, mask=mask)["logits"]
+        logits = cnn_forward(_unflatten(flat, treedef, shapes), xb, mask=mask)["logits"]
         n_classes = logits.shape[-1]
         target = (1 - eps) * jax.nn.one_hot(yb, n_classes, dtype=logits.dtype) + eps / n_classes
         return losses.cross_entropy(logits, target), jnp.mean(jnp.argmax(logits, -1) == yb)
