@@ -296,9 +296,10 @@ def _max_fwd(x, kernel, stride, ho, wo):
 
 def _max_bwd(x, out, g, kernel, stride, ho, wo):
     """Route each output gradient to the first maximum of its window (row-major)."""
+    taps = _pool_taps(x, kernel, stride, ho, wo)
     taken = jnp.zeros(out.shape, bool)
     parts = []
-    for tap in _pool_taps(x, kernel, stride, ho, wo):
+    for tap in taps:
         hit = (tap == out) & ~taken
         taken = taken | hit
         parts.append(jnp.where(hit, g, jnp.zeros((), g.dtype)))
