@@ -193,6 +193,18 @@ def test_flow_widget_shows_vanishing_and_stable(flow):
     np.testing.assert_array_equal(hist.sum(axis=1), GF.N_IN * GF.WIDTH)  # every weight counted once
 
 
+def test_flow_figure_is_readable(flow):
+    """Integer ticks for layers (never 2.5), a named colour bar, labels not cut ("hidden la...")."""
+    flow.controls["depth"].value = 3
+    fig = flow.live.fig
+    ax, ax_h = fig.axes[0], fig.axes[1]
+    flow.live.redraw()
+    for ticks in (ax.get_xticks(), ax_h.get_yticks()):
+        np.testing.assert_array_equal(ticks, np.round(ticks))
+    assert fig.axes[2].get_ylabel() == "weights per bin / largest bin"          # the colour bar
+    assert all(c.style.description_width == "initial" for c in flow.controls.values())
+
+
 def test_flow_bad_args():
     with pytest.raises(ValueError, match="activation must be one of"):
         GF.build_gradient_flow(activation="elu")

@@ -148,11 +148,13 @@ class KernelEditor(Explorer):
 
         fig.colorbar(ScalarMappable(Normalize(-1.0, 1.0), "RdBu_r"), ax=self.ax_out, shrink=0.8,
                      label="output / max |output|")
-        self.range_text = self.ax_out.text(0.02, 0.02, "", transform=self.ax_out.transAxes, fontsize=9,
-                                           color="k", backgroundcolor="w")
-        self.live = LiveFigure(fig, animated=[self.im_out, self.range_text])
+        # the output's range goes to the HTML readout, not into the figure (no text over the image)
+        self.live = LiveFigure(fig, animated=[self.im_out])
+        self.live.freeze_layout()            # laid out for the first (largest) image, kept for all
         # one static background per image (input picture, axis limits), drawn once here: switching
-        # the image is then a blit like any other change, not a full redraw
+        # the image is then a blit like any other change, not a full redraw. The two images have
+        # different shapes, so the axes sit elsewhere in each background; restore_background puts
+        # them back where that background drew them, and the output is drawn inside its axes
         self._backgrounds = {}
         for name in self.images:
             self._show_input(name)
@@ -181,8 +183,6 @@ class KernelEditor(Explorer):
         lim = max(float(np.max(np.abs(self.output))), 1e-6)
         self.im_out.set_data(self.output)
         self.im_out.set_clim(-lim, lim)
-        self.range_text.set_text(f"{preset}: output from {self.output.min():+.2f} to "
-                                 f"{self.output.max():+.2f}")
         if image != self._image_name:                    # a new image: its precomputed background
             self._image_name = image
             self._show_input(image)
@@ -194,7 +194,8 @@ class KernelEditor(Explorer):
         if self.output is None:
             return
         k = self.kernel
-        self.readout.value = (f"sum of weights {k.sum():+.3f} "
+        preset = self.controls["preset"].value
+        self.readout.value = (f"<b>{preset}</b>: sum of weights {k.sum():+.3f} "
                               f"(1 keeps brightness, 0 responds only to change); "
                               f"output range [{self.output.min():+.3f}, {self.output.max():+.3f}]")
 
