@@ -95,6 +95,34 @@ def test_playground_learns_and_redraws_without_training(playground):
     assert not pg.values["trained"]
 
 
+def test_untrained_playground_shows_every_setting_and_disables_the_snapshot_slider(playground):
+    """Without a run the snapshot slider has nothing to show (disabled); each model setting still
+    changes the figure: it names the network that Train will fit."""
+    pg = playground
+    pg.train()
+    assert not pg.controls["epoch"].disabled
+    pg.controls["depth"].value = 3 if pg.controls["depth"].value != 3 else 2
+    assert not pg.values["trained"] and pg.controls["epoch"].disabled
+    for name, value in (("depth", 4), ("width", 5), ("activation", "relu"), ("lr", 0.1)):
+        png = pg.live.image.value
+        pg.controls[name].value = value
+        assert pg.live.image.value != png, name
+    assert pg.label.get_text() == "press Train: 4 x 5 relu, lr 0.1"
+    pg.train()
+    assert pg.values["trained"] and not pg.controls["epoch"].disabled
+
+
+def test_playground_learning_rate_is_exactly_on_its_slider():
+    """The browser draws a slider's value on the slider's own grid; a value off the grid would come
+    back changed and discard the run. The rate given is one of the slider's exact options."""
+    pg = PG.build_playground(dataset="xor", lr=0.07, train=False)
+    assert pg.controls["lr"].value == 0.07 and 0.07 in pg.controls["lr"].options
+    assert set(PG.LEARNING_RATES) <= set(pg.controls["lr"].options)
+    for bad in (0.0, 1.5, float("nan"), "0.1", True):
+        with pytest.raises(ValueError, match="lr must be"):
+            PG.build_playground(lr=bad, train=False)
+
+
 def test_playground_is_an_explorer_with_train_button_and_readout():
     from course_lib.widgets.base import Explorer
 
