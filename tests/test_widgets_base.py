@@ -327,3 +327,23 @@ def test_explorer_labels_are_as_wide_as_their_text():
     ex = Named()
     assert ex.controls["a"].style.description_width == "initial"
     assert ex.controls["b"].style.description_width == "50px"
+
+
+@pytest.mark.parametrize("origin,aspect", [("upper", "auto"), ("lower", "equal"), ("upper", "equal")])
+def test_nearest_image_draws_exactly_what_matplotlib_draws(origin, aspect):
+    """NearestImage's NumPy upsampling gives the same pixels as Matplotlib's own nearest-neighbour
+    resampler (the reference), NaN cells transparent included, for both origins and aspects."""
+    from course_lib.widgets.base import NearestImage, nearest_imshow
+
+    data = np.random.default_rng(0).random((9, 60))
+    data[2, 5:9] = np.nan
+    pictures = []
+    for fast in (False, True):
+        fig, ax = new_figure(figsize=(8, 3))
+        kw = dict(origin=origin, aspect=aspect, cmap="viridis")
+        im = nearest_imshow(ax, data, **kw) if fast else ax.imshow(data, interpolation="nearest", **kw)
+        assert isinstance(im, NearestImage) == fast
+        pictures.append(decode(LiveFigure(fig, animated=[im]).image.value))
+    np.testing.assert_array_equal(pictures[0], pictures[1])
+    im.set_interpolation("bilinear")              # anything else: Matplotlib's own path
+    assert im.make_image(fig.canvas.get_renderer())[0] is not None

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Explorer, LiveFigure, new_figure
+from .base import Explorer, LiveFigure, nearest_imshow, new_figure
 
 __all__ = ["WIDGETS", "PRESETS", "SHIFTS", "load_images", "apply_kernel", "shift_image",
            "shifted_features", "build_kernel_editor", "build_feature_explorer", "KernelEditor",
@@ -140,7 +140,7 @@ class KernelEditor(Explorer):
         fig, (self.ax_in, self.ax_out) = new_figure(1, 2, figsize=(8.4, 3.2))
         first = next(iter(self.images.values()))
         self.im_in = self.ax_in.imshow(first, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        self.im_out = self.ax_out.imshow(np.zeros_like(first), cmap="RdBu_r", interpolation="nearest")
+        self.im_out = nearest_imshow(self.ax_out, np.zeros_like(first), cmap="RdBu_r")
         self.ax_in.set(title="input image", xlabel="x (pixels)", ylabel="y (pixels)")
         self.ax_out.set(title="output = conv2d(image, kernel)", xlabel="x (pixels)")
         # the colour scale is symmetric, +-max|output| (set per update): a static colour bar in units
@@ -295,15 +295,15 @@ class FeatureExplorer(Explorer):
         fig, axes = new_figure(1, 4, figsize=(10.5, 2.9))
         self.ax_in, self.ax_map, self.ax_ref, self.ax_p = axes
         h, w = self.maps[0]["inputs"].shape[2:4]
-        self.im_in = self.ax_in.imshow(np.zeros((h, w)), cmap="gray_r", vmin=0, vmax=1,
-                                       extent=(-0.5, w - 0.5, h - 0.5, -0.5))
+        self.im_in = nearest_imshow(self.ax_in, np.zeros((h, w)), cmap="gray_r", vmin=0, vmax=1,
+                                    extent=(-0.5, w - 0.5, h - 0.5, -0.5))
         self.ax_in.set(title="shifted input", xlabel="x (pixels)", ylabel="y (pixels)")
         # feature maps are drawn on the input's pixel grid, so a move of one map cell is visible
-        self.im_map = self.ax_map.imshow(np.zeros((h, w)), cmap="viridis", vmin=0, vmax=1,
-                                         extent=(-0.5, w - 0.5, h - 0.5, -0.5), interpolation="nearest")
+        self.im_map = nearest_imshow(self.ax_map, np.zeros((h, w)), cmap="viridis", vmin=0, vmax=1,
+                                     extent=(-0.5, w - 0.5, h - 0.5, -0.5))
         self.ax_map.set(title="feature map of shifted input", xlabel="x (input pixels)")
-        self.im_ref = self.ax_ref.imshow(np.zeros((h, w)), cmap="viridis", vmin=0, vmax=1,
-                                         extent=(-0.5, w - 0.5, h - 0.5, -0.5), interpolation="nearest")
+        self.im_ref = nearest_imshow(self.ax_ref, np.zeros((h, w)), cmap="viridis", vmin=0, vmax=1,
+                                     extent=(-0.5, w - 0.5, h - 0.5, -0.5))
         self.ax_ref.set(title="map of unshifted input", xlabel="x (input pixels)")
         self.bars = self.ax_p.bar(np.arange(self.n_classes), np.zeros(self.n_classes), color="C0")
         self.ax_p.set(title="prediction (softmax)", xlabel="class", ylabel="probability", ylim=(0, 1),

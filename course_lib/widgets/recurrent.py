@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from course_lib import recurrent as R
-from course_lib.widgets.base import Explorer, LiveFigure, new_figure
+from course_lib.widgets.base import Explorer, LiveFigure, nearest_imshow, new_figure
 
 __all__ = ["WIDGETS", "gradient_through_time_data", "gradient_through_time_widget", "lstm_gates_widget",
            "build_gradient_through_time", "build_lstm_gates", "GradientThroughTime", "LSTMGates",
@@ -182,8 +182,7 @@ class LSTMGates(Explorer):
         self.c_max = float(np.max(np.abs(self.gates["c"][..., :units]))) or 1.0
         fig, (ax_in, ax_g) = new_figure(2, 1, figsize=(8.0, 5.6), sharex=True,
                                         gridspec_kw={"height_ratios": [max(d, 4), 16]})
-        self.im_in = ax_in.imshow(np.zeros((d, steps)), aspect="auto", cmap="gray_r", vmin=-2, vmax=2,
-                                  interpolation="nearest")
+        self.im_in = nearest_imshow(ax_in, np.zeros((d, steps)), aspect="auto", cmap="gray_r", vmin=-2, vmax=2)
         ax_in.set_ylabel("input")
         ax_in.set_title("input sequence (one row per input feature)", fontsize=10)
         labels = list(input_labels) if input_labels is not None else [f"x[{j}]" for j in range(d)]
@@ -191,8 +190,7 @@ class LSTMGates(Explorer):
         ax_in.set_yticks(range(0, d, step))
         ax_in.set_yticklabels(labels[::step], fontsize=9)
         fig.colorbar(self.im_in, ax=ax_in, label="input value", fraction=0.04, pad=0.01)
-        self.im_g = ax_g.imshow(np.zeros((units, steps)), aspect="auto", cmap="viridis", vmin=0, vmax=1,
-                                interpolation="nearest")
+        self.im_g = nearest_imshow(ax_g, np.zeros((units, steps)), aspect="auto", cmap="viridis", vmin=0, vmax=1)
         ax_g.set_xlabel("time step t")
         ax_g.set_ylabel("hidden unit")
         self._mappable = ScalarMappable(Normalize(0.0, 1.0), "viridis")
