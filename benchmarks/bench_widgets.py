@@ -7,7 +7,9 @@ Discovery (the protocol every widget module follows, see benchmarks/README.md): 
 without arguments returns an object with ``controls`` (name -> ipywidgets control), ``main_controls``
 (the names to benchmark) and ``live`` (a ``LiveFigure`` or a list of them); optionally
 ``bench_presets`` (control name -> {other control: value}) for a control that only has an effect
-in some state (e.g. Leaky ReLU's alpha needs activation="leaky_relu"), applied before timing it.
+in some state (e.g. Leaky ReLU's alpha needs activation="leaky_relu"), applied before timing it;
+optionally ``bench_skip`` (control name -> values that by design change nothing on screen, e.g. the
+kernel editor's "custom" preset, which only names the state after a typed weight), never set.
 
 For each main control the script sets ``.value`` N times, each time to a value different from the
 current one (sliders: spread over their range; dropdowns and toggles: cycle through the options;
@@ -51,8 +53,9 @@ def discover(names=()):
             yield mod_name, b, getattr(module, b)
 
 
-def value_sequence(control, n: int) -> list:
-    """n values for ``control``, each different from the one before (starting from the current value)."""
+def value_sequence(control, n: int, skip=()) -> list:
+    """n values for ``control``, each different from the one before (starting from the current value),
+    none of them in ``skip``."""
     current = control.value
     values = []
     if hasattr(control, "options") and isinstance(current, tuple):       # SelectMultiple
@@ -71,6 +74,7 @@ def value_sequence(control, n: int) -> list:
         cycle = [type(current)(round(float(v), 10)) for v in pts]
     else:
         raise TypeError(f"don't know how to vary a {type(control).__name__}")
+    cycle = [v for v in cycle if v not in skip]
     i = 0
     prev = current
     while len(values) < n:
@@ -99,7 +103,7 @@ def time_control(obj, name: str, n: int):
     control = obj.controls[name]
     times, cpu, stale = [], [], 0
     try:
-        for v in value_sequence(control, n):
+        for v in value_sequence(control, n, getattr(obj, "bench_skip", {}).get(name, ())):
             stamp["t"] = None
             c0 = time.process_time()
             t0 = time.perf_counter()
