@@ -30,7 +30,6 @@ Taught in: notebooks/17_training_deep_networks.ipynb
 """
 from __future__ import annotations
 
-import operator
 from functools import partial
 
 import jax
@@ -39,6 +38,7 @@ import numpy as np
 
 from . import _validation as V
 from . import optim
+from .data import _int   # the integer check (issue 21 moves it to _validation)
 
 __all__ = ["NETWORKS", "ACTIVATIONS",
            "normalize", "normalize_backward", "init_batchnorm_state", "batchnorm_forward", "batchnorm_backward",
@@ -52,15 +52,7 @@ ACTIVATIONS = {"relu": jax.nn.relu, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid}
 # ----------------------------------------------------------------------------------- validation
 def _count(value, name, minimum=1):
     """A Python/NumPy integer >= minimum (TypeError for another type, ValueError below minimum)."""
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer, got bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
-    return value
+    return _int(value, name, minimum=minimum)
 
 
 def _features(x, name, n_features=None, ndim=None):
