@@ -38,6 +38,7 @@ import numpy as np
 
 from . import _validation as V
 from . import optim
+from .backprop import _check_cache   # one contract check for every forward/backward pair
 from .data import _int   # the integer check (issue 21 moves it to _validation)
 
 __all__ = ["NETWORKS", "ACTIVATIONS",
@@ -75,12 +76,6 @@ def _affine(gamma, beta, d):
 def _check_eps(eps):
     V.check_positive(eps, "eps")
     return float(eps)
-
-
-def _check_cache(cache, kind, n):
-    if not isinstance(cache, tuple) or len(cache) != n:
-        raise TypeError(f"cache must be the tuple returned by {kind}_forward, got {type(cache).__name__}")
-    return cache
 
 
 # ---------------------------------------------------------------------------- the shared maths
@@ -329,7 +324,7 @@ def fit_deep_mlps(params, state, X, y, batches, network, *, activation="relu", l
     V.check_shape(y, "y", (X.shape[0],))
     batches = V.as_int_array(batches, "batches")
     V.check_ndim(batches, "batches", 3)
-    if V.is_concrete(batches) and (int(batches.min()) < 0 or int(batches.max()) >= X.shape[0]):
+    if V.is_concrete(batches) and (np.min(np.asarray(batches)) < 0 or np.max(np.asarray(batches)) >= X.shape[0]):
         raise ValueError(f"batches must hold row indices in [0, {X.shape[0]})")
     V.check_option(network, "network", NETWORKS)
     V.check_option(activation, "activation", tuple(ACTIVATIONS))

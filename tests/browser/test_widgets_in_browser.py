@@ -2,7 +2,7 @@
 
 For each notebook that displays widgets: copy it to a scratch folder (so JupyterLab's autosave never
 touches the repository), open it in a real JupyterLab served on loopback with a token, run all cells,
-then move every slider, dropdown and button of every widget and assert that what is shown changed
+then move every slider, dropdown, text box and button of every widget and assert that what is shown changed
 (the pixels of that widget's output), with no error in the browser console. Screenshots go to
 ``build/browser/`` as artifacts, with ``<notebook>-timing.json`` (seconds to open, to run all
 cells, to move the controls). ``make test-browser`` runs this file alone, two notebooks at a time.
@@ -130,6 +130,7 @@ def _controls(page):
                                       ".jp-OutputArea-output .widget-hslider .noUi-handle"),
                            ("dropdown", ".jp-OutputArea-output .widget-dropdown select"),
                            ("toggle", ".jp-OutputArea-output .widget-toggle-buttons button"),
+                           ("text", ".jp-OutputArea-output .widget-text input"),
                            ("button", ".jp-OutputArea-output button.widget-button")):
         loc = page.locator(selector)
         out.extend((kind, loc.nth(i)) for i in range(loc.count()))
@@ -150,6 +151,10 @@ def _operate(kind, control, page):
         others = [v for v in values if v != current]
         if others:
             control.select_option(others[0])
+    elif kind == "text":                       # a rotation of the text keeps its letters (still valid)
+        current = control.input_value()
+        control.fill(current[1:] + current[:1])
+        control.press("Enter")
     else:
         control.click()
 
