@@ -44,7 +44,8 @@ def test_the_curve_is_J_along_the_chosen_input_and_the_tangent_has_its_gradient(
     # the node texts carry value and gradient of every node of the engine's graph
     J, _ = AG.neuron_graph(*(point[k] for k in AG.INPUTS))
     order = autodiff.topological_order(J)
-    assert [t.get_text() for t in explorer.texts] == [AG._node_text(n) for n in order]
+    assert [t.get_text() for t in explorer.texts] == [f"{float(n.grad):+.2f}" for n in order]
+    assert all(f"{float(n.data):+.3f}" in explorer.readout.value for n in order)
 
 
 def test_layout_puts_each_node_right_of_its_parents_and_apart_in_its_column():

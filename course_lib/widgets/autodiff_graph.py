@@ -3,14 +3,15 @@ move the inputs.
 
 Question it answers: *what does the backward pass store at each node, and why is dJ/dx the slope of
 J along x?* The graph is one tanh neuron with a squared error, ``J = (tanh(x1 w1 + x2 w2 + b) - y)^2``,
-built from ``course_lib.autodiff.Tensor`` operations. Each node shows its value (forward pass, top
-line) and its gradient dJ/d(node) (backward pass, bottom line); the ring around a node is coloured
-by the gradient (blue negative, red positive). The right panel sweeps one input ("slope along") over its slider
+built from ``course_lib.autodiff.Tensor`` operations. Each node shows its gradient dJ/d(node)
+(backward pass) under it, and the ring around it is coloured by that gradient (blue negative, red
+positive); the table above the figure lists every node's value (forward pass) and gradient. The right panel sweeps one input ("slope along") over its slider
 range with everything else fixed, and draws J along it with the tangent whose slope is that input's
 ``.grad``.
 
 Each control change runs the engine on a graph of 13 nodes (and once more on an array of 121 values
-for the sweep): about a millisecond of NumPy, no JAX, nothing compiled. ``draw_graph`` draws any
+for the sweep): about a millisecond of NumPy, no JAX, nothing compiled. (Agg draws text glyph by
+glyph, so the figure carries one short number per node and the table the rest.) ``draw_graph`` draws any
 engine graph (the chapter's pictures use it too).
 
 Taught in: notebooks/16_automatic_differentiation.ipynb
@@ -145,7 +146,7 @@ class AutodiffGraph(Explorer):
         J, _ = neuron_graph(*(c.value for c in list(self.controls.values())[:5]))
         self.order, self.rings, texts = draw_graph(ax, J, values=False)
         self.labels, self.texts = texts[:len(self.order)], texts[len(self.order):]
-        ax.set_title("forward value (top) and gradient dJ/d node (bottom)", fontsize=9)
+        ax.set_title("dJ/d node under each node (values and gradients: table above)", fontsize=9)
         ax_j.set(title="J along one input, tangent slope = its .grad", xlabel="input value",
                  ylabel="J", xlim=RANGE, ylim=(-0.1, 2.4))
         ax_j.title.set_fontsize(9)
@@ -164,7 +165,7 @@ class AutodiffGraph(Explorer):
 
         order = topological_order(J)
         for node, t in zip(order, self.texts):
-            t.set_text(_node_text(node))
+            t.set_text(f"{float(node.grad):+.2f}")
         grads = np.array([float(n.grad) for n in order])
         self.rings.set_edgecolors(cm.coolwarm(0.5 + 0.5 * np.tanh(grads)))
         inputs = dict(x1=x1, w1=w1, x2=x2, w2=w2, b=b)
@@ -177,8 +178,11 @@ class AutodiffGraph(Explorer):
         self.live.blit()
         self.values = {"J": float(J.data), "grads": {k: float(v.grad) for k, v in leaves.items()},
                        "curve": np.array(curve.data), "slope": slope}
-        row = "  ".join(f"dJ/d{k} = {float(leaves[k].grad):+.3f}" for k in INPUTS)
-        self.readout.value = f"<code>J = {float(J.data):.4f}   {row}</code>"
+        cells = "".join(f"<td style='padding:0 6px'>{_label(n)}</td>" for n in order)
+        values = "".join(f"<td style='padding:0 6px'>{float(n.data):+.3f}</td>" for n in order)
+        gradients = "".join(f"<td style='padding:0 6px'>{float(n.grad):+.3f}</td>" for n in order)
+        self.readout.value = (f"<table style='font-family:monospace;font-size:12px'><tr><td>node</td>{cells}</tr>"
+                              f"<tr><td>value</td>{values}</tr><tr><td>dJ/d node</td>{gradients}</tr></table>")
 
 
 def build_autodiff_graph(x1=1.0, w1=-0.5, x2=0.5, w2=1.0, b=0.2, along="w1") -> AutodiffGraph:
