@@ -372,6 +372,7 @@ def lstm_logits(params, tokens):
     """Next-token logits ``(B, T, V)`` of chapter 11's LSTM language model for int ``tokens (B, T)``."""
     from . import recurrent
 
+    tokens = V.check_ndim(V.as_int_array(tokens, "tokens"), "tokens", 2)
     xs = jax.nn.one_hot(tokens, params["W_out"].shape[1], dtype=params["W_out"].dtype)
     return recurrent.sequence_model("lstm", params, xs)[0]
 # ------------------------------------------------------------------------------------------------

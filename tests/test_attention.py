@@ -59,7 +59,7 @@ def test_attention_forward_and_backward_match_references(qkv, masked):
     if masked:
         assert np.all(weights[np.broadcast_to(~mask, weights.shape)] == 0.0)
     dout = np.random.default_rng(2).normal(size=out.shape)
-    ref = jax.grad(lambda q, k, v: jnp.sum(_ref_attention(q, k, v, mask) * dout), argnums=(0, 1, 2))(q, k, v)
+    ref = jax.jit(jax.grad(lambda q, k, v: jnp.sum(_ref_attention(q, k, v, mask) * dout), argnums=(0, 1, 2)))(q, k, v)
     for mine, r in zip(A.attention_backward(dout, cache), ref):
         assert checks.rel_error(mine, r) <= 1e-7
 
@@ -93,7 +93,7 @@ def test_multihead_forward_and_backward_match_references(mask_kind):
     np.testing.assert_allclose(out, _ref_multihead(x, p, mask), rtol=1e-10, atol=1e-12)
     assert cache[1][3].shape == (2, 2, 6, 6)
     dout = rng.normal(size=out.shape)
-    ref_dx, ref_p = jax.grad(lambda x, p: jnp.sum(_ref_multihead(x, p, mask) * dout), argnums=(0, 1))(x, p)
+    ref_dx, ref_p = jax.jit(jax.grad(lambda x, p: jnp.sum(_ref_multihead(x, p, mask) * dout), argnums=(0, 1)))(x, p)
     dx, grads = A.multihead_backward(dout, cache)
     assert checks.rel_error(dx, ref_dx) <= 1e-7
     for name in p:
@@ -110,7 +110,7 @@ def test_block_forward_and_hand_written_backward_match_references(masked):
     out, cache = A.block_forward(x, p, mask)
     np.testing.assert_allclose(out, _ref_block(x, p, mask), rtol=1e-10, atol=1e-12)
     dout = rng.normal(size=out.shape)
-    ref_dx, ref_p = jax.grad(lambda x, p: jnp.sum(_ref_block(x, p, mask) * dout), argnums=(0, 1))(x, p)
+    ref_dx, ref_p = jax.jit(jax.grad(lambda x, p: jnp.sum(_ref_block(x, p, mask) * dout), argnums=(0, 1)))(x, p)
     dx, grads = A.block_backward(dout, cache)
     assert checks.rel_error(dx, ref_dx) <= 1e-7
     flat_mine, flat_ref = jax.tree_util.tree_leaves_with_path(grads), jax.tree_util.tree_leaves(ref_p)
@@ -240,6 +240,30 @@ def test_bad_multihead_block_and_model_arguments():
         A.transformer_forward(model, np.zeros((1, 3)))
     with pytest.raises(ValueError, match="tokens must have 2"):
         A.transformer_forward(model, np.zeros(3, np.int32))
+
+
+def test_bad_model_and_data_arguments():
+    block = A.init_block(8, 2, 16)
+    _, cache = A.multihead_forward(np.ones((1, 4, 8), np.float32), block["attn"])
+    with pytest.raises(ValueError, match="dout"):
+        A.multihead_backward(np.ones((1, 4, 7)), cache)
+    with pytest.raises(TypeError, match="cache"):
+        A.multihead_backward(np.ones((1, 4, 8)), cache[:3])
+    with pytest.raises(ValueError, match="n_layers"):
+        A.init_transformer(5, 6, n_layers=0)
+    with pytest.raises(ValueError, match="vocab_size"):
+        A.init_transformer(0, 6)
+    with pytest.raises(TypeError, match="max_len"):
+        A.init_transformer(5, 6.5)
+    lstm = A.init_lstm_lm(5, 4)
+    with pytest.raises(TypeError, match="tokens"):
+        A.lstm_logits(lstm, np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="tokens"):
+        A.lstm_logits(lstm, np.zeros(3, np.int32))
+    with pytest.raises(ValueError, match="hidden_size"):
+        A.init_lstm_lm(5, 0)
+    with pytest.raises(ValueError, match="n_sentences"):
+        A.char_corpus(0)
 
 
 def test_bad_helper_arguments():

@@ -281,6 +281,10 @@ def test_bad_deep_mlp_arguments():
         N.fit_deep_mlps(P, S, np.ones((5, 4)), np.zeros(5, np.int32), np.full((1, 2, 3), 7), "plain")
     with pytest.raises(ValueError, match="y"):
         N.fit_deep_mlps(P, S, np.ones((5, 4)), np.zeros(4, np.int32), np.zeros((1, 2, 3), np.int32), "plain")
+    with pytest.raises(ValueError, match="network"):
+        N.evaluate_deep_mlps(P, S, np.ones((5, 4)), np.zeros(5, np.int32), "dense")
+    with pytest.raises(ValueError, match="y"):
+        N.evaluate_deep_mlps(P, S, np.ones((5, 4)), np.zeros(4, np.int32), "plain")
     with pytest.raises(ValueError, match="learning_rate"):
         N.fit_deep_mlps(P, S, np.ones((5, 4)), np.zeros(5, np.int32), np.zeros((1, 2, 3), np.int32), "plain",
                         learning_rate=0.0)
