@@ -13,7 +13,8 @@ kernel editor's "custom" preset, which only names the state after a typed weight
 
 For each main control the script sets ``.value`` N times, each time to a value different from the
 current one (sliders: spread over their range; dropdowns and toggles: cycle through the options;
-multi-selects: alternate between subsets; checkboxes: toggle), and measures with
+multi-selects: alternate between subsets; checkboxes: toggle; text boxes: rotations of the current
+text, which keep its letters), and measures with
 ``time.perf_counter`` the time from just before the assignment to the moment the last
 ``live.image.value`` (PNG bytes) is replaced, via an observer on the image. The observer fires
 synchronously inside the assignment, so this is the latency a learner sees, minus the browser's
@@ -66,6 +67,8 @@ def value_sequence(control, n: int, skip=()) -> list:
         cycle = [o[1] if isinstance(o, tuple) else o for o in control.options]
     elif isinstance(current, bool):                                    # Checkbox, ToggleButton
         cycle = [not current, current]
+    elif isinstance(current, str) and len(current) > 1:                # Text: rotations keep it valid
+        cycle = [current[k:] + current[:k] for k in range(1, len(current))] + [current]
     elif hasattr(control, "min") and hasattr(control, "max") and not isinstance(current, tuple):
         lo, hi, step = control.min, control.max, getattr(control, "step", None) or 1
         k = np.arange(int(round((hi - lo) / step)) + 1)

@@ -269,6 +269,8 @@ def build(out: pathlib.Path) -> dict:
     exporter = _exporter()
     rows, pages, snapshots = [], [], 0
     for num, (slug, title) in CHAPTERS.items():
+        if num == "16":                                       # chapters 16-18 go past the source articles
+            rows.append("<tr><td></td><td><em>Beyond the articles</em></td></tr>")
         nb_path = ROOT / "notebooks" / f"{num}_{slug}.ipynb"
         if not nb_path.exists():
             rows.append(f"<tr><td>{num}</td><td>{html.escape(title)} <em>(coming)</em></td></tr>")

@@ -7,6 +7,9 @@ docs/sources.md), as they write it in Chinese, one per line, tab-separated:
 
 * ``notebook``: the stem of the notebook that teaches the term (``03_neurons_and_activations``), or
   ``-`` for a term the course does not teach (then ``note`` says why, starting with "not").
+* ``note``: free text; a term the course teaches beyond the documents (chapters 16-18 go past the
+  articles) has a note starting with "beyond the documents": it need not occur in them and is listed
+  in a table of its own.
 * ``heading``: the text of the heading (as rendered, e.g. ``1. The neuron``) whose section writes the
   Chinese term in its Markdown. Empty for a chapter still being written: the glossary then links the
   first section of that notebook that writes the term, or lists the term as *coming* while the
@@ -175,6 +178,11 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def beyond(term: Term) -> bool:
+    """A term of the chapters beyond the source documents (note "beyond the documents ...")."""
+    return term.note.lower().startswith("beyond the documents")
+
+
 def render(terms: list[Term]) -> str:
     taught, coming, untaught, errors = [], [], [], []
     everything = tuple(t.chinese for t in terms)
@@ -194,6 +202,8 @@ def render(terms: list[Term]) -> str:
     if errors:
         raise ValueError("docs/glossary_terms.tsv:\n  " + "\n  ".join(errors))
     taught.sort(key=lambda item: item[0])
+    extra = [item for item in taught if beyond(item[1])]
+    taught = [item for item in taught if not beyond(item[1])]
     out = [
         "# Glossary · 术语表",
         "",
@@ -209,7 +219,8 @@ def render(terms: list[Term]) -> str:
         "(`COURSE_SOURCE_DOCS`), that every term occurs in them.",
         "",
         f"**{len(terms)} terms**: {len(taught)} taught (linked below), {len(coming)} coming (chapters still "
-        f"being written), {len(untaught)} used by the documents but not taught.",
+        f"being written), {len(untaught)} used by the documents but not taught"
+        + (f"; and {len(extra)} terms of the chapters beyond the documents." if extra else "."),
         "",
         "## Taught in the notebooks",
         "",
@@ -217,6 +228,18 @@ def render(terms: list[Term]) -> str:
         "|---|---|---|",
     ]
     out += [f"| {_cell(t.chinese)} | {_cell(t.english)} | {link(t.notebook, sec)} |" for _, t, sec in taught]
+    if extra:
+        out += [
+            "",
+            "## Beyond the documents: terms of chapters 16-18",
+            "",
+            "The articles stop around 2015; chapters 16-18 go further. Their terms do not occur in the",
+            "documents; they are listed with the Chinese term in common use.",
+            "",
+            "| 中文 | English | taught in |",
+            "|---|---|---|",
+        ]
+        out += [f"| {_cell(t.chinese)} | {_cell(t.english)} | {link(t.notebook, sec)} |" for _, t, sec in extra]
     out += [
         "",
         "## Coming: terms whose chapter is still being written",

@@ -8,7 +8,7 @@ then check the widgets' **figures** (the PNG each widget's ``Image`` shows, read
    ``tests/browser/reference/`` (reviewed by eye when it was recorded), with a tolerance: a figure
    drawn wrong (an image outside its axes, a missing curve, a moved panel) fails, a last-bit difference
    in a trained model does not;
-2. every enabled slider, dropdown, toggle, button and number box is moved in turn, and the figure of
+2. every enabled slider, dropdown, toggle, button, number box and text box (its text rotated) is moved in turn, and the figure of
    its widget must change (the figure, not the output area: a readout changing does not count).
    A disabled control (one that has no effect in the current state) and the toggle button that is
    already selected are skipped, and listed in the timing file.
@@ -155,7 +155,8 @@ def _controls(page):
                            ("dropdown", ".jp-OutputArea-output .widget-dropdown select"),
                            ("toggle", ".jp-OutputArea-output .widget-toggle-buttons button"),
                            ("button", ".jp-OutputArea-output button.widget-button"),
-                           ("number", ".jp-OutputArea-output .widget-text input[type=number]")):
+                           ("number", ".jp-OutputArea-output .widget-text input[type=number]"),
+                           ("text", ".jp-OutputArea-output .widget-text input[type=text]")):
         loc = page.locator(selector)
         out.extend((kind, loc.nth(i)) for i in range(loc.count()))
     return out
@@ -192,6 +193,10 @@ def _operate(kind, control, page):
     elif kind == "number":
         value = float(control.input_value() or 0)
         control.fill(f"{value + 1:g}")
+        control.press("Enter")
+    elif kind == "text":                       # a rotation of the text keeps its letters (still valid)
+        current = control.input_value()
+        control.fill(current[1:] + current[:1])
         control.press("Enter")
     else:
         control.click()
