@@ -1,5 +1,7 @@
 """course_lib._validation: each helper raises with the argument's name, and value checks are skipped
 for tracers (under jax.jit/grad/vmap) while shape and dtype checks still run."""
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -207,3 +209,44 @@ def test_is_binary_np_matches_numpy_isin_and_works_inside_jit():
     seen = []
     jax.jit(lambda x: (seen.append(V.is_binary_np(closed)), x)[1])(1.0)
     assert seen == [False]                       # evaluated while tracing, not staged
+
+
+def test_check_positive_int():
+    assert V.check_positive_int(3, "n") == 3 and type(V.check_positive_int(np.int64(3), "n")) is int
+    assert V.check_positive_int(0, "n", allow_zero=True) == 0
+    for bad in (2.0, "2", None, True, np.float32(1)):
+        with pytest.raises(TypeError, match="n must be a positive integer, got"):
+            V.check_positive_int(bad, "n")
+    with pytest.raises(ValueError, match="n must be a positive integer, got 0"):
+        V.check_positive_int(0, "n")
+    with pytest.raises(ValueError, match="n must be an integer >= 0, got -1"):
+        V.check_positive_int(-1, "n", allow_zero=True)
+
+
+def test_check_bool():
+    assert V.check_bool(True, "flag") is True and V.check_bool(np.bool_(False), "flag") is False
+    for bad in (1, 0, "yes", None):
+        with pytest.raises(TypeError, match="flag must be True or False"):
+            V.check_bool(bad, "flag")
+
+
+def test_checked_validates_then_runs_the_body_compiled():
+    calls = []
+
+    def check(x, scale=2.0):
+        calls.append(V.is_concrete(x))
+        return V.check_finite(V.as_float_array(x, "x"), "x"), float(scale)
+
+    @V.checked(check, static_argnames="scale")
+    def double(x, scale=2.0):
+        """The body: plain math."""
+        return scale * x
+
+    np.testing.assert_array_equal(double(np.array([1.0, 2.0])), [2.0, 4.0])
+    np.testing.assert_array_equal(double(np.array([1.0]), scale=3.0), [3.0])
+    with pytest.raises(ValueError, match="x must be finite"):             # concrete: value checks
+        double(np.array([np.nan]))
+    np.testing.assert_array_equal(jax.jit(double)(np.array([1.0])), [2.0])  # traced: no value check
+    assert calls == [True, True, True, False]
+    assert inspect.unwrap(double).__doc__ == "The body: plain math."
+    assert "return scale * x" in inspect.getsource(inspect.unwrap(double))

@@ -7,3 +7,5 @@ signatures**, each tested equal to its reference (values and gradients, float64)
 
 Rules: no reference module imports ``course_lib.fast``; timing notes live in ``benchmarks/``.
 """
+
+from course_lib.fast.parallel import use_cpu_cores  # noqa: E402,F401  (the opt-in for two cores)
