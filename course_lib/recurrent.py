@@ -279,7 +279,7 @@ def init(kind, input_size, hidden_size, **kwargs):
 #: What each step forward keeps for its step backward.
 _CACHE_KEYS = {"rnn": ("x", "h_prev", "dphi", "params"),
                "lstm": ("x", "h_prev", "c_prev", "i", "f", "g", "o", "c", "params"),
-               "gru": ("x", "h_prev", "r", "z", "n", "hn", "params")}
+               "gru": ("x", "h_prev", "r", "z", "n", "u_n", "params")}
 
 
 @checked(_check_rnn_step, static_argnames="activation")
@@ -385,7 +385,7 @@ def gru_step_forward(x, h_prev, params):
     z = activations.sigmoid(a_z + u_z)
     n = activations.tanh(a_n + r * u_n)
     h = (1.0 - z) * n + z * h_prev
-    return h, {"x": x, "h_prev": h_prev, "r": r, "z": z, "n": n, "hn": u_n, "params": params}
+    return h, {"x": x, "h_prev": h_prev, "r": r, "z": z, "n": n, "u_n": u_n, "params": params}
 
 
 @checked(partial(_check_step_grad, "gru"))
@@ -402,7 +402,7 @@ def gru_step_backward(dh, cache):
     """
     r, z, n, p = cache["r"], cache["z"], cache["n"], cache["params"]
     d_an = dh * (1.0 - z) * (1.0 - n ** 2)
-    d_ar = d_an * cache["hn"] * r * (1.0 - r)
+    d_ar = d_an * cache["u_n"] * r * (1.0 - r)
     d_az = dh * (cache["h_prev"] - n) * z * (1.0 - z)
     da = jnp.concatenate([d_ar, d_az, d_an], axis=-1)
     du = jnp.concatenate([d_ar, d_az, d_an * r], axis=-1)
@@ -416,6 +416,11 @@ STEP_BACKWARD = {"rnn": rnn_step_backward, "lstm": lstm_step_backward, "gru": gr
 
 
 # =========================================================================== a sequence: forward and BPTT
+def _step_forward(kind, activation):
+    """The step forward of ``kind`` (for the vanilla RNN with its ``activation``)."""
+    return partial(rnn_step_forward, activation=activation) if kind == "rnn" else STEP_FORWARD[kind]
+
+
 def _h(state):
     """The hidden state h of a state: h itself, or the h of the LSTM's pair (h, c)."""
     return state[0] if isinstance(state, tuple) else state
@@ -459,13 +464,13 @@ def sequence_forward(kind, xs, state0, params, mask=None, activation="tanh"):
 
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
-    step_forward = partial(rnn_step_forward, activation=activation) if kind == "rnn" else STEP_FORWARD[kind]
+    step_forward = _step_forward(kind, activation)            # e.g. lstm_step_forward
 
     def one_step(state, inputs):
         x_t, m_t = inputs
         new_state, cache_t = step_forward(x_t, state, params)
-        new_state = _mix(m_t[:, None], new_state, state)
-        return new_state, (m_t[:, None] * _h(new_state), cache_t)
+        new_state = _mix(m_t[:, None], new_state, state)      # a padded step keeps the old state
+        return new_state, (m_t[:, None] * _h(new_state), cache_t)   # output h_t (0 if padded)
 
     state_T, (hs, caches) = lax.scan(one_step, state0, (jnp.swapaxes(xs, 0, 1), mask.T))
     return jnp.swapaxes(hs, 0, 1), state_T, {"steps": caches, "mask": mask.T}
@@ -498,24 +503,19 @@ def sequence_backward(kind, dhs, cache, dstate_T=None):
 
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
-    step_backward = STEP_BACKWARD[kind]
+    step_backward = STEP_BACKWARD[kind]                       # e.g. lstm_step_backward
 
     def one_step(dstate, inputs):
         dh_t, cache_t, m_t = inputs
         m = m_t[:, None]
-        dstate = _plus_h(dstate, m * dh_t)                    # the output at step t is m * h_t
-        dx_t, dstate_prev, dparams_t = step_backward(_times(m, dstate), cache_t)
-        return _mix(m, dstate_prev, dstate), (dx_t, dparams_t)
+        dstate = _plus_h(dstate, m * dh_t)                    # + the loss at step t (output m * h_t)
+        dx_t, dstate_prev, dparams_t = step_backward(_times(m, dstate), cache_t)   # 0 if padded
+        return _mix(m, dstate_prev, dstate), (dx_t, dparams_t)   # padded: dstate passes on as it is
 
     dstate_0, (dxs, dparams) = lax.scan(one_step, dstate_T, (jnp.swapaxes(dhs, 0, 1), cache["steps"],
                                                              cache["mask"]), reverse=True)
-    dparams = jax.tree_util.tree_map(lambda g: g.sum(axis=0), dparams)
+    dparams = jax.tree_util.tree_map(lambda g: g.sum(axis=0), dparams)   # shared weights: sum over t
     return jnp.swapaxes(dxs, 0, 1), dstate_0, dparams
-
-
-def _step_forward(kind, activation):
-    """The step forward of ``kind`` (for the vanilla RNN with its ``activation``)."""
-    return partial(rnn_step_forward, activation=activation) if kind == "rnn" else STEP_FORWARD[kind]
 
 
 # =========================================================================== layers
