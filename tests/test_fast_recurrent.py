@@ -196,3 +196,24 @@ def test_fast_lstm_and_gru_layers_and_gradients_equal_torch():
             p, x.detach().numpy())
         np.testing.assert_allclose(g_x, x.grad.numpy(), rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(g_p["W_h"], layer.weight_hh_l0.grad.numpy().T, rtol=1e-10, atol=1e-12)
+
+
+def test_no_reference_module_imports_the_fast_wing():
+    """The reference wing stands alone: no module of course_lib outside course_lib/fast/ imports it."""
+    import ast
+    import pathlib
+
+    import course_lib
+    root = pathlib.Path(course_lib.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        if "fast" in path.relative_to(root).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                dotted = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):      # relative imports resolved to course_lib
+                base = "course_lib" + (f".{node.module}" if node.module else "") if node.level else node.module
+                dotted = [f"{base}.{a.name}" for a in node.names]
+            else:
+                continue
+            assert not [d for d in dotted if d.split(".")[:2] == ["course_lib", "fast"]], f"{path} imports {dotted}"
