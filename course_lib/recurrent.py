@@ -332,10 +332,10 @@ def lstm_step_forward(x, state_prev, params):
     h_prev, c_prev = state_prev
     z = x @ params["W_x"] + h_prev @ params["W_h"] + params["b"]
     z_i, z_f, z_g, z_o = jnp.split(z, 4, axis=-1)
-    i, f, o = activations.sigmoid(z_i), activations.sigmoid(z_f), activations.sigmoid(z_o)
-    g = activations.tanh(z_g)
+    i, f, o = jax.nn.sigmoid(z_i), jax.nn.sigmoid(z_f), jax.nn.sigmoid(z_o)
+    g = jnp.tanh(z_g)
     c = f * c_prev + i * g
-    h = o * activations.tanh(c)
+    h = o * jnp.tanh(c)
     cache = {"x": x, "h_prev": h_prev, "c_prev": c_prev, "i": i, "f": f, "g": g, "o": o, "c": c,
              "params": params}
     return (h, c), cache
@@ -356,7 +356,7 @@ def lstm_step_backward(dstate, cache):
     """
     dh, dc = dstate
     i, f, g, o, p = cache["i"], cache["f"], cache["g"], cache["o"], cache["params"]
-    tanh_c = activations.tanh(cache["c"])
+    tanh_c = jnp.tanh(cache["c"])
     do = dh * tanh_c
     dc = dc + dh * o * (1.0 - tanh_c ** 2)
     di, df, dg = dc * g, dc * cache["c_prev"], dc * i
@@ -381,9 +381,9 @@ def gru_step_forward(x, h_prev, params):
     """
     a_r, a_z, a_n = jnp.split(x @ params["W_x"] + params["b_x"], 3, axis=-1)
     u_r, u_z, u_n = jnp.split(h_prev @ params["W_h"] + params["b_h"], 3, axis=-1)
-    r = activations.sigmoid(a_r + u_r)
-    z = activations.sigmoid(a_z + u_z)
-    n = activations.tanh(a_n + r * u_n)
+    r = jax.nn.sigmoid(a_r + u_r)
+    z = jax.nn.sigmoid(a_z + u_z)
+    n = jnp.tanh(a_n + r * u_n)
     h = (1.0 - z) * n + z * h_prev
     return h, {"x": x, "h_prev": h_prev, "r": r, "z": z, "n": n, "u_n": u_n, "params": params}
 
