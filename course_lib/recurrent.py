@@ -60,7 +60,7 @@ from course_lib._validation import (as_float_array, as_int_array, check_bool, ch
                                     is_binary_np, is_concrete)
 
 __all__ = [
-    "KINDS", "ACTIVATIONS",
+    "KINDS", "ACTIVATIONS", "GATES",
     "init_rnn", "init_lstm", "init_gru", "init",
     "rnn_step_forward", "rnn_step_backward", "lstm_step_forward", "lstm_step_backward",
     "gru_step_forward", "gru_step_backward", "sequence_forward", "sequence_backward",
