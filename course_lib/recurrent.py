@@ -55,8 +55,8 @@ import numpy as np
 from jax import lax
 
 from course_lib import activations, losses
-from course_lib._validation import (as_float_array, as_int_array, check_bool, check_finite, check_ndim,
-                                    check_option, check_positive, check_positive_int, checked,
+from course_lib._validation import (as_float_array, as_int_array, check_bool, check_cache, check_finite,
+                                    check_int, check_ndim, check_option, check_positive, checked,
                                     is_binary_np, is_concrete)
 
 __all__ = [
@@ -192,8 +192,7 @@ def _check_rnn_step(x, h_prev, params, activation="tanh"):
 
 
 def _check_step_grad(kind, dstate, cache):
-    if not isinstance(cache, dict) or set(cache) != set(_CACHE_KEYS[kind]):
-        raise TypeError(f"cache must be the cache returned by {kind}_step_forward")
+    check_cache(cache, "cache", f"{kind}_step_forward", _CACHE_KEYS[kind])
     b, hidden = cache["h_prev"].shape
     return _check_state(kind, dstate, ("dstate", "dh", "dc"), b, hidden, cache["h_prev"].dtype), cache
 
@@ -208,8 +207,8 @@ def _draw(kind, input_size, hidden_size, seed, recurrent_scale):
     """Input weights U(-1/sqrt(H), 1/sqrt(H)) (PyTorch's default); recurrent ones the same, or
     ``recurrent_scale`` times a random orthogonal matrix per gate (all singular values equal
     ``recurrent_scale``)."""
-    input_size = check_positive_int(input_size, "input_size")
-    hidden_size = check_positive_int(hidden_size, "hidden_size")
+    input_size = check_int(input_size, "input_size", minimum=1)
+    hidden_size = check_int(hidden_size, "hidden_size", minimum=1)
     if recurrent_scale is not None:
         check_positive(recurrent_scale, "recurrent_scale", allow_zero=True)
     if not isinstance(seed, (int, np.integer)):
@@ -478,9 +477,8 @@ def sequence_forward(kind, xs, state0, params, mask=None, activation="tanh"):
 
 def _check_sequence_grad(kind, dhs, cache, dstate_T=None):
     kind = check_option(kind, "kind", KINDS)
-    if (not isinstance(cache, dict) or set(cache) != {"steps", "mask"}
-            or set(cache["steps"]) != set(_CACHE_KEYS[kind])):
-        raise TypeError(f"cache must be the cache returned by sequence_forward({kind!r}, ...)")
+    check_cache(cache, "cache", "sequence_forward", ("steps", "mask"))
+    check_cache(cache["steps"], "cache['steps']", f"sequence_forward({kind!r}, ...)", _CACHE_KEYS[kind])
     (t, b), hidden = cache["mask"].shape, cache["steps"]["h_prev"].shape[-1]
     dhs = _float(dhs, "dhs")
     if dhs.shape != (b, t, hidden):
@@ -613,7 +611,7 @@ def sequence_mask(lengths, max_len, *, padding="right", dtype="float32"):
     ``padding="right"``: sequence b occupies steps 0..lengths[b]-1; ``"left"``: the last lengths[b]
     steps. Taught in: notebooks/11_recurrent_networks.ipynb
     """
-    max_len = check_positive_int(max_len, "max_len")
+    max_len = check_int(max_len, "max_len", minimum=1)
     check_option(padding, "padding", ("right", "left"))
     lengths = as_int_array(lengths, "lengths")
     check_ndim(lengths, "lengths", 1)
@@ -798,12 +796,12 @@ def recall_task_batch(key, length, *, batch_size=32, max_len=None, n_symbols=4, 
 
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
-    batch_size = check_positive_int(batch_size, "batch_size")
-    n_symbols = check_positive_int(n_symbols, "n_symbols")
-    n_noise = check_positive_int(n_noise, "n_noise", allow_zero=True)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    n_symbols = check_int(n_symbols, "n_symbols", minimum=1)
+    n_noise = check_int(n_noise, "n_noise", minimum=0)
     if max_len is None:
-        max_len = check_positive_int(length, "length")
-    max_len = check_positive_int(max_len, "max_len")
+        max_len = check_int(length, "length", minimum=1)
+    max_len = check_int(max_len, "max_len", minimum=1)
     if is_concrete(length) and not 1 <= int(length) <= max_len:
         raise ValueError(f"length must lie in [1, max_len={max_len}], got {length}")
     return _recall_batch(key, length, batch_size, max_len, n_symbols, n_noise)
@@ -829,7 +827,7 @@ def make_grammar_corpus(n_sentences=2000, *, seed=0):
 
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
-    n_sentences = check_positive_int(n_sentences, "n_sentences")
+    n_sentences = check_int(n_sentences, "n_sentences", minimum=1)
     rng = np.random.default_rng(seed)
     pick = lambda part: _GRAMMAR[part][rng.integers(len(_GRAMMAR[part]))]  # noqa: E731
     out = []
@@ -874,7 +872,7 @@ def make_series(n_steps=1200, *, seed=0, noise=0.05):
 
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
-    n_steps = check_positive_int(n_steps, "n_steps")
+    n_steps = check_int(n_steps, "n_steps", minimum=1)
     check_positive(noise, "noise", allow_zero=True)
     t = np.arange(n_steps)
     amp = 1.0 + 0.3 * np.sin(2 * np.pi * t / 300.0)
@@ -891,7 +889,8 @@ def _random_windows(key, seq, batch_size, window):
 def random_windows(key, seq, batch_size, window):
     """``batch_size`` random windows of ``window`` consecutive entries of the 1-D ``seq``:
     ``(batch_size, window)``. Usable inside ``fit``'s compiled loop."""
-    batch_size, window = check_positive_int(batch_size, "batch_size"), check_positive_int(window, "window")
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    window = check_int(window, "window", minimum=1)
     check_ndim(seq, "seq", 1)
     if window > jnp.shape(seq)[0]:
         raise ValueError(f"window must be at most len(seq) = {jnp.shape(seq)[0]}, got {window}")
@@ -905,7 +904,7 @@ def init_sequence_model(kind, input_size, hidden_size, output_size, *, seed=0, *
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
     kind = check_option(kind, "kind", KINDS)
-    output_size = check_positive_int(output_size, "output_size")
+    output_size = check_int(output_size, "output_size", minimum=1)
     cell = init(kind, input_size, hidden_size, seed=seed, **cell_kwargs)
     rng = np.random.default_rng(seed + 1)
     k = 1.0 / np.sqrt(hidden_size)
@@ -961,7 +960,7 @@ def fit(loss_fn, params, sample_batch, key, *, steps, optimizer, clip_norm=None,
     """
     if not callable(loss_fn) or not callable(sample_batch):
         raise TypeError("loss_fn and sample_batch must be callables")
-    steps = check_positive_int(steps, "steps")
+    steps = check_int(steps, "steps", minimum=1)
     if clip_norm is not None:
         check_positive(clip_norm, "clip_norm")
         clip_norm = float(clip_norm)
@@ -1023,7 +1022,7 @@ def forecast(kind, params, history, n_steps):
     _, d, _ = _check_params(kind, params["cell"])
     if d != 1 or jnp.shape(params["W_out"])[1] != 1:
         raise ValueError("forecast needs a model with input size 1 and output size 1")
-    return _forecast(kind, params, history, check_positive_int(n_steps, "n_steps"))
+    return _forecast(kind, params, history, check_int(n_steps, "n_steps", minimum=1))
 
 
 def _zero_state(kind, params, batch, dtype):
@@ -1050,5 +1049,5 @@ def generate(kind, params, prompt, n_steps, key, *, temperature=1.0, activation=
     if int(prompt.min()) < 0 or int(prompt.max()) >= vocab:
         raise ValueError(f"prompt must hold token ids in [0, {vocab - 1}]")
     check_positive(temperature, "temperature")
-    return _generate(kind, params, prompt, key, float(temperature),
-                     check_positive_int(n_steps, "n_steps"), check_option(activation, "activation", ACTIVATIONS))
+    return _generate(kind, params, prompt, key, float(temperature), check_int(n_steps, "n_steps", minimum=1),
+                     check_option(activation, "activation", ACTIVATIONS))

@@ -49,9 +49,9 @@ def test_use_cpu_cores_after_jax_started():
     parallel.use_cpu_cores(2)
     with pytest.raises(RuntimeError, match=r"use_cpu_cores\(1\) must be called before JAX runs anything"):
         parallel.use_cpu_cores(1)
-    with pytest.raises(TypeError, match="n must be a positive integer, got float"):
+    with pytest.raises(TypeError, match="n must be an int, got float"):
         parallel.use_cpu_cores(2.0)
-    with pytest.raises(ValueError, match="n must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="n must be an int >= 1, got 0"):
         parallel.use_cpu_cores(0)
 
 

@@ -585,8 +585,10 @@ def test_mismatched_hidden_sizes_are_named():
     _, _, cache = R.sequence_forward("rnn", jnp.ones((1, 2, D)), None, R.init_rnn(D, H))
     with pytest.raises(ValueError, match="dhs must have the shape of hs"):
         R.sequence_backward("rnn", jnp.ones((1, 3, H)), cache)
-    with pytest.raises(TypeError, match=r"cache must be the cache returned by sequence_forward\('gru'"):
+    with pytest.raises(TypeError, match=r"cache\['steps'\] must be the cache returned by sequence_forward\('gru'"):
         R.sequence_backward("gru", jnp.ones((1, 2, H)), cache)
+    with pytest.raises(TypeError, match=r"cache must be the cache returned by sequence_forward \(a dict"):
+        R.sequence_backward("rnn", jnp.ones((1, 2, H)), cache["steps"])
     with pytest.raises(ValueError, match="kind must be one of"):
         R.sequence_forward("elman", jnp.ones((1, 2, D)), None, R.init_rnn(D, H))
 
@@ -606,11 +608,11 @@ def test_bad_options_of_helpers():
         R.clip_by_global_norm({"a": jnp.ones(2)}, 0.0)
     with pytest.raises(ValueError, match="loss_step must be a step index"):
         R.hidden_gradient_norms("rnn", R.init_rnn(D, H), jnp.ones((1, 4, D)), loss_step=4)
-    with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
+    with pytest.raises(ValueError, match="hidden_size must be an int >= 1, got 0"):
         R.init_gru(D, 0)
     with pytest.raises(ValueError, match="prompt must hold token ids"):
         R.generate("gru", R.init_sequence_model("gru", 3, 4, 3), np.array([5]), 2, jax.random.PRNGKey(0))
-    with pytest.raises(ValueError, match="steps must be a positive integer"):
+    with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
         R.fit(lambda p, b: 0.0, {}, lambda k, d: None, jax.random.PRNGKey(0), steps=0,
               optimizer=optim.sgd(0.1))
 

@@ -27,7 +27,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from course_lib._validation import check_positive_int
+from course_lib._validation import check_int
 
 __all__ = ["use_cpu_cores", "shards", "over_batch"]
 
@@ -40,7 +40,7 @@ def use_cpu_cores(n):
     computation (in a notebook, in the first cell, before anything else runs). Called later, it
     raises ``RuntimeError``, unless JAX already has ``n`` CPU devices (then it does nothing).
     """
-    n = check_positive_int(n, "n")
+    n = check_int(n, "n", minimum=1)
     try:
         jax.config.update("jax_num_cpu_devices", n)
     except RuntimeError:                        # JAX has started: its devices are fixed
