@@ -240,7 +240,6 @@ def test_is_binary_np_matches_numpy_isin_and_works_inside_jit():
     assert seen == [False]                       # evaluated while tracing, not staged
 
 
-
 def test_check_number_type_and_range():
     assert V.check_number(3, "a") == 3.0 and V.check_number(np.float32(0.5), "a", low=0, high=1) == 0.5
     assert V.check_number(jnp.asarray(2.0), "a") == 2.0                 # a 0-d array is a number
