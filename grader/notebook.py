@@ -53,7 +53,8 @@ def nbgrader_meta(cell) -> dict:
     return nbg if isinstance(nbg, dict) else {}
 
 
-def load_json_notebook(path: pathlib.Path) -> dict:
+def read_notebook_bytes(path: pathlib.Path) -> bytes:
+    """The bytes of a notebook file, refusing files over MAX_NOTEBOOK_BYTES before reading them."""
     path = pathlib.Path(path)
     try:
         size = path.stat().st_size
@@ -62,14 +63,28 @@ def load_json_notebook(path: pathlib.Path) -> dict:
     if size > MAX_NOTEBOOK_BYTES:
         raise NotebookError(f"{path.name} is {size / 2**20:.0f} MB (limit {MAX_NOTEBOOK_BYTES // 2**20} MB)")
     try:
-        nb = json.loads(path.read_bytes())
+        return path.read_bytes()
+    except OSError as exc:
+        raise NotebookError(f"cannot read {path.name}: {exc.strerror}") from None
+
+
+def parse_notebook(data: bytes, name: str) -> dict:
+    """A notebook's JSON from its bytes (``name``: the file name, for messages)."""
+    if len(data) > MAX_NOTEBOOK_BYTES:
+        raise NotebookError(f"{name} is {len(data) / 2**20:.0f} MB (limit {MAX_NOTEBOOK_BYTES // 2**20} MB)")
+    try:
+        nb = json.loads(data)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise NotebookError(f"{path.name} is not valid notebook JSON ({str(exc)[:120]})") from None
+        raise NotebookError(f"{name} is not valid notebook JSON ({str(exc)[:120]})") from None
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
-        raise NotebookError(f"{path.name} has no list of cells")
+        raise NotebookError(f"{name} has no list of cells")
     if not all(isinstance(c, dict) for c in nb["cells"]):
-        raise NotebookError(f"{path.name} has malformed cells")
+        raise NotebookError(f"{name} has malformed cells")
     return nb
+
+
+def load_json_notebook(path: pathlib.Path) -> dict:
+    return parse_notebook(read_notebook_bytes(path), pathlib.Path(path).name)
 
 
 def split_hidden(source: str) -> tuple[str, str]:
