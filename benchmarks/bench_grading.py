@@ -3,7 +3,7 @@ with the operating-system sandbox and without it (--no-sandbox), and what one sa
 
     .venv/bin/python benchmarks/bench_grading.py [--n 100] [--jobs 2] [--assignment 03_neurons_and_activations]
                                                  [--modes sandbox,no-sandbox] [--startup 5]
-    .venv/bin/python benchmarks/bench_grading.py --scheduler [ADDRESS] [--n 20] [--rounds 3]
+    .venv/bin/python benchmarks/bench_grading.py --scheduler [ADDRESS] [--n 30] [--n-small 6] [--rounds 2]
 
 Submissions are built from the chapter-03 student copy with a realistic mix: correct answers written
 in different styles (jax.numpy, numpy, naive formulas), partly wrong answers, unanswered copies,
@@ -15,9 +15,9 @@ submission) and each child forked in it (one for the visible tests, one per task
 
 With ``--scheduler``, the benchmark instead grades the same submissions locally and on a Dask
 cluster (grader.cluster; a LocalCluster of 2 worker processes unless an address is given), in paired
-rounds, checks that both gradebooks are identical, and prints the cluster path's cost per submission
-against local: wall and CPU (client, scheduler, workers and their sandboxes), and the client's and
-the scheduler's own CPU per submission (target: <= 0.2 s per submission).
+rounds at two sizes, checks that both gradebooks are identical, and prints the cluster path's cost
+per submission against local (the slope between the sizes, CPU and wall; target: <= 0.2 s per
+submission) and its fixed cost per run.
 """
 from __future__ import annotations
 
@@ -109,72 +109,90 @@ def _self_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def cluster_rounds(args, tmp: pathlib.Path) -> int:
-    """Paired A/B: each round grades the same submissions locally (--jobs 2) and then on the cluster.
-
-    The cluster's CPU is the client's (the grader process), the scheduler's (this process, for the
-    LocalCluster) and the workers' with their sandboxes (read on each worker before and after). Each
-    worker's first submission of a run also grades the source notebook (the warm-up, a fixed cost per
-    worker and run, as a local run pays once): the workers report its CPU, and all but one warm-up
-    are subtracted before dividing by the number of submissions.
-    """
+def _grading_cost(args, client, own: bool, mode: str, subs: pathlib.Path, out: pathlib.Path) -> dict:
+    """Grade ``subs`` locally or on the cluster; wall and CPU (client, scheduler, workers, sandboxes)."""
     import re
 
+    cmd = [sys.executable, "-m", "grader", args.assignment, str(subs), "--out", str(out), "--timeout", "20"]
+    cmd += ["--scheduler", client.scheduler.address] if mode == "cluster" else ["--jobs", str(args.jobs)]
+    w0 = client.run(_worker_cpu) if mode == "cluster" else {}
+    s0, c0, t0 = _self_cpu(), _cpu_children(), time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    wall, client_cpu, sched_cpu = time.perf_counter() - t0, _cpu_children() - c0, _self_cpu() - s0
+    if proc.returncode != 0:
+        raise SystemExit(proc.stdout[-2000:] + proc.stderr[-2000:])
+    workers = 0.0
+    if mode == "cluster":
+        w1 = client.run(_worker_cpu)
+        workers = sum(w1[w] - w0.get(w, 0.0) for w in w1)
+    warm = [float(x) for x in re.findall(r"source notebook checked in [\d.]+ s.*\(([\d.]+) CPU s\)", proc.stdout)]
+    extra_warm = sum(warm) - (sum(warm) / len(warm) if warm else 0.0)  # every warm-up but one
+    cpu = client_cpu + workers + (sched_cpu if own and mode == "cluster" else 0.0)
+    return {"wall": wall, "cpu": cpu - extra_warm, "client": client_cpu, "sched": sched_cpu,
+            "gradebook": (out / "gradebook.csv").read_text()}
+
+
+def cluster_rounds(args, tmp: pathlib.Path) -> int:
+    """Paired A/B: each round grades the same submissions locally (--jobs 2) and on the cluster, at two
+    sizes (--n-small and --n submissions); the cluster path's cost per submission is the slope:
+    ((cluster - local) at n - (cluster - local) at n-small) / (n - n-small). Fixed costs per run (the
+    client importing Dask and connecting, each worker grading the source notebook once to fill its
+    compile cache, the scheduler's own periodic work) cancel out of it and are shown separately.
+
+    The cluster's CPU is the client's (the grader process), the scheduler's (this process, for the
+    LocalCluster) and the workers' with their sandboxes (read on each worker before and after). Every
+    worker's warm-up but one is left out (the workers report its CPU): a local run warms up once.
+    """
     from distributed import Client, LocalCluster
 
-    subs = tmp / "submissions"
-    subs.mkdir()
-    make_submissions(subs, args.n)
+    sizes = sorted({args.n_small, args.n})
+    folders = {}
+    for n in sizes:
+        folders[n] = tmp / f"submissions-{n}"
+        folders[n].mkdir()
+        make_submissions(folders[n], n)
     own = args.scheduler == "local"
     cluster = (LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                             silence_logs=50) if own else None)
     client = Client(cluster if own else args.scheduler, set_as_default=False)
-    address = client.scheduler.address
-    rows = []
+    rows, slopes, wall_slopes, fixed = [], [], [], []
     try:
         for rnd in range(1, args.rounds + 1):
-            run = {}
-            for mode in ("local", "cluster"):
-                out = tmp / f"out-{mode}-{rnd}"
-                cmd = [sys.executable, "-m", "grader", args.assignment, str(subs), "--out", str(out), "--timeout", "20"]
-                cmd += ["--scheduler", address] if mode == "cluster" else ["--jobs", str(args.jobs)]
-                w0 = client.run(_worker_cpu) if mode == "cluster" else {}
-                s0, c0, t0 = _self_cpu(), _cpu_children(), time.perf_counter()
-                proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-                wall, client_cpu, sched_cpu = time.perf_counter() - t0, _cpu_children() - c0, _self_cpu() - s0
-                if proc.returncode != 0:
-                    raise SystemExit(proc.stdout[-2000:] + proc.stderr[-2000:])
-                workers = 0.0
-                if mode == "cluster":
-                    w1 = client.run(_worker_cpu)
-                    workers = sum(w1[w] - w0.get(w, 0.0) for w in w1)
-                warm = [float(x) for x in re.findall(r"source notebook checked in [\d.]+ s.*\(([\d.]+) CPU s\)",
-                                                      proc.stdout)]
-                extra_warm = sum(warm) - (sum(warm) / len(warm) if warm else 0.0)  # all warm-ups but one
-                total = client_cpu + workers + (sched_cpu if own else 0.0)
-                run[mode] = {"wall": wall, "cpu": total, "client": client_cpu, "sched": sched_cpu,
-                             "gradebook": (out / "gradebook.csv").read_text(), "extra_warm": extra_warm}
-                rows.append([rnd, mode, args.n, wall, total, (total - extra_warm) / args.n,
-                             client_cpu / args.n if mode == "cluster" else float("nan"),
-                             sched_cpu / args.n if mode == "cluster" and own else float("nan"), _load()])
-            if run["local"]["gradebook"] != run["cluster"]["gradebook"]:
-                raise SystemExit(f"round {rnd}: the cluster's gradebook differs from the local one")
-            rows[-1].append((run["cluster"]["wall"] - run["local"]["wall"]) / args.n)
-            rows[-1].append((run["cluster"]["cpu"] - run["cluster"]["extra_warm"] - run["local"]["cpu"]) / args.n)
+            diff = {}
+            for n in sizes:
+                run = {m: _grading_cost(args, client, own, m, folders[n], tmp / f"out-{m}-{n}-{rnd}")
+                       for m in ("local", "cluster")}
+                if run["local"]["gradebook"] != run["cluster"]["gradebook"]:
+                    raise SystemExit(f"round {rnd}, {n} submissions: the cluster's gradebook differs from the local one")
+                diff[n] = (run["cluster"]["cpu"] - run["local"]["cpu"], run["cluster"]["wall"] - run["local"]["wall"])
+                for m in ("local", "cluster"):
+                    r = run[m]
+                    rows.append([rnd, m, n, r["wall"], r["cpu"], r["cpu"] / n,
+                                 r["client"] if m == "cluster" else float("nan"),
+                                 r["sched"] if m == "cluster" and own else float("nan"), _load()])
+            if len(sizes) == 2:
+                lo, hi = sizes
+                slopes.append((diff[hi][0] - diff[lo][0]) / (hi - lo))
+                wall_slopes.append((diff[hi][1] - diff[lo][1]) / (hi - lo))
+                fixed.append(diff[lo][0] - slopes[-1] * lo)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
     _table([("round", 6), ("mode", 9), ("subs", 6), ("wall s", 9), ("CPU s", 9), ("CPU s/sub", 11),
-            ("client CPU s/sub", 18), ("sched CPU s/sub", 17), ("load", 7)], rows,
-           ["{:<6}", "{:<9}", "{:>6}", "{:>9.1f}", "{:>9.1f}", "{:>11.2f}", "{:>18.4f}", "{:>17.4f}", "{:>7}"])
-    wall_d = sorted(r[9] for r in rows if len(r) > 9)
-    cpu_d = sorted(r[10] for r in rows if len(r) > 10)
-    print(f"\ncluster minus local, per submission (median of {len(cpu_d)} paired rounds; range):")
-    print(f"  wall: {wall_d[len(wall_d) // 2]:+.3f} s ({wall_d[0]:+.3f} .. {wall_d[-1]:+.3f});"
-          f"  CPU: {cpu_d[len(cpu_d) // 2]:+.3f} s ({cpu_d[0]:+.3f} .. {cpu_d[-1]:+.3f})  (target: <= 0.2 s)")
-    print("CPU s/sub leaves out every warm-up but one (a fixed cost per worker and run: the workers report it); "
-          "gradebooks of each pair are identical.")
+            ("client CPU s", 14), ("sched CPU s", 13), ("load", 7)], rows,
+           ["{:<6}", "{:<9}", "{:>6}", "{:>9.1f}", "{:>9.1f}", "{:>11.2f}", "{:>14.2f}", "{:>13.2f}", "{:>7}"])
+    print("CPU s: every warm-up but one left out (a local run warms up once; each worker does once per run). "
+          "Gradebooks of each pair are identical.")
+    if slopes:
+        def span(v):
+            v = sorted(v)
+            return f"{v[len(v) // 2]:+.3f} s (rounds: {', '.join(f'{x:+.3f}' for x in v)})"
+
+        print(f"\ncluster minus local, per submission (slope between {sizes[0]} and {sizes[1]} submissions):")
+        print(f"  CPU:  {span(slopes)}   target: <= 0.2 s")
+        print(f"  wall: {span(wall_slopes)}")
+        print(f"fixed CPU per run of the cluster path (client start, scheduler, extra warm-up cost): {span(fixed)}")
     return 0
 
 
@@ -240,7 +258,9 @@ def main(argv=None) -> int:
     p.add_argument("--scheduler", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="compare local grading with grading on a Dask cluster, in paired rounds: this scheduler's, "
                         "or without ADDRESS a LocalCluster of 2 worker processes (1 thread each)")
-    p.add_argument("--rounds", type=int, default=3, help="with --scheduler: paired rounds (default 3)")
+    p.add_argument("--rounds", type=int, default=2, help="with --scheduler: paired rounds (default 2)")
+    p.add_argument("--n-small", type=int, default=6,
+                   help="with --scheduler: the smaller size of each round (default 6); --n is the larger")
     args = p.parse_args(argv)
     if args.scheduler:
         with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:

@@ -62,14 +62,14 @@ def default_task_timeout(limits: Limits) -> float:
 @functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
     """A digest of the grading code (grader, course_lib) and of the versions that decide a grade, as this
-    process first saw them (computed once: the code it has imported)."""
-    import jax
-    import numpy
+    process first saw them (computed once; JAX is not imported for it: the client never needs JAX)."""
+    import importlib.metadata
+    import importlib.util
 
-    import course_lib
-
-    h = hashlib.sha256(f"{sys.version_info[:3]} jax {jax.__version__} numpy {numpy.__version__}".encode())
-    for pkg in (pathlib.Path(__file__).resolve().parent, pathlib.Path(course_lib.__file__).resolve().parent):
+    versions = [f"{n} {importlib.metadata.version(n)}" for n in ("jax", "jaxlib", "numpy")]
+    h = hashlib.sha256(f"{sys.version_info[:3]} {versions}".encode())
+    course_lib = pathlib.Path(importlib.util.find_spec("course_lib").origin).resolve().parent
+    for pkg in (pathlib.Path(__file__).resolve().parent, course_lib):
         for path in sorted(pkg.rglob("*.py")):
             h.update(f"{pkg.name}/{path.relative_to(pkg)}".encode())
             h.update(path.read_bytes())

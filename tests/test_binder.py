@@ -90,3 +90,13 @@ def test_effective_lines_strips_comments():
     finally:
         os.unlink(fh.name)
 
+
+def test_readme_binder_links_agree_and_open_an_existing_notebook():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\((https://mybinder\.org/v2/[^)\s]+)\)", readme)
+    assert len(links) >= 2, "README needs the Binder badge and the link in its Binder section"
+    assert len(set(links)) == 1, f"README's Binder links differ: {sorted(set(links))}"
+    m = re.fullmatch(r"https://mybinder\.org/v2/gh/([\w.-]+)/([\w.-]+)/([\w.-]+)\?urlpath=lab/tree/(\S+)", links[0])
+    assert m, f"not a Binder launch link for a GitHub repository opening JupyterLab: {links[0]}"
+    assert (ROOT / m.group(4)).is_file(), f"the Binder link opens {m.group(4)}, which does not exist"
+    assert readme.index("badge_logo.svg") < readme.index("## Start"), "the badge belongs at the top"
