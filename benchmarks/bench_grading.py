@@ -3,7 +3,7 @@ with the operating-system sandbox and without it (--no-sandbox), and what one sa
 
     .venv/bin/python benchmarks/bench_grading.py [--n 100] [--jobs 2] [--assignment 03_neurons_and_activations]
                                                  [--modes sandbox,no-sandbox] [--startup 5]
-    .venv/bin/python benchmarks/bench_grading.py --scheduler [ADDRESS] [--n 30] [--n-small 6] [--rounds 2]
+    .venv/bin/python benchmarks/bench_grading.py --scheduler [ADDRESS] [--n 30] [--n-small 6] [--rounds 2] [--idle 60]
 
 Submissions are built from the chapter-03 student copy with a realistic mix: correct answers written
 in different styles (jax.numpy, numpy, naive formulas), partly wrong answers, unanswered copies,
@@ -17,7 +17,9 @@ With ``--scheduler``, the benchmark instead grades the same submissions locally 
 cluster (grader.cluster; a LocalCluster of 2 worker processes unless an address is given), in paired
 rounds at two sizes, checks that both gradebooks are identical, and prints the cluster path's cost
 per submission against local (the slope between the sizes, CPU and wall; target: <= 0.2 s per
-submission) and its fixed cost per run.
+submission) and its fixed cost per run. Dask's own background work (heartbeats, monitors: CPU per
+second of a run, whatever it grades) is measured on the idle cluster first; on a loaded machine a
+run lasts longer and pays more of it, so the slope is also printed net of it.
 """
 from __future__ import annotations
 
@@ -109,6 +111,17 @@ def _self_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def _idle_cpu_rate(client, own: bool, seconds: float) -> float:
+    """CPU s per wall second that the idle cluster spends (heartbeats, monitors): the workers' and, for a
+    LocalCluster, the scheduler's (this process); a run pays it for as long as it lasts."""
+    if seconds <= 0:
+        return 0.0
+    w0, s0, t0 = client.run(_worker_cpu), _self_cpu(), time.perf_counter()
+    time.sleep(seconds)
+    w1, s1, wall = client.run(_worker_cpu), _self_cpu(), time.perf_counter() - t0
+    return (sum(w1[w] - w0.get(w, 0.0) for w in w1) + (s1 - s0 if own else 0.0)) / wall
+
+
 def _grading_cost(args, client, own: bool, mode: str, subs: pathlib.Path, out: pathlib.Path) -> dict:
     """Grade ``subs`` locally or on the cluster; wall and CPU (client, scheduler, workers, sandboxes)."""
     import re
@@ -137,7 +150,9 @@ def cluster_rounds(args, tmp: pathlib.Path) -> int:
     sizes (--n-small and --n submissions); the cluster path's cost per submission is the slope:
     ((cluster - local) at n - (cluster - local) at n-small) / (n - n-small). Fixed costs per run (the
     client importing Dask and connecting, each worker grading the source notebook once to fill its
-    compile cache, the scheduler's own periodic work) cancel out of it and are shown separately.
+    compile cache) cancel out of it and are shown separately. Dask's periodic work costs CPU per second
+    of wall time, not per submission: the slope holds it in proportion to how much longer the larger
+    run lasted, which a loaded machine inflates; the slope net of it (measured idle) is printed too.
 
     The cluster's CPU is the client's (the grader process), the scheduler's (this process, for the
     LocalCluster) and the workers' with their sandboxes (read on each worker before and after). Every
@@ -155,8 +170,9 @@ def cluster_rounds(args, tmp: pathlib.Path) -> int:
     cluster = (LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                             silence_logs=50) if own else None)
     client = Client(cluster if own else args.scheduler, set_as_default=False)
-    rows, slopes, wall_slopes, fixed = [], [], [], []
+    rows, slopes, wall_slopes, fixed, net = [], [], [], [], []
     try:
+        background = _idle_cpu_rate(client, own, args.idle)
         for rnd in range(1, args.rounds + 1):
             diff = {}
             for n in sizes:
@@ -164,7 +180,8 @@ def cluster_rounds(args, tmp: pathlib.Path) -> int:
                        for m in ("local", "cluster")}
                 if run["local"]["gradebook"] != run["cluster"]["gradebook"]:
                     raise SystemExit(f"round {rnd}, {n} submissions: the cluster's gradebook differs from the local one")
-                diff[n] = (run["cluster"]["cpu"] - run["local"]["cpu"], run["cluster"]["wall"] - run["local"]["wall"])
+                diff[n] = (run["cluster"]["cpu"] - run["local"]["cpu"], run["cluster"]["wall"] - run["local"]["wall"],
+                           run["cluster"]["cpu"] - background * run["cluster"]["wall"] - run["local"]["cpu"])
                 for m in ("local", "cluster"):
                     r = run[m]
                     rows.append([rnd, m, n, r["wall"], r["cpu"], r["cpu"] / n,
@@ -175,6 +192,7 @@ def cluster_rounds(args, tmp: pathlib.Path) -> int:
                 slopes.append((diff[hi][0] - diff[lo][0]) / (hi - lo))
                 wall_slopes.append((diff[hi][1] - diff[lo][1]) / (hi - lo))
                 fixed.append(diff[lo][0] - slopes[-1] * lo)
+                net.append((diff[hi][2] - diff[lo][2]) / (hi - lo))
     finally:
         client.close()
         if cluster is not None:
@@ -193,6 +211,9 @@ def cluster_rounds(args, tmp: pathlib.Path) -> int:
         print(f"  CPU:  {span(slopes)}   target: <= 0.2 s")
         print(f"  wall: {span(wall_slopes)}")
         print(f"fixed CPU per run of the cluster path (client start, scheduler, extra warm-up cost): {span(fixed)}")
+        print(f"Dask's background CPU (scheduler and workers, measured idle for {args.idle:g} s): {background:.4f} CPU s "
+              f"per second of a run's wall time; it grows with the run's length, not with its submissions.")
+        print(f"  CPU net of that background, per submission (the cost of sending one): {span(net)}")
     return 0
 
 
@@ -259,6 +280,8 @@ def main(argv=None) -> int:
                    help="compare local grading with grading on a Dask cluster, in paired rounds: this scheduler's, "
                         "or without ADDRESS a LocalCluster of 2 worker processes (1 thread each)")
     p.add_argument("--rounds", type=int, default=2, help="with --scheduler: paired rounds (default 2)")
+    p.add_argument("--idle", type=float, default=60,
+                   help="with --scheduler: seconds to measure the idle cluster's background CPU first (default 60)")
     p.add_argument("--n-small", type=int, default=6,
                    help="with --scheduler: the smaller size of each round (default 6); --n is the larger")
     args = p.parse_args(argv)
