@@ -48,8 +48,10 @@ from .notebook import Assignment, NotebookError, load_assignment
 from .sandbox import Limits, SandboxUnavailable, sandbox_problem
 
 RETRIES = 2                    # a submission is tried at most 1 + RETRIES times
+# every status a worker's row may carry (the gradebook's; "not-attempted" is wip/exercises' status for an
+# answer left as handed out): a status missing here turns that submission into a grader-error on a cluster
 STATUSES = {"passed", "failed", "error", "timeout", "crashed", "forbidden", "missing", "invalid-notebook", "manual",
-            "unanswered", "grader-error"}
+            "unanswered", "not-attempted", "grader-error"}
 _LIMIT_FIELDS = ("timeout", "memory_mb", "budget", "cache_dir", "sandbox", "bwrap", "processes", "tmp_mb")
 
 
