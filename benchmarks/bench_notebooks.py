@@ -19,8 +19,11 @@ alone, ``compiles`` their count and ``cache hits`` the persistent-cache hits. ``
 kernel process's CPU time over the same interval (all its threads, XLA's included): on a loaded
 machine it grows much less than the wall time. ``wall s`` runs from
 the start of that first cell to the end of the last notebook cell (kernel start-up, ~1 s, is
-excluded and shown as ``kernel s``). The extra cells cost microseconds; they import ``jax``, which
-every notebook of the course does anyway in its first cell.
+excluded and shown as ``kernel s``). ``kernel cpu s`` is the kernel's CPU time over its whole life
+(start-up, imports and every cell: user + system, all threads, plus any child it waited for) and
+``peak MB`` its peak resident memory (``ru_maxrss``, the kernel's high-water mark): what a hosted
+JupyterLab must reserve per student (docs/deploy.md). The extra cells cost microseconds; they import
+``jax``, which every notebook of the course does anyway in its first cell.
 """
 from __future__ import annotations
 
@@ -59,6 +62,9 @@ def _bench_union(spans):
             end = t
     return total
 import json as _bench_json
+import resource as _bench_resource
+_bench_self = _bench_resource.getrusage(_bench_resource.RUSAGE_SELF)
+_bench_kids = _bench_resource.getrusage(_bench_resource.RUSAGE_CHILDREN)
 _bench_all = [(s, t) for e, s, t in _bench_spans if e.startswith("/jax/core/compile/")]
 _bench_xla = [(s, t) for e, s, t in _bench_spans if e == "/jax/core/compile/backend_compile_duration"]
 print("BENCH" + _bench_json.dumps({
@@ -68,6 +74,8 @@ print("BENCH" + _bench_json.dumps({
     "xla": _bench_union(_bench_xla),
     "compiles": len(_bench_xla),
     "cache_hits": sum(e == "/jax/compilation_cache/cache_hits" for e in _bench_events),
+    "kernel_cpu": _bench_self.ru_utime + _bench_self.ru_stime + _bench_kids.ru_utime + _bench_kids.ru_stime,
+    "peak_mb": max(_bench_self.ru_maxrss, _bench_kids.ru_maxrss) / 1024,
 }))
 """
 
@@ -103,7 +111,8 @@ def main(argv=None) -> int:
     if not paths:
         print("no notebooks found")
         return 0
-    header = ("notebook", "cache", "wall s", "cpu s", "compile s", "xla s", "compiles", "cache hits", "kernel s")
+    header = ("notebook", "cache", "wall s", "cpu s", "compile s", "xla s", "compiles", "cache hits", "kernel s",
+              "kernel cpu s", "peak MB")
     rows, failed = [], []
     for path in paths:
         with tempfile.TemporaryDirectory(prefix="jaxcache-") as cache_dir:
@@ -115,7 +124,8 @@ def main(argv=None) -> int:
                     print(f"FAILED {path.name} ({label}): {type(exc).__name__}: {str(exc)[:500]}", file=sys.stderr)
                     break
                 rows.append((path.name, label, f"{s['wall']:.1f}", f"{s['cpu']:.1f}", f"{s['compile']:.2f}", f"{s['xla']:.2f}",
-                             str(s["compiles"]), str(s["cache_hits"]), f"{s['kernel']:.1f}"))
+                             str(s["compiles"]), str(s["cache_hits"]), f"{s['kernel']:.1f}",
+                             f"{s['kernel_cpu']:.1f}", f"{s['peak_mb']:.0f}"))
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
     print(line)
