@@ -372,12 +372,14 @@ def init_lstm_lm(vocab_size, hidden_size, *, seed=0):
 
 
 def lstm_logits(params, tokens):
-    """Next-token logits ``(B, T, V)`` of chapter 11's LSTM language model for int ``tokens (B, T)``."""
-    from . import recurrent
+    """Next-token logits ``(B, T, V)`` of chapter 11's LSTM language model for int ``tokens (B, T)``,
+    computed as chapter 11 trains its large experiments: by the fast wing (``course_lib.fast.recurrent``,
+    tested equal to ``course_lib.recurrent``'s reference in values and gradients)."""
+    from .fast import recurrent as fast_recurrent
 
     tokens = V.check_ndim(V.as_int_array(tokens, "tokens"), "tokens", 2)
     xs = jax.nn.one_hot(tokens, params["W_out"].shape[1], dtype=params["W_out"].dtype)
-    return recurrent.sequence_model("lstm", params, xs)[0]
+    return fast_recurrent.sequence_model("lstm", params, xs)[0]
 # ------------------------------------------------------------------------------------------------
 
 
