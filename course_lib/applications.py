@@ -544,7 +544,7 @@ def load_model(directory):
 @partial(jax.jit, static_argnames="activation")
 def _predict_core(params, x, scale, activation):
     from course_lib import layers
-    logits = layers._mlp_apply_core(params, x.reshape(x.shape[0], -1) * scale, activation)
+    logits = layers.mlp_apply(params, x.reshape(x.shape[0], -1) * scale, activation)
     return jax.nn.softmax(logits, axis=-1)
 
 

@@ -38,7 +38,6 @@ import numpy as np
 
 from . import _validation as V
 from . import optim
-from .backprop import _check_cache   # one contract check for every forward/backward pair
 from .data import _int   # the integer check (issue 21 moves it to _validation)
 
 __all__ = ["NETWORKS", "ACTIVATIONS",
@@ -164,7 +163,7 @@ def batchnorm_backward(dy, cache):
 
     Taught in: notebooks/17_training_deep_networks.ipynb
     """
-    xhat, inv_std, gamma, train = _check_cache(cache, "batchnorm", 4)
+    xhat, inv_std, gamma, train = V.check_cache(cache, "cache", "batchnorm_forward", 4)
     dy = V.check_shape(_features(dy, "dy", ndim=2), "dy", tuple(xhat.shape))
     dxhat = dy * gamma
     dx = normalize_backward(dxhat, xhat, inv_std, 0) if train else dxhat * inv_std
@@ -191,7 +190,7 @@ def layernorm_backward(dy, cache):
 
     Taught in: notebooks/17_training_deep_networks.ipynb
     """
-    xhat, inv_std, gamma = _check_cache(cache, "layernorm", 3)
+    xhat, inv_std, gamma = V.check_cache(cache, "cache", "layernorm_forward", 3)
     dy = V.check_shape(_features(dy, "dy"), "dy", tuple(xhat.shape))
     rows = tuple(range(dy.ndim - 1))                       # every axis but the features
     dx = normalize_backward(dy * gamma, xhat, inv_std, -1)

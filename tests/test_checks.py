@@ -149,12 +149,28 @@ def test_check_close_rejects_bad_input():
         C.check_close(1.0, 1.0, name=3)
 
 
-def test_show_source_prints_the_function_and_unwraps_jit(capsys):
-    C.show_source(activations.relu)
+def test_show_source_prints_the_function_with_its_math(capsys):
+    C.show_source(activations.relu)   # validated and compiled by a decorator: shown as written
     out = capsys.readouterr().out
-    assert out.startswith("def relu(x):") and "return _relu(_x(x))" in out
-    C.show_source(activations._relu)   # a jitted core: its Python source is shown
-    assert "def _relu(x):" in capsys.readouterr().out
+    assert out.startswith("@checked(_check_x)\ndef relu(x):")
+    assert "return jnp.where(x > 0, x, jnp.zeros_like(x))" in out
+    C.show_source(jax.jit(C.rel_error))   # a jitted function: its Python source
+    assert "def rel_error(x, y):" in capsys.readouterr().out
+    C.show_source(C)                      # a public module
+    assert "def show_source(obj):" in capsys.readouterr().out
+
+
+def test_show_source_refuses_private_functions():
+    """A chapter shows what it teaches: the public function, never an implementation detail."""
+    import course_lib.losses as L
+    with pytest.raises(TypeError, match="obj must be a public function, class or module; _reduce is "
+                                        "private"):
+        C.show_source(L._reduce)
+    with pytest.raises(TypeError, match="_check_x is private"):
+        C.show_source(jax.jit(activations._check_x))                      # wrapped: still private
+    import course_lib._validation as V
+    with pytest.raises(TypeError, match="_validation is private"):
+        C.show_source(V)
 
 
 def test_show_source_rejects_objects_without_source():
