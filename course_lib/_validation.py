@@ -22,8 +22,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib import _parallel  # noqa: F401  (on import: one CPU device per core, see _parallel)
-
 __all__ = [
     "is_concrete", "is_binary_np", "checked",
     "as_float_array", "as_int_array", "check_ndim", "check_shape", "check_same_shape",

@@ -33,9 +33,9 @@ class Diagram:
 
 
 def _collect():
-    from . import ch00_05, ch06_09, ch10_11, ch12_15
+    from . import ch00_05, ch06_09, ch10_11, ch12_15, ch16_18
 
-    items = [*ch00_05.DIAGRAMS, *ch06_09.DIAGRAMS, *ch10_11.DIAGRAMS, *ch12_15.DIAGRAMS]
+    items = [*ch00_05.DIAGRAMS, *ch06_09.DIAGRAMS, *ch10_11.DIAGRAMS, *ch12_15.DIAGRAMS, *ch16_18.DIAGRAMS]
     names = [d.name for d in items]
     if len(set(names)) != len(names):
         raise ValueError(f"diagram names must be unique: {sorted(n for n in names if names.count(n) > 1)}")
