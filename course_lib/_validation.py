@@ -262,6 +262,7 @@ def check_option(value, name: str, allowed: Iterable):
 
 
 def _interval(low, high, low_open, high_open):
+    """``> 0``, ``<= 1`` or ``in [0, 1)``: the allowed range of a number, as the message states it."""
     if high is None and low is not None:
         return f"{'>' if low_open else '>='} {low}"
     if low is None and high is not None:
@@ -365,12 +366,12 @@ def check_tree(tree, name: str, like=None):
     if like is not None:
         want = jax.tree_util.tree_structure(like)
         if jax.tree_util.tree_structure(tree) != want:
-            raise ValueError(f"{name} must have the pytree structure of the parameters, got "
+            raise ValueError(f"{name} must have the same pytree structure as params, got "
                              f"{jax.tree_util.tree_structure(tree)} but expected {want}")
         for (path, leaf), ref in zip(leaves, jax.tree_util.tree_leaves(like)):
             if jnp.shape(leaf) != jnp.shape(ref):
                 raise ValueError(f"{name}{jax.tree_util.keystr(path)} must have shape "
-                                 f"{tuple(jnp.shape(ref))} like the parameters, got {tuple(jnp.shape(leaf))}")
+                                 f"{tuple(jnp.shape(ref))} like params, got {tuple(jnp.shape(leaf))}")
     return leaves
 
 

@@ -39,6 +39,7 @@ import numpy as np
 
 from . import _validation as V
 from . import backprop, optim
+from .losses import cross_entropy
 from .normalization import _count, layernorm_backward, layernorm_forward
 
 __all__ = ["sinusoidal_positions", "causal_mask", "padding_mask",
@@ -378,8 +379,8 @@ def lstm_logits(params, tokens):
 
 
 def _weighted_ce(logits, targets, weights):
-    logp = jax.nn.log_softmax(logits)
-    nll = -jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
+    nll = cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), "none")
+    nll = nll.reshape(targets.shape)
     return jnp.sum(nll * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from . import _validation as V
 from . import optim
+from .losses import cross_entropy
 from .data import _int   # the integer check (issue 21 moves it to _validation)
 
 __all__ = ["NETWORKS", "ACTIVATIONS",
@@ -292,8 +293,7 @@ def _fit_one(params, state, X, y, batches, network, activation, learning_rate):
 
     def loss_fn(p, s, xb, yb):
         logits, s = _deep_forward(p, s, xb, network, activation, True)
-        logp = jax.nn.log_softmax(logits)
-        return -jnp.mean(jnp.take_along_axis(logp, yb[:, None], axis=1)), s
+        return cross_entropy(logits, yb), s
 
     def step(carry, idx):
         p, s, opt_state = carry
@@ -335,8 +335,7 @@ def fit_deep_mlps(params, state, X, y, batches, network, *, activation="relu", l
 def _evaluate_many(params, state, X, y, network, activation):
     def one(p, s):
         logits, _ = _deep_forward(p, s, X, network, activation, False)
-        logp = jax.nn.log_softmax(logits)
-        return (-jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1)),
+        return (cross_entropy(logits, y),
                 jnp.mean(jnp.argmax(logits, axis=1) == y))
     return jax.vmap(one)(params, state)
 

@@ -185,3 +185,21 @@ def test_low_precision_jax_floats_are_accepted(capsys):
     assert C.check_close(x, np.array([1.0, 2.0, 3.0]), name="bf16") is True
     assert C.rel_error(x, np.array([1.0, 2.0, 3.0])) == 0.0
     assert "close: True" in capsys.readouterr().out
+
+
+def test_no_notebook_shows_a_private_function():
+    """Chapters show what they teach: show_source is called on public names only (a private name
+    would raise in the notebook; this finds it without executing anything)."""
+    import json
+    import pathlib
+    import re
+    root = pathlib.Path(__file__).resolve().parents[1]
+    private = []
+    for nb in sorted(root.glob("notebooks/*.ipynb")) + sorted(root.glob("solutions/*/*.ipynb")):
+        for cell in json.loads(nb.read_text(encoding="utf-8"))["cells"]:
+            if cell["cell_type"] == "code":
+                for arg in re.findall(r"show_source\(([^)]*)\)", "".join(cell["source"])):
+                    last = arg.strip().rsplit(".", 1)[-1]
+                    if last.startswith("_") and not (last.startswith("__") and last.endswith("__")):
+                        private.append(f"{nb.name}: show_source({arg})")
+    assert not private, private

@@ -102,35 +102,6 @@ def test_check_option_type_and_value():
         V.check_option(3, "depth", (1, 2, 4))
 
 
-def test_check_bool():
-    assert V.check_bool(True, "flag") is True and V.check_bool(np.bool_(False), "flag") is False
-    for bad in (1, 0, "yes", None):
-        with pytest.raises(TypeError, match="flag must be True or False"):
-            V.check_bool(bad, "flag")
-
-
-def test_checked_validates_then_runs_the_body_compiled():
-    calls = []
-
-    def check(x, scale=2.0):
-        calls.append(V.is_concrete(x))
-        return V.check_finite(V.as_float_array(x, "x"), "x"), float(scale)
-
-    @V.checked(check, static_argnames="scale")
-    def double(x, scale=2.0):
-        """The body: plain math."""
-        return scale * x
-
-    np.testing.assert_array_equal(double(np.array([1.0, 2.0])), [2.0, 4.0])
-    np.testing.assert_array_equal(double(np.array([1.0]), scale=3.0), [3.0])
-    with pytest.raises(ValueError, match="x must be finite"):             # concrete: value checks
-        double(np.array([np.nan]))
-    np.testing.assert_array_equal(jax.jit(double)(np.array([1.0])), [2.0])  # traced: no value check
-    assert calls == [True, True, True, False]
-    assert inspect.unwrap(double).__doc__ == "The body: plain math."
-    assert "return scale * x" in inspect.getsource(inspect.unwrap(double))
-
-
 def test_check_probability():
     p = np.array([0.0, 0.5, 1.0])
     assert V.check_probability(p, "p") is p
@@ -316,9 +287,9 @@ def test_check_callable_and_tree():
         V.check_tree({}, "grads")
     with pytest.raises(TypeError, match=r"grads\['b'\] must be a floating-point array, got dtype int"):
         V.check_tree({"W": np.ones(2), "b": np.zeros(2, int)}, "grads")
-    with pytest.raises(ValueError, match=r"grads\['W'\] must have shape \(2, 3\) like the parameters, got \(3, 2\)"):
+    with pytest.raises(ValueError, match=r"grads\['W'\] must have shape \(2, 3\) like params, got \(3, 2\)"):
         V.check_tree({"W": np.ones((3, 2)), "b": np.zeros(3)}, "grads", like=params)
-    with pytest.raises(ValueError, match="grads must have the pytree structure of the parameters"):
+    with pytest.raises(ValueError, match="grads must have the same pytree structure as params"):
         V.check_tree([np.ones((2, 3)), np.zeros(3)], "grads", like=params)
 
 
@@ -326,3 +297,12 @@ def test_check_cache_tuples():
     assert V.check_cache((1, 2), "cache", "dense_forward", 2) == (1, 2)
     with pytest.raises(TypeError, match=r"cache must be the cache returned by dense_forward \(a tuple of 2\), got list"):
         V.check_cache([1, 2], "cache", "dense_forward", 2)
+
+
+def test_every_lazily_imported_submodule_exists():
+    """course_lib.<name> resolves lazily for the names in _SUBMODULES: each one is a real module."""
+    import importlib.util
+
+    import course_lib
+    missing = [n for n in sorted(course_lib._SUBMODULES) if importlib.util.find_spec(f"course_lib.{n}") is None]
+    assert not missing, missing
