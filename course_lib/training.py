@@ -139,7 +139,7 @@ def make_train_step(apply_fn: Callable, optimizer, loss: str = "cross_entropy",
     ``course_lib.backprop.loss_and_grads``). Loss and accuracy are measured on the batch *before*
     the update. ``with_key=True``: the step takes a fifth argument, a ``jax.random`` key, and passes
     it on as ``apply_fn(params, xb, key=key)`` (a fresh dropout mask per step). ``jit=False`` returns
-    the plain Python function (:func:`fit` scans it inside its own jitted epoch).
+    the plain Python function (``course_lib.fast.training.fit`` scans it inside its compiled epoch).
     ``label_smoothing`` = eps in [0, 1) trains on the cross-entropy against the smoothed target
     ``(1 - eps) * one_hot(y) + eps / C`` (C classes; equals ``optax.softmax_cross_entropy`` with
     ``optax.smooth_labels``); the reported batch loss is that smoothed loss.
