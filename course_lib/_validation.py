@@ -396,8 +396,7 @@ def check_positive(value, name: str, *, allow_zero: bool = False):
     return value
 
 
-check_finite_np = check_finite
-check_probability_np = check_probability
+check_finite_np = check_finite   # course_lib.autodiff (chapter 16) still uses the old name
 
 
 def as_float_array_host(x, name: str, *, allow_int: bool = False):

@@ -583,7 +583,7 @@ def predict(model, x):
                          f"(a batch), got {arr.shape}")
     if arr.size and arr.ndim == len(shape) + 1 and arr.shape[0] == 0:
         raise ValueError("x must hold at least one input")
-    V.check_finite_np(arr, "x")
+    V.check_finite(arr, "x")
     if arr.size and (arr.min() < lo or arr.max() > hi):
         raise ValueError(f"x must lie in [{lo:g}, {hi:g}] (the model card's input range), got values "
                          f"in [{float(arr.min()):g}, {float(arr.max()):g}]; preprocessing is applied by predict")
