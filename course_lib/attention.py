@@ -42,7 +42,7 @@ import numpy as np
 
 from . import _validation as V
 from . import backprop, optim
-from .backprop import _check_cache
+from .losses import cross_entropy
 from .normalization import _count, layernorm_backward, layernorm_forward
 
 __all__ = ["sinusoidal_positions", "causal_mask", "padding_mask",
@@ -149,7 +149,7 @@ def attention_backward(dout, cache):
 
     Taught in: notebooks/18_attention_and_transformers.ipynb
     """
-    q, k, v, A, scale = _check_cache(cache, "attention", 5)
+    q, k, v, A, scale = V.check_cache(cache, "cache", "attention_forward", 5)
     dout = V.check_shape(_floats(dout, "dout"), "dout", A.shape[:-1] + v.shape[-1:])
     dA = dout @ jnp.swapaxes(v, -1, -2)
     dv = jnp.swapaxes(A, -1, -2) @ dout
@@ -198,7 +198,7 @@ def multihead_backward(dout, cache):
 
     Taught in: notebooks/18_attention_and_transformers.ipynb
     """
-    x, att, heads, params = _check_cache(cache, "multihead", 4)
+    x, att, heads, params = V.check_cache(cache, "cache", "multihead_forward", 4)
     dout = V.check_shape(_floats(dout, "dout", ndim=3), "dout", tuple(x.shape))
     grads = {"W_o": jnp.einsum("bhte,btd->hed", heads, dout)}
     dheads = jnp.einsum("btd,hed->bhte", dout, params["W_o"])
@@ -254,7 +254,7 @@ def block_backward(dout, cache):
 
     Taught in: notebooks/18_attention_and_transformers.ipynb
     """
-    ln1, mha, ln2, dense1, act, dense2 = _check_cache(cache, "block", 6)
+    ln1, mha, ln2, dense1, act, dense2 = V.check_cache(cache, "cache", "block_forward", 6)
     dout = _floats(dout, "dout", ndim=3)
     B, T, d = dout.shape
     dr, dW2, db2 = backprop.dense_backward(dout.reshape(B * T, d), dense2)
@@ -384,8 +384,8 @@ def lstm_logits(params, tokens):
 
 
 def _weighted_ce(logits, targets, weights):
-    logp = jax.nn.log_softmax(logits)
-    nll = -jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
+    nll = cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), "none")
+    nll = nll.reshape(targets.shape)
     return jnp.sum(nll * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 

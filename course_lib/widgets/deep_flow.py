@@ -31,6 +31,7 @@ WIDGETS = ("build_deep_flow",)
 def _tables_fn():
     import jax
     import jax.numpy as jnp
+    from course_lib.losses import cross_entropy
 
     from course_lib import normalization as N
 
@@ -55,8 +56,7 @@ def _tables_fn():
                 return jnp.where(k + 1 < depth, new, h), None
 
             h, _ = jax.lax.scan(layer, h, jnp.arange(gf.MAX_DEPTH - 1))
-            logp = jax.nn.log_softmax(h @ p["W_out"])
-            return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+            return cross_entropy(h @ p["W_out"], y)
 
         g = jax.grad(loss)(params)
         layers = jnp.concatenate([g["W_in"][None], g["W_h"]], axis=0)
