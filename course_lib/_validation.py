@@ -7,13 +7,12 @@ arrays: inside ``jax.jit``/``jax.grad`` the inputs are tracers and only shapes a
 """
 from __future__ import annotations
 
+import functools
 from typing import Iterable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from course_lib import _parallel  # noqa: F401  (on import: one CPU device per core, see _parallel)
 
 __all__ = [
     "is_concrete",
@@ -26,6 +25,8 @@ __all__ = [
     "check_option",
     "check_positive",
     "check_probability",
+    "check_bool",
+    "checked",
 ]
 
 
@@ -142,6 +143,32 @@ def check_positive(value, name: str, *, allow_zero: bool = False):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
     return value
+
+
+def check_bool(value, name: str) -> bool:
+    """``TypeError`` unless ``value`` is True or False (a NumPy bool passes)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    return bool(value)
+
+
+def checked(check, *, static_argnames=()):
+    """Decorator of a public function whose body is only the math.
+
+    ``check`` takes the function's arguments and returns all of them, validated and converted, as a
+    tuple in the order of the signature; the body then runs compiled (``jax.jit`` with
+    ``static_argnames``). So an eager call gets the value checks (NaN, ranges) and one compiled
+    program, and a call inside another traced function only its shape and dtype checks.
+    ``inspect.unwrap`` (and ``checks.show_source``) gives the undecorated function.
+    """
+    def decorate(fn):
+        compiled = jax.jit(fn, static_argnames=static_argnames)
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            return compiled(*check(*args, **kwargs))
+        return wrapper
+    return decorate
 
 
 def check_probability(x, name: str, *, open_interval: bool = False):

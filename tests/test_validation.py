@@ -1,5 +1,7 @@
 """course_lib._validation: each helper raises with the argument's name, and value checks are skipped
 for tracers (under jax.jit/grad/vmap) while shape and dtype checks still run."""
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -105,6 +107,35 @@ def test_check_positive():
         V.check_positive(float("inf"), "lr")
     with pytest.raises(TypeError, match="^lr must be a number, got str$"):
         V.check_positive("fast", "lr")
+
+
+def test_check_bool():
+    assert V.check_bool(True, "flag") is True and V.check_bool(np.bool_(False), "flag") is False
+    for bad in (1, 0, "yes", None):
+        with pytest.raises(TypeError, match="flag must be True or False"):
+            V.check_bool(bad, "flag")
+
+
+def test_checked_validates_then_runs_the_body_compiled():
+    calls = []
+
+    def check(x, scale=2.0):
+        calls.append(V.is_concrete(x))
+        return V.check_finite(V.as_float_array(x, "x"), "x"), float(scale)
+
+    @V.checked(check, static_argnames="scale")
+    def double(x, scale=2.0):
+        """The body: plain math."""
+        return scale * x
+
+    np.testing.assert_array_equal(double(np.array([1.0, 2.0])), [2.0, 4.0])
+    np.testing.assert_array_equal(double(np.array([1.0]), scale=3.0), [3.0])
+    with pytest.raises(ValueError, match="x must be finite"):             # concrete: value checks
+        double(np.array([np.nan]))
+    np.testing.assert_array_equal(jax.jit(double)(np.array([1.0])), [2.0])  # traced: no value check
+    assert calls == [True, True, True, False]
+    assert inspect.unwrap(double).__doc__ == "The body: plain math."
+    assert "return scale * x" in inspect.getsource(inspect.unwrap(double))
 
 
 def test_check_probability():
