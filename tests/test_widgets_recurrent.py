@@ -1,4 +1,5 @@
 """Chapter 11 widgets, driven headlessly: set a control's value, check the artists and the PNG."""
+import jax
 import numpy as np
 import jax.numpy as jnp
 import pytest
@@ -165,3 +166,20 @@ def test_gate_switches_show_what_a_fresh_viewer_and_a_full_redraw_show():
         assert differ.mean() < 0.005, (example, gate, differ.mean())
         assert (viewer.ax_g.get_title(), viewer._colorbar.ax.get_ylabel()) == \
             (fresh.ax_g.get_title(), fresh._colorbar.ax.get_ylabel())
+
+
+def test_model_region_holds_every_pixel_that_depends_on_the_model():
+    """The browser test compares chapter 11's gate viewer with its reference outside model_region only
+    (the chapter's LSTM is trained live, chaotically). So two different LSTMs over the same inputs must
+    draw the same pixels outside that region, and different ones inside it."""
+    xs = np.asarray(R.recall_task_batch(jax.random.PRNGKey(0), 12, batch_size=3)[0])
+    one, two = (W.build_lstm_gates(R.init_lstm(9, 8, seed=s), xs) for s in (0, 1))
+    a, b = _pixels(one.live.image.value), _pixels(two.live.image.value)
+    h, w = a.shape[:2]
+    x0, y0, x1, y1 = one.model_region()
+    assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1 and one.model_region() == two.model_region()
+    inside = np.zeros((h, w), bool)
+    inside[int(y0 * h):int(np.ceil(y1 * h)), int(x0 * w):int(np.ceil(x1 * w))] = True
+    differ = np.any(a != b, axis=-1)
+    assert not differ[~inside].any()
+    assert differ[inside].mean() > 0.1

@@ -210,6 +210,13 @@ class LSTMGates(Explorer):
         }
         self._connect()
 
+    def model_region(self):
+        """Where the figure's pixels come from the trained model: the heat map, as ``(x0, y0, x1, y1)``
+        fractions of the figure's width and height, measured from its top left corner. Everything
+        else (input rows, titles, labels, colour bars) depends only on the shapes and the inputs."""
+        x0, y0, x1, y1 = self.ax_g.get_position().extents
+        return x0, 1.0 - y1, x1, 1.0 - y0
+
     def _range(self, gate):
         fixed = _GATES[gate][3]
         return fixed if fixed is not None else (-self.c_max, self.c_max)
