@@ -133,6 +133,6 @@ def test_solution_passes_and_student_copy_fails(src, cache):
     for task in a.tasks:
         row = by_task[task.grade_id]
         assert row.points == 0, f"{task.grade_id} passes without a solution"
-        assert row.status == "error" and "NotImplementedError" in row.reason, row
+        assert row.status == "not-attempted" and "not attempted yet" in row.reason, row
     for q in a.questions:
         assert by_task[q.grade_id].status == "unanswered"

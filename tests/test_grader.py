@@ -279,17 +279,27 @@ def test_feedback_says_what_failed_without_revealing_hidden_tests(graded):
         for secret in ("-1000", "1000.", "80.", "linspace", "default_rng", "_sigmoid64", "_softmax64"):
             assert secret not in text, f"{fb.name} reveals {secret}"
     bad = (graded["out"] / "feedback" / "bad_answers.md").read_text()
-    assert "### `test_relu_grad`: failed" in bad and "expected" in bad and "got" in bad
+    assert "### Task 3: the derivative of ReLU: failed" in bad and "expected" in bad and "got" in bad
+    assert "test_relu_grad" not in bad  # tasks are named by their titles, not their test cells
     assert "array([ True" in bad or "bool" in bad  # what came back, for a visible test
     edited = (graded["out"] / "feedback" / "edited_tests.md").read_text()
-    assert "4 / 11" in edited
+    assert "**auto 4/11, manual 5 pending**" in edited
     good = (graded["out"] / "feedback" / "good.md").read_text()
-    assert "11 / 11" in good and "5 points of written answers" in good
+    assert "**auto 11/11, manual 5 pending**" in good and "| Question 1: saturation | pending / 2 |" in good
+
+
+def test_console_names_tasks_and_cuts_no_word(graded):
+    lines = {line.split("] ", 1)[1].split(":", 1)[0]: line for line in graded["stdout"].splitlines()
+             if line.startswith("[")}
+    assert lines["good"].split(": ", 1)[1].startswith("auto 11/11, manual 5 pending in ")
+    assert "(Task 1: failed; Task 2: failed; Task 5: failed)" in lines["edited_tests"]
+    crash = lines["crash"]
+    assert crash.endswith(")") and "test_" not in crash
 
 
 def test_feedback_markdown_for_an_unreadable_notebook(graded):
     text = (graded["out"] / "feedback" / "invalid_json.md").read_text()
-    assert "0 / 11" in text and "0 / 5" in text and "not valid notebook JSON" in text
+    assert "auto 0/11, manual 0/5" in text and "not valid notebook JSON" in text
 
 
 def test_cli_rejects_unknown_assignment(tmp_path):
