@@ -307,7 +307,7 @@ def _mismatch(got, expected, *, rtol, atol, dtype, where, names=None):
         if bad.any():
             i = first(bad)
             return _Mismatch(where, f"{int(bad.sum())} of {e.size} entries differ; at {at(i) or 'the value'}: "
-                             f"expected {e[i]!r}, got {g[i]!r}", got, expected)
+                             f"expected {e[i].item()!r}, got {g[i].item()!r}", got, expected)
         return None
     g64 = g.astype(np.complex128 if g.dtype.kind == "c" else np.float64)
     e64 = e.astype(np.complex128 if e.dtype.kind == "c" else np.float64)
