@@ -25,6 +25,7 @@ import copy
 import functools
 import importlib
 import inspect
+import sys
 import textwrap
 import threading
 import types
@@ -36,7 +37,7 @@ __all__ = ["check_function", "check_raises", "check_value", "TaskFailed", "Stude
 _ctx = threading.local()
 _DTYPE_MODES = ("kind", "exact", None)
 _LINE = 100                      # longest value shown inline in a message
-_OUTPUT_NAMES: dict[str, tuple] = {}   # function name -> names of its outputs (given once per task)
+_OUTPUT_NAMES: dict[tuple, tuple] = {}   # (function name, test cell) -> names of its outputs (given once per task)
 
 
 class TaskFailed(AssertionError):
@@ -400,15 +401,17 @@ def _returned_names(fn) -> tuple | None:
     return None
 
 
-def _output_names(student_fn, name, outputs):
+def _output_names(student_fn, name, outputs, cell):
+    """The names of the function's outputs: given now, given earlier in the same test cell (``cell``: the
+    file name its code was compiled under), or read from a local function's return statement."""
     if outputs is not None:
         names = (outputs,) if isinstance(outputs, str) else tuple(outputs)
         if not all(isinstance(n, str) for n in names):
             raise TypeError(f"outputs must be a name or a tuple of names, got {outputs!r}")
-        _OUTPUT_NAMES[name] = names
+        _OUTPUT_NAMES[(name, cell)] = names
         return names
-    if name in _OUTPUT_NAMES:
-        return _OUTPUT_NAMES[name]
+    if (name, cell) in _OUTPUT_NAMES:
+        return _OUTPUT_NAMES[(name, cell)]
     if isinstance(student_fn, types.FunctionType):
         return _returned_names(student_fn)
     return None
@@ -462,7 +465,7 @@ def check_function(student_fn, cases, *, reference=None, expected=None, test=Non
     if isinstance(forbid, str):
         forbid = (forbid,)
     name = getattr(student_fn, "__name__", "function")
-    names = _output_names(student_fn, name, outputs)
+    names = _output_names(student_fn, name, outputs, sys._getframe(1).f_code.co_filename)
     hidden = _hidden()
     n = len(cases)
     for i, case in enumerate(cases):

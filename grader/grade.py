@@ -52,8 +52,8 @@ def clip(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     cut = text[:limit - 4]
-    if " " in cut.strip():
-        cut = cut[:cut.rstrip().rfind(" ")]
+    if text[len(cut)] != " " and " " in cut:   # the cut falls inside a word: end at the word before
+        cut = cut[:cut.rfind(" ")]
     return cut.rstrip(" ,;:") + " ..."
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from grader import _child, api, static
-from grader.api import TaskFailed, check_function, check_value, compare
+from grader.api import TaskFailed, check_function, check_raises, check_value, compare
 from grader.grade import feedback_markdown, find_submissions
 from grader.notebook import defined_names, forbidden_literals, load_assignment, split_hidden
 
@@ -55,6 +55,83 @@ def test_check_function_passes_and_fails_locally(capsys):
     with pytest.raises(TaskFailed, match="raised ZeroDivisionError") as info:
         check_function(lambda x: 1 / 0, [(1.0,)], expected=[1.0])
     assert info.value.status == "error"
+
+
+def test_failures_name_the_output_and_the_untouched_stub():
+    def dense_backward(dout, x, W):
+        return dout @ W.T, dout.T @ x, dout.sum(0)          # dW transposed
+
+    case = (np.ones((4, 2)), np.ones((4, 3)), np.ones((3, 2)))
+    with pytest.raises(TaskFailed) as info:
+        check_function(dense_backward, [case], reference=lambda d, x, W: (d @ W.T, x.T @ d, d.sum(0)),
+                       outputs=("dx", "dW", "db"))
+    assert "dW: wrong shape: expected (3, 2), got (2, 3)" in str(info.value)
+    with api.hidden_section(), pytest.raises(TaskFailed, match="dW: wrong shape$"):
+        check_function(dense_backward, [case], reference=lambda d, x, W: (d @ W.T, x.T @ d, d.sum(0)))
+
+    def untouched(x):
+        raise NotImplementedError()
+
+    with pytest.raises(TaskFailed, match="not attempted yet") as info:
+        check_function(untouched, [(1.0,)], expected=[1.0])
+    assert info.value.status == "not-attempted" and info.value._render_traceback_()[-1].endswith("NotImplementedError)")
+
+
+def test_student_errors_keep_only_the_students_frames():
+    def mine(x):
+        return np.ones((2, 3)) @ x
+
+    with pytest.raises(TaskFailed) as info:
+        check_function(mine, [(np.ones(2),)], expected=[np.ones(2)])
+    tb = info.value.student_exc.__traceback__
+    files = set()
+    while tb is not None:
+        files.add(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    assert api.__file__ not in files and __file__ in files
+    assert info.value.__suppress_context__
+
+
+def test_check_raises_and_judged_results():
+    def checked(x, activation="relu"):
+        if activation != "relu":
+            raise ValueError(f"unknown activation {activation!r}")
+        return x
+
+    check_raises(checked, [{"args": (1.0,), "kwargs": {"activation": "swish"}}], ValueError, match="activation")
+    with pytest.raises(TaskFailed, match="expected ValueError, but it returned 1.0"):
+        check_raises(lambda x: x, [(1.0,)], ValueError)
+    with pytest.raises(TaskFailed, match="expected ValueError, got ZeroDivisionError"):
+        check_raises(lambda x: 1 / 0, [(1.0,)], ValueError)
+    check_function(lambda n: np.arange(n), [(3,)], test=lambda got, n: None if len(got) == n else "wrong length")
+    with pytest.raises(TaskFailed, match="accuracy 0.50, below 0.9"):
+        check_function(lambda n: n, [(3,)], test=lambda got, n: "accuracy 0.50, below 0.9")
+
+
+def test_forbid_lists_may_be_constants_of_the_setup_cell():
+    from grader.notebook import string_constants
+
+    constants = string_constants('NO_A = ("a.b", "c.d")\nNO_B = NO_A + ("e.f",)\nx = 1\n')
+    assert constants == {"NO_A": {"a.b", "c.d"}, "NO_B": {"a.b", "c.d", "e.f"}}
+    assert forbidden_literals('check_function(f, [], forbid=NO_B + ("g.h",))', constants) == {"a.b", "c.d", "e.f", "g.h"}
+    with pytest.raises(ValueError, match="forbid=make_list"):
+        forbidden_literals("check_function(f, [], forbid=make_list())", constants)
+
+
+def test_console_and_score_lines_name_tasks_and_cut_no_word():
+    from grader.grade import Result, Row, clip, console_line, score_summary
+
+    a = load_assignment(SOURCE03)
+    rows = [Row("ann", A03, t.grade_id, 0.0, t.points, "failed", "x") for t in a.tasks]
+    rows += [Row("ann", A03, q.grade_id, None, q.points, "manual") for q in a.questions[:2]]
+    rows += [Row("ann", A03, a.questions[2].grade_id, 0.0, a.questions[2].points, "unanswered")]
+    res = Result("ann", rows, 1.0)
+    assert score_summary(res, a) == "auto 0/11, manual 4 pending (1 not answered)"
+    line = console_line(3, 12, res, a)
+    assert line.startswith("[ 3/12] ann: auto 0/11, manual 4 pending (1 not answered) in 1.0 s (Task 1: failed; ")
+    assert line.endswith(" more)") and "test_" not in line
+    assert clip("alpha beta gamma delta", 15) == "alpha beta ..." and clip("alpha beta", 15) == "alpha beta"
+    assert clip("alphabet soup", 12) == "alphabet ..."
 
 
 def test_hidden_failures_reveal_neither_inputs_nor_expected_values():
