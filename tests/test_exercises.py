@@ -10,8 +10,11 @@ For each source notebook solutions/<A>/<nb>.ipynb:
 """
 from __future__ import annotations
 
+import ast
 import json
 import pathlib
+import re
+import statistics
 import subprocess
 import sys
 
@@ -19,7 +22,7 @@ import pytest
 
 from grader.generate import expected_copies, leaks
 from grader.grade import Grader
-from grader.notebook import BEGIN_SOLUTION, END_SOLUTION, load_assignment, split_hidden
+from grader.notebook import BEGIN_SOLUTION, END_SOLUTION, load_assignment, split_hidden, string_constants
 from grader.sandbox import Limits
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -43,6 +46,24 @@ def _solution_lines(src_text: str) -> list[str]:
         elif inside and len(s) >= 25:
             out.append(s)
     return out
+
+
+def _solution_sizes(nb: dict) -> dict[str, int]:
+    """{grade_id: number of non-blank, non-comment lines between the solution markers} of each solution cell."""
+    sizes = {}
+    for cell in nb["cells"]:
+        meta = cell["metadata"].get("nbgrader", {})
+        if cell["cell_type"] != "code" or not meta.get("solution"):
+            continue
+        inside, n = False, 0
+        for line in "".join(cell["source"]).splitlines():
+            s = line.strip()
+            if s in (BEGIN_SOLUTION, END_SOLUTION):
+                inside = s == BEGIN_SOLUTION
+            elif inside and s and not s.startswith("#"):
+                n += 1
+        sizes[meta["grade_id"]] = n
+    return sizes
 
 
 def test_there_are_exercise_sets():
@@ -110,6 +131,38 @@ def test_student_copy_leaks_nothing(src):
     for task in a.tasks:
         first = next(line for line in task.visible.splitlines() if line.strip())
         assert first in text
+
+
+@pytest.mark.parametrize("src", SOURCES, ids=IDS)
+def test_seed_titles_and_short_test_cells(src):
+    """Issue 19: `SEED = 0` on a line of its own in the first code cell. Every task and question has a
+    title. Test cells are readable: lines of at most 120 characters, forbid lists named (defined once)."""
+    nb = json.loads(src.read_text())
+    first = "".join(next(c for c in nb["cells"] if c["cell_type"] == "code")["source"])
+    assert len(re.findall(r"^SEED = 0$", first, re.M)) == 1, "the first code cell must set SEED = 0"
+    a = load_assignment(src)
+    for item in a.tasks + a.questions:
+        assert re.match(r"(Task|Question) \d+: \S", item.title), f"{item.grade_id} has no title: {item.title!r}"
+    for task in a.tasks:
+        source = task.visible + task.hidden
+        for line in source.splitlines():
+            assert len(line) <= 120, f"{task.grade_id}: a line of {len(line)} characters"
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.keyword) and node.arg == "forbid" and isinstance(node.value, (ast.Tuple, ast.List)):
+                assert len(node.value.elts) <= 1, f"{task.grade_id}: name the forbid list in the setup cell"
+    setup = "".join(c for kind, _, c in a.cells if kind == "setup")
+    assert all(len(v) > 0 for v in string_constants(setup).values())
+
+
+def test_progression_targets():
+    """A progression from guided to substantial tasks: the median solution is at least 6 lines, and every
+    chapter from 05 on has a task of 15 lines or more."""
+    sizes = {src.parent.name: _solution_sizes(json.loads(src.read_text())) for src in SOURCES}
+    everything = [n for chapter in sizes.values() for n in chapter.values()]
+    assert statistics.median(everything) >= 6, sorted(everything)
+    for chapter, tasks in sizes.items():
+        if int(chapter[:2]) >= 5:
+            assert max(tasks.values()) >= 15, f"{chapter}: no substantial task ({tasks})"
 
 
 @pytest.fixture(scope="module")
