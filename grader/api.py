@@ -180,6 +180,16 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters at a word boundary (never mid-word), marked with ..."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 4]
+    if text[len(cut)] != " " and " " in cut:   # the cut falls inside a word: end at the word before
+        cut = cut[:cut.rfind(" ")]
+    return cut.rstrip(" ,;:") + " ..."
+
+
 def _short(value, limit: int = _LINE) -> str:
     """A one-line description of ``value``: the values if they fit, else its type and shape."""
     if isinstance(value, (np.ndarray, np.generic)) or (hasattr(value, "__array__") and hasattr(value, "shape")
@@ -208,8 +218,7 @@ def _short(value, limit: int = _LINE) -> str:
         return text if len(text) <= limit else f"<dict with keys {', '.join(map(repr, value))}>"
     if callable(value):
         return getattr(value, "__name__", type(value).__name__)
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 4] + " ..."
+    return clip(repr(value), limit)
 
 
 def _kind(dtype) -> str:
@@ -356,8 +365,7 @@ def _split_case(case):
 
 def _describe_call(name, args, kwargs) -> str:
     parts = [_short(a, 40) for a in args] + [f"{k}={_short(v, 40)}" for k, v in kwargs.items()]
-    text = f"{name}({', '.join(parts)})"
-    return text if len(text) <= 2 * _LINE else text[:2 * _LINE - 5] + " ...)"
+    return clip(f"{name}({', '.join(parts)})", 2 * _LINE)
 
 
 def _case(name, case, i, n, description, hidden):
@@ -487,7 +495,7 @@ def check_function(student_fn, cases, *, reference=None, expected=None, test=Non
         except Exception as exc:  # local mode: the student's function raised
             if hidden:
                 _fail(f"{label}: your function raised {type(exc).__name__}", "error")
-            _fail(f"{label}: your function raised {type(exc).__name__}: {_one_line(str(exc))[:300]}{call}",
+            _fail(f"{label}: your function raised {type(exc).__name__}: {clip(_one_line(str(exc)), 300)}{call}",
                   "error", _student_frames_only(exc), f"{label}: your function raised the error above{call}")
         if used:
             _fail(f"{label}: calls {', '.join(sorted(used))}, which this task forbids (write it yourself)",
@@ -554,11 +562,11 @@ def check_raises(student_fn, cases, exception=ValueError, *, match="", forbid=()
         if raised == "NotImplementedError" and exception is not NotImplementedError:
             _not_attempted(name)
         if not _raised_type_matches(raised, exception):
-            _fail(f"{label}: expected {want}, got {raised}" + ("" if hidden else f": {_one_line(message)[:200]}{call}"),
+            _fail(f"{label}: expected {want}, got {raised}" + ("" if hidden else f": {clip(_one_line(message), 200)}{call}"),
                   "failed")
         if match and not re.search(match, message):
             _fail(f"{label}: the {raised} does not mention {match!r}"
-                  + ("" if hidden else f"; its message: {_one_line(message)[:200]}{call}"))
+                  + ("" if hidden else f"; its message: {clip(_one_line(message), 200)}{call}"))
     if not hidden:
         print(f"✓ {name}: {n} bad input{'s' if n > 1 else ''} rejected")
 

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from . import api, static
+from .api import clip
 from .notebook import (Assignment, NotebookError, find_source, load_assignment, load_json_notebook,
                        student_cells)
 from .sandbox import Limits, RemoteFunction, Sandbox, Zygote
@@ -45,16 +46,6 @@ class Row:
         return {"student": self.student, "assignment": self.assignment, "task": self.task,
                 "points": pts, "max_points": f"{self.max_points:g}", "status": self.status,
                 "reason": clip(" ".join(self.reason.split()), 500)}
-
-
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` characters at a word boundary (never mid-word), marked with ..."""
-    if len(text) <= limit:
-        return text
-    cut = text[:limit - 4]
-    if text[len(cut)] != " " and " " in cut:   # the cut falls inside a word: end at the word before
-        cut = cut[:cut.rfind(" ")]
-    return cut.rstrip(" ,;:") + " ..."
 
 
 @dataclass
