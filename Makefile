@@ -19,7 +19,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: help venv lab test test-lib test-notebooks test-portable test-seeds test-browser notebooks exercises docs bench book grade lock clean
+.PHONY: help venv lab test test-lib test-notebooks test-portable test-seeds test-browser notebooks exercises docs diagrams bench book grade lock clean
 
 help:
 	@echo "make lab             open the course in JupyterLab (NBGRADER=1: with nbgrader's extensions)"
@@ -32,6 +32,7 @@ help:
 	@echo "make notebooks       re-execute notebooks in place (NB=notebooks/03_*.ipynb for one)"
 	@echo "make exercises       regenerate exercises/ from solutions/"
 	@echo "make docs            regenerate README's chapter map and docs/errata.md from the notebooks"
+	@echo "make diagrams        redraw notebooks/figures/*.svg and put each diagram in its chapter"
 	@echo "make bench           run the benchmarks and print their tables"
 	@echo "make book            build the static HTML book in build/book (offline pages)"
 	@echo "make grade A=<assignment> S=<submissions dir>  grade student submissions"
@@ -93,6 +94,11 @@ docs: $(STAMP)
 	$(BIN)/python tools/update_readme.py
 	$(BIN)/python tools/build_errata.py
 	$(BIN)/python tools/build_glossary.py
+
+# Diagrams are drawn by tools/diagrams/ (numbers from course_lib) into notebooks/figures/*.svg; each
+# chapter gets a Markdown cell fig-<name> after the cell it follows (no other cell is touched).
+diagrams: $(STAMP)
+	$(BIN)/python tools/build_diagrams.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -1,11 +1,16 @@
-"""Benchmark: grade 100 generated submissions of one chapter with `python -m grader` (2 workers).
+"""Benchmark: grade 100 generated submissions of one chapter with `python -m grader` (2 workers),
+with the operating-system sandbox and without it (--no-sandbox), and what one sandbox costs.
 
     .venv/bin/python benchmarks/bench_grading.py [--n 100] [--jobs 2] [--assignment 03_neurons_and_activations]
+                                                 [--modes sandbox,no-sandbox] [--startup 5]
 
 Submissions are built from the chapter-03 student copy with a realistic mix: correct answers written
 in different styles (jax.numpy, numpy, naive formulas), partly wrong answers, unanswered copies,
-code that raises, and two infinite loops. Prints a table with the wall time (target: <= 300 s for
-100 submissions on 2 cores) and the status counts from the gradebook.
+code that raises, and two infinite loops. The first table gives, per mode, the wall time (target:
+<= 120 s for 100 submissions with --jobs 2 on 2 cores), the CPU time of the grader and everything
+it started (which other load on the machine hardly inflates) and the status counts. The second
+table splits one submission's cost: starting its sandbox (bwrap, Python, importing JAX, once per
+submission) and each child forked in it (one for the visible tests, one per task's hidden tests).
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "grading"))
+sys.path.insert(0, str(REPO))
 
 import make_fixtures as fx  # noqa: E402
 
@@ -53,41 +59,117 @@ def make_submissions(folder: pathlib.Path, n: int) -> None:
         (folder / f"student{i:03d}_{kind}.ipynb").write_text(json.dumps(nb))
 
 
+def _cpu_children() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _load() -> str:
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
+
+
+def grade_run(args, mode: str, tmp: pathlib.Path) -> list:
+    subs = tmp / "submissions"
+    if not subs.exists():
+        subs.mkdir()
+        make_submissions(subs, args.n)
+    out = tmp / f"out-{mode}"
+    extra = ["--no-sandbox"] if mode == "no-sandbox" else []
+    load0, t0, c0 = _load(), time.perf_counter(), _cpu_children()
+    proc = subprocess.run([sys.executable, "-m", "grader", args.assignment, str(subs), "--out", str(out),
+                           "--jobs", str(args.jobs), "--timeout", "20", "--quiet"] + extra,
+                          cwd=REPO, capture_output=True, text=True)
+    wall, cpu = time.perf_counter() - t0, _cpu_children() - c0
+    if proc.returncode != 0:
+        raise SystemExit(proc.stdout[-2000:] + proc.stderr[-2000:])
+    with open(out / "gradebook.csv") as f:
+        statuses = collections.Counter(r["status"] for r in csv.DictReader(f))
+    return [mode, args.n, args.jobs, wall, cpu, cpu / args.n, f"{load0}/{_load()}",
+            ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))]
+
+
+def startup(args, mode: str) -> list:
+    """One submission's sandbox: the cost of starting it (bwrap, Python, importing JAX: the zygote) and
+    of each child forked in it (start XLA, run the cells, answer one call), with a warm compile cache."""
+    import numpy as np
+
+    from grader.sandbox import Limits, RemoteFunction, Sandbox
+
+    cells = [{"id": "setup", "source": "import numpy as np\nimport jax\nimport jax.numpy as jnp"}]
+    cells += [{"id": k, "source": v} for k, v in fx.GOOD.items()]
+    forbid = ["course_lib.activations.sigmoid"]
+    x = np.array([-1.0, 0.0, 2.0], np.float32)
+    first, child_wall, zygote_cpu, child_cpu = [], [], [], []
+    with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as run:
+        cache = pathlib.Path(run) / "cache"
+        cache.mkdir()
+        for i in range(args.startup + 1):  # the first one only fills the compile cache
+            limits = Limits(timeout=60, sandbox=(mode == "sandbox"), cache_dir=cache)
+            limits.run_dir = run
+            sandbox = Sandbox(cells, forbid=forbid, limits=limits, trusted=(i == 0))
+            fn = RemoteFunction(sandbox, "sigmoid")
+            c0 = _cpu_children()
+            try:
+                t0 = time.perf_counter()
+                fn(x)
+                t1 = time.perf_counter()
+                for key in "abc":
+                    sandbox.use((key,), forbid)
+                    fn(x)
+                t2 = time.perf_counter()
+                sandbox._end_child()
+                zygote = sandbox.zygote
+            finally:
+                sandbox.close()
+            total = _cpu_children() - c0  # the zygote's and its children's CPU, counted once bwrap is reaped
+            if i:
+                first.append(t1 - t0)
+                child_wall.append((t2 - t1) / 3)
+                child_cpu.extend(zygote.cpu.values())
+                zygote_cpu.append(total - sum(zygote.cpu.values()))
+
+    def median(values):
+        return sorted(values)[len(values) // 2]
+
+    return [mode, args.startup, median(first), median(zygote_cpu), median(child_wall), median(child_cpu), _load()]
+
+
+def _table(header, rows, formats):
+    print("".join(f"{h:>{w}}" if i else f"{h:<{w}}" for i, (h, w) in enumerate(header)))
+    for r in rows:
+        print("".join(fmt.format(v) for fmt, v in zip(formats, r)))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--assignment", default="03_neurons_and_activations")
+    p.add_argument("--modes", default="sandbox,no-sandbox", help="comma-separated: sandbox, no-sandbox")
+    p.add_argument("--startup", type=int, default=5, help="sandboxes started for the second table (0: skip)")
     args = p.parse_args(argv)
+    modes = [m for m in args.modes.split(",") if m]
+    rows = []
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
-        tmp = pathlib.Path(tmp)
-        subs = tmp / "submissions"
-        subs.mkdir()
-        make_submissions(subs, args.n)
-        t0 = time.perf_counter()
-        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        proc = subprocess.run([sys.executable, "-m", "grader", args.assignment, str(subs), "--out", str(tmp / "out"),
-                               "--jobs", str(args.jobs), "--cache", str(tmp / "cache"), "--timeout", "20"],
-                              cwd=REPO, capture_output=True, text=True)
-        wall = time.perf_counter() - t0
-        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
-        with open("/proc/loadavg") as f:
-            load = f.read().split()[1]
-        if proc.returncode != 0:
-            print(proc.stdout[-2000:], proc.stderr[-2000:])
-            return 1
-        with open(tmp / "out" / "gradebook.csv") as f:
-            rows = list(csv.DictReader(f))
-        per = [float(line.split(" points in ")[1].split(" s")[0]) for line in proc.stdout.splitlines()
-               if line.startswith("[") and " points in " in line]
-    statuses = collections.Counter(r["status"] for r in rows)
-    print(f"{'assignment':<28}{'subs':>5}{'jobs':>5}{'wall s':>8}{'CPU s':>8}{'CPU s/sub':>10}"
-          f"{'mean wall s/sub':>16}{'max':>6}{'load avg':>9}{'target s':>9}")
-    print(f"{args.assignment:<28}{args.n:>5}{args.jobs:>5}{wall:>8.1f}{cpu:>8.1f}{cpu / args.n:>10.2f}"
-          f"{sum(per) / max(1, len(per)):>16.2f}{max(per, default=0):>6.1f}{load:>9}{300 * args.n / 100:>9.0f}")
-    print("wall time depends on what else runs: CPU s / jobs is the time on idle cores (plus timeouts).")
-    print("statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())))
+        for mode in modes:
+            rows.append(grade_run(args, mode, pathlib.Path(tmp)))
+    _table([("mode", 12), ("subs", 6), ("jobs", 6), ("wall s", 9), ("CPU s", 9), ("CPU s/sub", 11),
+            ("load 1-min (start/end)", 24)], rows,
+           ["{:<12}", "{:>6}", "{:>6}", "{:>9.1f}", "{:>9.1f}", "{:>11.2f}", "{:>24}"])
+    for r in rows:
+        print(f"  {r[0]} statuses: {r[7]}")
+    print(f"target: <= {120 * args.n / 100:.0f} s wall for {args.n} submissions with --jobs 2 on 2 idle cores; "
+          "wall time depends on other load, CPU s hardly does (CPU s / 2 ~ wall on 2 idle cores, plus timeouts).")
+    if args.startup:
+        print()
+        srows = [startup(args, m) for m in modes]
+        _table([("mode", 12), ("runs", 6), ("first answer s", 16), ("sandbox CPU s", 15), ("child s", 9),
+                ("child CPU s", 13), ("load", 7)], srows,
+               ["{:<12}", "{:>6}", "{:>16.2f}", "{:>15.2f}", "{:>9.2f}", "{:>13.2f}", "{:>7}"])
+        print("first answer: start a submission's sandbox and fork its first child (wall); sandbox CPU: bwrap, Python "
+              "and importing JAX once per submission; child: each process forked in it (one for the visible tests, "
+              "one per task's hidden tests): start XLA, run the cells, answer a call (medians).")
     return 0
 
 

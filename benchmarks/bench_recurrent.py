@@ -1,5 +1,7 @@
-"""Benchmark: course_lib.recurrent LSTM/GRU/RNN layers (lax.scan + hand-written BPTT) vs jax.grad
-of a plain lax.scan cell, and (optionally) PyTorch's nn.LSTM / nn.GRU / nn.RNN.
+"""Benchmark: course_lib's LSTM/GRU/RNN layers, the fast wing (course_lib.fast.recurrent) and the
+reference (course_lib.recurrent: a lax.scan over the step functions, BPTT over the step backwards),
+vs jax.grad of a plain lax.scan of the reference's step, and (optionally) PyTorch's nn.LSTM / nn.GRU /
+nn.RNN.
 
     .venv/bin/python benchmarks/bench_recurrent.py [--rounds 5] [--calls 30] [--sweep]
 
@@ -11,11 +13,12 @@ rounds of each process's median; every ratio is the median over the rounds of th
 (the processes of a round run back to back, so a drift of the shared machine's speed cancels out).
 Why processes: PyTorch's OpenMP threads and XLA's thread pools keep spinning for a while after a
 call, and in one process whichever library runs next loses one of the 2 cores to them (measured:
-a JAX call right after a PyTorch call took 14 ms instead of 6). course_lib splits a large batch
-over the CPU devices (one per core, ``course_lib._parallel``), as PyTorch splits its products over
-its threads; the row "on one CPU device" is course_lib with ``COURSE_LIB_CPU_DEVICES=1``, and
-``--sweep`` shows where the split pays (it sets ``recurrent._PARALLEL_WORK``). Targets: LSTM <= 1.0
-and GRU <= 0.4 times PyTorch; compile <= 0.7 s. The compile columns are the XLA compile of each jitted function
+a JAX call right after a PyTorch call took 14 ms instead of 6). The fast wing's process opts in to
+two CPU devices (``course_lib.fast.use_cpu_cores(2)``) and splits a large batch over them, as PyTorch
+splits its products over its threads; the row "on one CPU device" is the fast wing without that
+opt-in (JAX's default), and ``--sweep`` shows where the split pays (it sets
+``course_lib.fast.recurrent.PARALLEL_WORK``). Targets (fast wing): LSTM <= 1.0 and GRU <= 0.4 times
+PyTorch; compile <= 0.7 s. The compile columns are the XLA compile of each jitted function
 (``jitted.lower(...).compile()``, tracing excluded), wall and process CPU seconds, cold: the
 persistent compilation cache is switched off (``jax_enable_compilation_cache=False``), whatever
 JAX_COMPILATION_CACHE_DIR says; a tiny function compiled first in each process takes XLA's one-time
@@ -33,8 +36,10 @@ import sys
 import time
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-if sys.argv[1:3] == ["--child", "course1"]:      # course_lib kept on one CPU device (course_lib._parallel)
-    os.environ["COURSE_LIB_CPU_DEVICES"] = "1"
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+if sys.argv[1:3] == ["--child", "fast"] or "--sweep" in sys.argv:     # before JAX starts
+    from course_lib import fast
+    fast.use_cpu_cores(2)
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -43,29 +48,29 @@ from jax import lax  # noqa: E402
 
 jax.config.update("jax_enable_compilation_cache", False)     # cold compiles for every row
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from _rounds import median_times, round_ratio, run_rounds  # noqa: E402
 from course_lib import recurrent as R  # noqa: E402
+from course_lib.fast import recurrent as F  # noqa: E402
 
 B, T, D, H = 32, 50, 16, 64
 
 
-def course_fn(kind):
+def course_fn(kind, run=F.run):
     def loss(p, xs):
-        return jnp.sum(R.run(kind, p, xs)[0])
+        return jnp.sum(run(kind, p, xs)[0])
     return jax.jit(jax.grad(loss, argnums=(0, 1)))
 
 
 def autodiff_fn(kind):
-    """jax.grad through a plain lax.scan of the library's step (no hand-written backward)."""
-    step = {"lstm": R._lstm_step, "gru": R._gru_step, "rnn": R._rnn_step}[kind]
+    """jax.grad through a plain lax.scan of the reference's step forward (no hand-written backward)."""
+    step = R.STEP_FORWARD[kind]
 
     def loss(p, xs):
         h0 = jnp.zeros((B, H))
         carry0 = (h0, h0) if kind == "lstm" else h0
 
         def body(carry, x):
-            new = step(p, carry, x)
+            new, _ = step(x, carry, p)
             return new, (new[0] if kind == "lstm" else new)
         _, hs = lax.scan(body, carry0, jnp.swapaxes(xs, 0, 1))
         return jnp.sum(hs)
@@ -82,11 +87,12 @@ def timed_compile(fn, *args):
 
 
 KINDS = ("lstm", "gru", "rnn")
-NAMES = {"course": "course_lib (scan + hand-written BPTT)", "course1": "course_lib on one CPU device",
+NAMES = {"fast": "course_lib.fast (2 CPU devices)", "fast1": "course_lib.fast on one CPU device",
+         "reference": "course_lib.recurrent (the reference)",
          "autodiff": "jax.grad of a plain lax.scan",
          "torch2": "torch.nn.{} (2 threads)", "torch1": "torch.nn.{} (1 thread)"}
 HAVE_TORCH = importlib.util.find_spec("torch") is not None   # imported by the torch processes only
-IMPLS = ("course", "course1", "autodiff") + (("torch2", "torch1") if HAVE_TORCH else ())
+IMPLS = ("fast", "fast1", "reference", "autodiff") + (("torch2", "torch1") if HAVE_TORCH else ())
 
 
 def _child(impl: str, calls: int) -> None:
@@ -116,7 +122,8 @@ def _child(impl: str, calls: int) -> None:
         jax.jit(lambda a: a * 2 + 1).lower(xj).compile()
         for kind in KINDS:
             p = R.init(kind, D, H)
-            fn = (autodiff_fn if impl == "autodiff" else course_fn)(kind)
+            fn = (autodiff_fn(kind) if impl == "autodiff"
+                  else course_fn(kind, R.run if impl == "reference" else F.run))
             compiles[kind] = timed_compile(fn, p, xj)
             funcs[kind] = lambda fn=fn, p=p: jax.block_until_ready(fn(p, xj))
     for kind, call in funcs.items():
@@ -125,15 +132,12 @@ def _child(impl: str, calls: int) -> None:
 
 
 def sweep(calls: int) -> None:
-    """Forward+backward of course_lib's layers with the batch split over the CPU devices against
+    """Forward+backward of the fast wing's layers with the batch split over the CPU devices against
     kept on one device, over a grid of sizes (T=50, D=16), in this process: where the split pays
-    sets ``recurrent._PARALLEL_WORK`` (the forward multiply-adds printed as "work")."""
+    sets ``course_lib.fast.recurrent.PARALLEL_WORK`` (the forward multiply-adds printed as "work")."""
     n = len(jax.devices("cpu"))
     print(f"{n} CPU devices; ms per forward+backward call, median of {calls} calls; T=50, D=16")
-    if n < 2:
-        print("one CPU device: nothing to compare (is COURSE_LIB_CPU_DEVICES=1 set?)")
-        return
-    saved = R._PARALLEL_WORK
+    saved = F.PARALLEL_WORK
     print(f"{'cell':5s} {'H':>4s} {'B':>4s} {'work (M)':>9s} {'one device':>11s} {'split':>8s} {'ratio':>6s}")
     try:
         for kind in KINDS:
@@ -143,16 +147,16 @@ def sweep(calls: int) -> None:
                     p = R.init(kind, 16, hidden)
                     ms = []
                     for threshold in (float("inf"), 0.0):
-                        R._PARALLEL_WORK = threshold
-                        R._run.clear_cache()
+                        F.PARALLEL_WORK = threshold
+                        F._run.clear_cache()
                         fn = course_fn(kind)
                         ms.append(median_times(lambda: jax.block_until_ready(fn(p, xs)), calls)[0] * 1e3)
-                    work = 50 * batch * R._GATES[kind] * hidden * (hidden + 16) / 1e6
+                    work = 50 * batch * R.GATES[kind] * hidden * (hidden + 16) / 1e6
                     print(f"{kind.upper():5s} {hidden:4d} {batch:4d} {work:9.1f} {ms[0]:11.2f} {ms[1]:8.2f} "
                           f"{ms[1] / ms[0]:6.2f}", flush=True)
     finally:
-        R._PARALLEL_WORK = saved
-        R._run.clear_cache()
+        F.PARALLEL_WORK = saved
+        F._run.clear_cache()
 
 
 def main():
@@ -191,6 +195,8 @@ def main():
             print(f"{kind.upper():5s} {NAMES[impl].format(kind.upper()):40s} {ms:8.2f} {cpu_ms:8.2f} "
                   f"{ratio(kind, impl, 'torch2'):8.2f} {ratio(kind, impl, 'torch1'):8.2f} {comp:10.2f} "
                   f"{comp_cpu:6.2f}")
+    print("targets (the fast wing, 2 CPU devices): LSTM <= 1.0 and GRU <= 0.4 x torch (2 threads); "
+          "compile <= 0.7 s. The reference is not held to a speed target.")
 
 
 if __name__ == "__main__":

@@ -7,11 +7,14 @@ Discovery (the protocol every widget module follows, see benchmarks/README.md): 
 without arguments returns an object with ``controls`` (name -> ipywidgets control), ``main_controls``
 (the names to benchmark) and ``live`` (a ``LiveFigure`` or a list of them); optionally
 ``bench_presets`` (control name -> {other control: value}) for a control that only has an effect
-in some state (e.g. Leaky ReLU's alpha needs activation="leaky_relu"), applied before timing it.
+in some state (e.g. Leaky ReLU's alpha needs activation="leaky_relu"), applied before timing it;
+optionally ``bench_skip`` (control name -> values that by design change nothing on screen, e.g. the
+kernel editor's "custom" preset, which only names the state after a typed weight), never set.
 
 For each main control the script sets ``.value`` N times, each time to a value different from the
 current one (sliders: spread over their range; dropdowns and toggles: cycle through the options;
-multi-selects: alternate between subsets; checkboxes: toggle), and measures with
+multi-selects: alternate between subsets; checkboxes: toggle; text boxes: rotations of the current
+text, which keep its letters), and measures with
 ``time.perf_counter`` the time from just before the assignment to the moment the last
 ``live.image.value`` (PNG bytes) is replaced, via an observer on the image. The observer fires
 synchronously inside the assignment, so this is the latency a learner sees, minus the browser's
@@ -51,8 +54,9 @@ def discover(names=()):
             yield mod_name, b, getattr(module, b)
 
 
-def value_sequence(control, n: int) -> list:
-    """n values for ``control``, each different from the one before (starting from the current value)."""
+def value_sequence(control, n: int, skip=()) -> list:
+    """n values for ``control``, each different from the one before (starting from the current value),
+    none of them in ``skip``."""
     current = control.value
     values = []
     if hasattr(control, "options") and isinstance(current, tuple):       # SelectMultiple
@@ -63,6 +67,8 @@ def value_sequence(control, n: int) -> list:
         cycle = [o[1] if isinstance(o, tuple) else o for o in control.options]
     elif isinstance(current, bool):                                    # Checkbox, ToggleButton
         cycle = [not current, current]
+    elif isinstance(current, str) and len(current) > 1:                # Text: rotations keep it valid
+        cycle = [current[k:] + current[:k] for k in range(1, len(current))] + [current]
     elif hasattr(control, "min") and hasattr(control, "max") and not isinstance(current, tuple):
         lo, hi, step = control.min, control.max, getattr(control, "step", None) or 1
         k = np.arange(int(round((hi - lo) / step)) + 1)
@@ -71,6 +77,7 @@ def value_sequence(control, n: int) -> list:
         cycle = [type(current)(round(float(v), 10)) for v in pts]
     else:
         raise TypeError(f"don't know how to vary a {type(control).__name__}")
+    cycle = [v for v in cycle if v not in skip]
     i = 0
     prev = current
     while len(values) < n:
@@ -99,7 +106,7 @@ def time_control(obj, name: str, n: int):
     control = obj.controls[name]
     times, cpu, stale = [], [], 0
     try:
-        for v in value_sequence(control, n):
+        for v in value_sequence(control, n, getattr(obj, "bench_skip", {}).get(name, ())):
             stamp["t"] = None
             c0 = time.process_time()
             t0 = time.perf_counter()

@@ -13,6 +13,7 @@ _SUBMODULES = {
     "activations", "losses", "data", "checks", "widgets", "layers", "backprop", "perceptron",
     "optim", "schedules", "training", "conv", "recurrent", "classic", "metrics", "regularization",
     "generative", "gan", "rl", "serialization", "plotting", "applications",
+    "autodiff", "normalization", "attention", "fast", "progress",
 }
 
 

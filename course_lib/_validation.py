@@ -7,13 +7,12 @@ arrays: inside ``jax.jit``/``jax.grad`` the inputs are tracers and only shapes a
 """
 from __future__ import annotations
 
+import functools
 from typing import Iterable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from course_lib import _parallel  # noqa: F401  (on import: one CPU device per core, see _parallel)
 
 __all__ = [
     "is_concrete",
@@ -26,6 +25,8 @@ __all__ = [
     "check_option",
     "check_positive",
     "check_probability",
+    "check_bool",
+    "checked",
 ]
 
 
@@ -144,6 +145,32 @@ def check_positive(value, name: str, *, allow_zero: bool = False):
     return value
 
 
+def check_bool(value, name: str) -> bool:
+    """``TypeError`` unless ``value`` is True or False (a NumPy bool passes)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    return bool(value)
+
+
+def checked(check, *, static_argnames=()):
+    """Decorator of a public function whose body is only the math.
+
+    ``check`` takes the function's arguments and returns all of them, validated and converted, as a
+    tuple in the order of the signature; the body then runs compiled (``jax.jit`` with
+    ``static_argnames``). So an eager call gets the value checks (NaN, ranges) and one compiled
+    program, and a call inside another traced function only its shape and dtype checks.
+    ``inspect.unwrap`` (and ``checks.show_source``) gives the undecorated function.
+    """
+    def decorate(fn):
+        compiled = jax.jit(fn, static_argnames=static_argnames)
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            return compiled(*check(*args, **kwargs))
+        return wrapper
+    return decorate
+
+
 def check_probability(x, name: str, *, open_interval: bool = False):
     """Check that a concrete ``x`` lies in [0, 1] (or (0, 1)); no-op under jit (host NumPy check)."""
     return check_probability_np(x, name, open_interval=open_interval)
@@ -228,3 +255,91 @@ def to_jax(x):
 
 
 __all__ += ["to_jax"]
+
+
+# --- appended (conv): scalar options, integer pairs, random keys, empty arrays, layer caches ------
+# One helper per kind of argument, shared by every module: a wrong *type* is a TypeError, a wrong
+# *value* a ValueError, and the message names the argument and what was expected.
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_number(value, name: str, *, low=None, high=None, low_open: bool = False,
+                 high_open: bool = False) -> float:
+    """A real number (a Python or NumPy scalar or a 0-d array; not a bool or a string) in a range,
+    as a Python float. ``TypeError`` for another type; ``ValueError`` for NaN, infinity or a value
+    outside ``[low, high]`` (``low_open``/``high_open`` exclude an end)."""
+    dtype = getattr(value, "dtype", None)
+    scalar = (isinstance(value, (int, float, np.integer, np.floating))
+              or (dtype is not None and np.ndim(value) == 0 and not isinstance(value, jax.core.Tracer)
+                  and (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer))))
+    if isinstance(value, (bool, np.bool_)) or not scalar:
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    v = float(value)
+    bad = not np.isfinite(v)
+    if low is not None:
+        bad |= v <= low if low_open else v < low
+    if high is not None:
+        bad |= v >= high if high_open else v > high
+    if bad:
+        interval = (f"{'(' if low_open or low is None else '['}{'-inf' if low is None else low}, "
+                    f"{'inf' if high is None else high}{')' if high_open or high is None else ']'}")
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
+    return v
+
+
+def check_int(value, name: str, *, minimum=None) -> int:
+    """A Python or NumPy integer (not a bool, not 1.0) as a Python int: ``TypeError`` for another
+    type, ``ValueError`` if it is below ``minimum``."""
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def as_int_pair(value, name: str, *, minimum=None) -> tuple[int, int]:
+    """An int or a pair of ints (height, width), as a pair of Python ints: ``TypeError`` for
+    anything else, ``ValueError`` if an entry is below ``minimum``."""
+    pair = (value, value) if _is_int(value) else value
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not all(map(_is_int, pair)):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if minimum is not None and min(pair) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def check_key(key, name: str = "key"):
+    """A JAX random key: a typed key array (``jax.random.key(0)``) or a raw ``uint32`` key of shape
+    (2,) (``jax.random.PRNGKey(0)``). ``TypeError`` for anything else (an int seed included)."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return key
+    if dtype == np.uint32 and tuple(np.shape(key)) == (2,):
+        return key
+    raise TypeError(f"{name} must be a JAX random key (jax.random.key(seed)), got "
+                    f"{type(key).__name__}{'' if dtype is None else f' of dtype {dtype}'}; "
+                    f"turn a seed into a key with jax.random.key(seed)")
+
+
+def check_nonempty(x, name: str, axes: int | Iterable[int] = 0):
+    """``ValueError`` if ``x`` has size 0 along any of ``axes`` (e.g. an empty batch)."""
+    shape = tuple(jnp.shape(x))
+    for axis in ((axes,) if isinstance(axes, int) else tuple(axes)):
+        if shape[axis] == 0:
+            raise ValueError(f"{name} must not be empty along axis {axis}, got shape {shape}")
+    return x
+
+
+def check_cache(cache, name: str, forward: str, keys: Iterable[str]):
+    """``TypeError`` unless ``cache`` is the dict (with ``keys``) that ``forward`` returned."""
+    keys = tuple(keys)
+    if not isinstance(cache, dict) or any(k not in cache for k in keys):
+        raise TypeError(f"{name} must be the cache returned by {forward} (a dict with "
+                        f"{', '.join(keys)}), got {type(cache).__name__}")
+    return cache
+
+
+__all__ += ["check_number", "check_int", "as_int_pair", "check_key", "check_nonempty",
+            "check_cache"]

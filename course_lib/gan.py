@@ -17,6 +17,10 @@ on a ring of Gaussians (:func:`make_ring`). One remedy is implemented: *packing*
 all fake, concatenated into one input vector), so a generator whose samples all look alike is easy
 to reject.
 
+GAN training is chaotic: another seed, or another CPU's last-bit rounding, can end a run with other
+modes covered. :func:`train_gan_seeds` trains one GAN per seed side by side in one compiled call
+(``jax.vmap``), so that a claim about a setup can be checked over seeds.
+
 Taught in: notebooks/13_gans.ipynb
 """
 from __future__ import annotations
@@ -34,8 +38,8 @@ from course_lib.generative import _adam_cache, _seed, _x
 from course_lib.losses import binary_cross_entropy_with_logits
 
 __all__ = ["gan_discriminator_loss", "gan_generator_loss", "optimal_discriminator", "GENERATOR_LOSSES",
-           "init_gan", "train_gan", "train_gan_history", "pack_samples", "make_ring", "mode_counts",
-           "count_modes"]
+           "init_gan", "train_gan", "train_gan_history", "train_gan_seeds", "pack_samples", "make_ring",
+           "mode_counts", "count_modes"]
 
 GENERATOR_LOSSES = ("non_saturating", "minimax")
 
@@ -160,28 +164,15 @@ def _train_gan(g_kind, activation, out_fn, opt, batch_size, pack, d_steps, param
     return jax.lax.scan(snapshot, (params, state), keys)
 
 
-def train_gan_history(params, X, *, steps: int = 2000, snapshots: int = 20, batch_size: int = 128,
-                      learning_rate: float = 1e-3, b1: float = 0.5, generator_loss: str = "non_saturating",
-                      n_samples: int = 500, output: str = "linear", activation: str = "relu", pack: int = 1,
-                      d_steps: int = 1, grid=None, seed: int = 0) -> dict:
-    """Train a GAN with Adam, compiled in one call, and keep its history for the training-dynamics viewer.
-
-    Each iteration: ``d_steps`` discriminator steps (fresh real and fake batches), then one generator
-    step. ``pack > 1`` trains a packed GAN (the discriminator from ``init_gan(..., pack=pack)``).
-    Returns a dict:
-
-    * ``"params"``: the trained ``{"G", "D"}``;
-    * ``"losses"`` (steps, 2): discriminator loss (its last step of the iteration) and generator loss;
-    * ``"samples"`` (snapshots, n_samples, d): generator outputs for one *fixed* batch of latent vectors
-      after every ``steps / snapshots`` iterations;
-    * ``"d_grid"`` (snapshots, M) D(x) at the M points of ``grid`` (M, d) at every snapshot, or None.
-    """
+def _check_run(params, X, *, steps, snapshots, batch_size, learning_rate, b1, generator_loss, n_samples,
+               output, pack, d_steps, grid):
+    """Validate the arguments of one training run; returns (X, grid, opt) ready for the compiled loop."""
     X = _x(X, "X")
     check_option(generator_loss, "generator_loss", GENERATOR_LOSSES)
     check_option(output, "output", ("linear", "sigmoid"))
     steps, snapshots = _positive_int(steps, "steps"), _positive_int(snapshots, "snapshots")
-    batch_size, n_samples = _positive_int(batch_size, "batch_size"), _positive_int(n_samples, "n_samples")
-    pack, d_steps = _positive_int(pack, "pack"), _positive_int(d_steps, "d_steps")
+    _positive_int(batch_size, "batch_size"), _positive_int(n_samples, "n_samples")
+    pack, _ = _positive_int(pack, "pack"), _positive_int(d_steps, "d_steps")
     if steps % snapshots:
         raise ValueError(f"steps ({steps}) must be a multiple of snapshots ({snapshots})")
     if batch_size % pack:
@@ -199,17 +190,91 @@ def train_gan_history(params, X, *, steps: int = 2000, snapshots: int = 20, batc
             raise ValueError(f"grid must have {X.shape[1]} columns like X, got shape {grid.shape}")
         grid = grid.astype(X.dtype)
     check_positive(learning_rate, "learning_rate")
-    opt = _adam_cache(float(learning_rate), float(b1))
+    return X, grid, _adam_cache(float(learning_rate), float(b1))
+
+
+def _run_start(params, X, opt, steps, snapshots, n_samples, seed):
+    """The fixed latent batch, the per-step keys (snapshots, steps / snapshots, 2) and the Adam states."""
     latent = layers.layer_sizes(params["G"])[0]
-    key = jax.random.PRNGKey(_seed(seed))
-    kz, kt = jax.random.split(key)
+    kz, kt = jax.random.split(jax.random.PRNGKey(_seed(seed)))
     z_fixed = jax.random.normal(kz, (n_samples, latent), X.dtype)
     keys = jax.random.split(kt, steps).reshape(snapshots, steps // snapshots, 2)
-    state = (opt.init(params["D"]), opt.init(params["G"]))
+    return z_fixed, keys, (opt.init(params["D"]), opt.init(params["G"]))
+
+
+def train_gan_history(params, X, *, steps: int = 2000, snapshots: int = 20, batch_size: int = 128,
+                      learning_rate: float = 1e-3, b1: float = 0.5, generator_loss: str = "non_saturating",
+                      n_samples: int = 500, output: str = "linear", activation: str = "relu", pack: int = 1,
+                      d_steps: int = 1, grid=None, seed: int = 0) -> dict:
+    """Train a GAN with Adam, compiled in one call, and keep its history for the training-dynamics viewer.
+
+    Each iteration: ``d_steps`` discriminator steps (fresh real and fake batches), then one generator
+    step. ``pack > 1`` trains a packed GAN (the discriminator from ``init_gan(..., pack=pack)``).
+    Returns a dict:
+
+    * ``"params"``: the trained ``{"G", "D"}``;
+    * ``"losses"`` (steps, 2): discriminator loss (its last step of the iteration) and generator loss;
+    * ``"samples"`` (snapshots, n_samples, d): generator outputs for one *fixed* batch of latent vectors
+      after every ``steps / snapshots`` iterations;
+    * ``"d_grid"`` (snapshots, M) D(x) at the M points of ``grid`` (M, d) at every snapshot, or None.
+
+    GAN training is chaotic: another seed, or the last-bit rounding of another CPU, can end in a
+    different outcome. To state what a setup does, train several seeds with :func:`train_gan_seeds`.
+    """
+    X, grid, opt = _check_run(params, X, steps=steps, snapshots=snapshots, batch_size=batch_size,
+                              learning_rate=learning_rate, b1=b1, generator_loss=generator_loss,
+                              n_samples=n_samples, output=output, pack=pack, d_steps=d_steps, grid=grid)
+    z_fixed, keys, state = _run_start(params, X, opt, steps, snapshots, n_samples, seed)
     (params, _), (losses, samples, d_grid) = _train_gan(generator_loss, activation, output, opt, batch_size,
                                                         pack, d_steps, params, state, X, keys, z_fixed, grid)
     return {"params": params, "losses": np.asarray(losses).reshape(steps, 2), "samples": np.asarray(samples),
             "d_grid": None if d_grid is None else np.asarray(d_grid)}
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6))
+def _train_gan_seeds(g_kind, activation, out_fn, opt, batch_size, pack, d_steps, params, state, X, keys,
+                     z_fixed, grid):
+    def one(p, s, k, z):
+        return _train_gan(g_kind, activation, out_fn, opt, batch_size, pack, d_steps, p, s, X, k, z, grid)
+
+    return jax.vmap(one)(params, state, keys, z_fixed)
+
+
+def train_gan_seeds(X, seeds, *, latent_dim: int, hidden=(64, 64), steps: int = 2000, snapshots: int = 20,
+                    batch_size: int = 128, learning_rate: float = 1e-3, b1: float = 0.5,
+                    generator_loss: str = "non_saturating", n_samples: int = 500, output: str = "linear",
+                    activation: str = "relu", pack: int = 1, d_steps: int = 1, grid=None) -> dict:
+    """One GAN per seed, all trained side by side in one compiled call (``jax.vmap`` over the seeds).
+
+    Run ``k`` is ``train_gan_history(init_gan(X.shape[1], latent_dim, hidden, seed=seeds[k],
+    pack=pack), X, seed=seeds[k], ...)``: the same initial weights, random numbers and updates (equal
+    up to float rounding). GAN training is chaotic, so what one run shows (how many modes it finds,
+    where its losses end) can change with the seed or with the last-bit rounding of another CPU; a
+    claim about a setup is one that holds over several seeds.
+
+    Returns the dict of :func:`train_gan_history` with a leading axis over the seeds on every entry:
+    ``"params"`` (stacked pytree), ``"losses"`` (S, steps, 2), ``"samples"`` (S, snapshots,
+    n_samples, d), ``"d_grid"`` (S, snapshots, M) or None; plus ``"seeds"``.
+    """
+    seed_list = list(seeds) if not isinstance(seeds, (str, bytes)) and np.ndim(seeds) == 1 else None
+    if not seed_list or any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer))
+                            for s in seed_list):
+        raise TypeError(f"seeds must be a non-empty sequence of ints, got {seeds!r}")
+    X = _x(X, "X")
+    inits = [init_gan(X.shape[1], latent_dim, hidden, seed=int(s), pack=pack) for s in seed_list]
+    X, grid, opt = _check_run(inits[0], X, steps=steps, snapshots=snapshots, batch_size=batch_size,
+                              learning_rate=learning_rate, b1=b1, generator_loss=generator_loss,
+                              n_samples=n_samples, output=output, pack=pack, d_steps=d_steps, grid=grid)
+    starts = [_run_start(p, X, opt, steps, snapshots, n_samples, s) for p, s in zip(inits, seed_list)]
+    stack = lambda *trees: jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *trees)  # noqa: E731
+    params0 = stack(*inits)
+    z_fixed, keys, state = (stack(*parts) for parts in zip(*starts))
+    (params, _), (losses, samples, d_grid) = _train_gan_seeds(generator_loss, activation, output, opt,
+                                                              batch_size, pack, d_steps, params0, state, X,
+                                                              keys, z_fixed, grid)
+    S = len(seed_list)
+    return {"params": params, "losses": np.asarray(losses).reshape(S, steps, 2), "samples": np.asarray(samples),
+            "d_grid": None if d_grid is None else np.asarray(d_grid), "seeds": np.asarray(seed_list)}
 
 
 def train_gan(params, X, **kwargs):

@@ -22,14 +22,13 @@ Taught in: notebooks/07_optimizers.ipynb
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib._validation import check_option, is_concrete, to_jax
+from course_lib._validation import check_number, check_option, is_concrete, to_jax
 
 __all__ = [
     "GradientTransformation", "SgdState", "AdagradState", "RmspropState", "AdamState",
@@ -70,22 +69,8 @@ def _hyper(value, name: str, *, low=None, high=None, low_open=False, high_open=F
     """A float hyper-parameter in a range; skipped for tracers (constructors work under jit/vmap)."""
     if isinstance(value, bool) or isinstance(value, (str, bytes)) or value is None:
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not is_concrete(value):
-        return value
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}") from None
-    bad = not math.isfinite(v)
-    if low is not None:
-        bad |= v <= low if low_open else v < low
-    if high is not None:
-        bad |= v >= high if high_open else v > high
-    if bad:
-        lo = "-inf" if low is None else f"{low}"
-        hi = "inf" if high is None else f"{high}"
-        interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
-        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
+    if is_concrete(value):
+        check_number(value, name, low=low, high=high, low_open=low_open, high_open=high_open)
     return value
 
 
@@ -396,8 +381,13 @@ def adam(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
         m_hat = m / (1 - b1**t)           v_hat = v / (1 - b2**t)        (t = 1, 2, ...)
         theta <- theta - lr * m_hat / (sqrt(v_hat + eps_root) + eps)
 
-    ``m`` and ``v`` start at 0, so without the correction the first steps would be biased towards
-    zero (``m_1 = 0.1 g``). Equals ``optax.adam(learning_rate, b1, b2, eps, eps_root)``.
+    ``m`` and ``v`` start at 0, so both are biased towards zero at first (``m_1 = 0.1 g``,
+    ``v_1 = 0.001 g**2`` with the default betas); dividing by ``1 - b**t`` (small at first, -> 1)
+    removes the bias, and the first step is ``lr * g / (|g| + eps)``, about ``lr`` in size whatever
+    the scale of the gradient. Without the correction the step ``m / sqrt(v)`` would be
+    ``(1 - b1**t) / sqrt(1 - b2**t)`` times the corrected one: with the default betas 3.2 times too
+    *large* at t = 1 (the uncorrected ``v`` is the bigger error), not too small.
+    Equals ``optax.adam(learning_rate, b1, b2, eps, eps_root)``.
     """
     learning_rate = _learning_rate(learning_rate)
     b1 = _hyper(b1, "b1", low=0.0, high=1.0, high_open=True)

@@ -1,11 +1,19 @@
-"""Recurrent networks from scratch: RNN, LSTM and GRU cells, unrolled over time with ``lax.scan``.
+"""Recurrent networks from scratch: the vanilla RNN, LSTM and GRU cells and backpropagation through
+time (BPTT).
+
+This module is the *reference*, written to be read. Each cell is a step forward and a step backward
+with CS231n's contract, ``<cell>_step_forward(x, h_prev, params) -> (h, cache)`` and
+``<cell>_step_backward(dh, cache) -> (dx, dh_prev, dparams)``; a sequence is a loop over time
+(``lax.scan``) of the step forward (:func:`sequence_forward`), and BPTT the same loop run backwards
+over the step backward (:func:`sequence_backward`). The layers (:func:`run`, :func:`lstm`, ...)
+are that forward, with that BPTT as their gradient. ``course_lib.fast.recurrent`` computes the same
+layers faster (same signatures, tested equal); chapter 11 uses it for its large experiments.
 
 Shapes (batch first, like the rest of the course): a sequence batch ``xs`` is ``(B, T, D)``
 (B sequences, T time steps, D input features), a hidden state ``h`` is ``(B, H)``, the outputs
 ``hs`` of a layer are ``(B, T, H)``. Parameters are dicts of arrays (see ``init_rnn``,
 ``init_lstm``, ``init_gru``); the input-to-hidden weights of all gates are stored side by side in
-one matrix, so the input projection of a whole sequence is *one* matrix product done before the
-time loop, and each time step only multiplies by the recurrent matrix.
+one matrix, as PyTorch does.
 
 Cell equations (``x`` the input at step t, ``h`` the previous hidden state, ``*`` elementwise):
 
@@ -31,11 +39,6 @@ Cell equations (``x`` the input at step t, ``h`` the previous hidden state, ``*`
   This is the variant of PyTorch/cuDNN (``r`` multiplies ``h W_hn + b_hn``; Cho et al. apply it to
   ``h`` before the product). Gate order (r, z, n), as in ``nn.GRU``.
 
-Backpropagation through time (BPTT) is ordinary backpropagation applied to the network *unrolled*
-over the time steps: the same weights appear at every step, so their gradient is the sum of the
-per-step contributions. ``rnn_forward``/``rnn_backward`` write it out by hand for the vanilla RNN;
-the LSTM and GRU layers use hand-written reverse-time scans too (checked against ``jax.grad``).
-
 Variable lengths: ``mask`` (B, T) marks valid steps with 1. At a masked step the state is carried
 over unchanged and the output is 0, so right-padded sequences give the state at each one's last
 valid step, and ``reverse=True`` starts each sequence at its own last valid step.
@@ -51,16 +54,17 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from course_lib import _parallel, activations, losses
-from course_lib._validation import (as_float_array, as_int_array, check_finite, check_ndim,
-                                    check_option, check_positive, is_binary_np, is_concrete)
+from course_lib import activations, losses
+from course_lib._validation import (as_float_array, as_int_array, check_bool, check_cache, check_finite,
+                                    check_int, check_ndim, check_option, check_positive, checked,
+                                    is_binary_np, is_concrete)
 
 __all__ = [
-    "KINDS", "ACTIVATIONS",
+    "KINDS", "ACTIVATIONS", "GATES",
     "init_rnn", "init_lstm", "init_gru", "init",
-    "rnn_cell", "lstm_cell", "gru_cell", "lstm_cell_gates",
+    "rnn_step_forward", "rnn_step_backward", "lstm_step_forward", "lstm_step_backward",
+    "gru_step_forward", "gru_step_backward", "sequence_forward", "sequence_backward",
     "rnn", "lstm", "gru", "run", "bidirectional", "lstm_gate_activations",
-    "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
     "sequence_mask", "sequence_cross_entropy", "sequence_mse",
     "global_norm", "clip_by_global_norm", "clip_by_value",
     "hidden_gradient_norms",
@@ -71,41 +75,20 @@ __all__ = [
 
 KINDS = ("rnn", "lstm", "gru")
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "identity")
-_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+#: Weight blocks per cell: the LSTM's 4 (i, f, g, o), the GRU's 3 (r, z, n), the RNN's 1.
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 _KEYS = {"rnn": ("W_xh", "W_hh", "b"), "lstm": ("W_x", "W_h", "b"),
          "gru": ("W_x", "W_h", "b_x", "b_h")}
 
 
 # =========================================================================== validation
-def _size(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive integer, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
-    return int(value)
-
-
-def _kind(kind):
-    if not isinstance(kind, str):
-        raise TypeError(f"kind must be a string, one of {', '.join(map(repr, KINDS))}; "
-                        f"got {type(kind).__name__}")
-    return check_option(kind, "kind", KINDS)
-
-
-def _activation(activation):
-    if not isinstance(activation, str):
-        raise TypeError(f"activation must be a string, got {type(activation).__name__}")
-    return check_option(activation, "activation", ACTIVATIONS)
-
-
 def _float(x, name):
-    x = as_float_array(x, name)
-    check_finite(x, name)
-    return x
+    return check_finite(as_float_array(x, name), name)
 
 
 def _check_params(kind, params):
-    """Validate a parameter dict of ``kind``; return ``(input_size, hidden_size)``."""
+    """Validate a parameter dict of ``kind``; return ``(params, input_size, hidden_size)`` with
+    exactly the keys of ``kind``, as float arrays."""
     if not isinstance(params, dict):
         raise TypeError(f"params must be a dict of arrays as returned by init_{kind}(), "
                         f"got {type(params).__name__}")
@@ -114,9 +97,8 @@ def _check_params(kind, params):
     if missing:
         raise ValueError(f"params for a {kind.upper()} must have the keys {', '.join(keys)}; "
                          f"missing {', '.join(missing)} (got {', '.join(map(str, params))})")
-    for k in keys:
-        _float(params[k], f"params[{k!r}]")
-    n = _GATES[kind]
+    params = {k: _float(params[k], f"params[{k!r}]") for k in keys}
+    n = GATES[kind]
     w_in, w_rec = params[keys[0]], params[keys[1]]
     check_ndim(w_in, f"params[{keys[0]!r}]", 2)
     check_ndim(w_rec, f"params[{keys[1]!r}]", 2)
@@ -128,17 +110,17 @@ def _check_params(kind, params):
         raise ValueError(f"params[{keys[0]!r}] must have shape (D, {n * hidden}) to match the hidden "
                          f"size H={hidden} of params[{keys[1]!r}], got {tuple(w_in.shape)}")
     for k in keys[2:]:
-        if jnp.shape(params[k]) != (n * hidden,):
+        if params[k].shape != (n * hidden,):
             raise ValueError(f"params[{k!r}] must have shape ({n * hidden},) to match the hidden "
-                             f"size H={hidden}, got {tuple(jnp.shape(params[k]))}")
-    return w_in.shape[0], hidden
+                             f"size H={hidden}, got {tuple(params[k].shape)}")
+    return params, w_in.shape[0], hidden
 
 
 def _check_xs(xs, input_size, name="xs"):
     xs = _float(xs, name)
-    if jnp.ndim(xs) != 3:
+    if xs.ndim != 3:
         raise ValueError(f"{name} must have 3 dimension(s) (B sequences, T steps, D features), "
-                         f"got shape {tuple(jnp.shape(xs))}")
+                         f"got shape {tuple(xs.shape)}")
     if xs.shape[2] != input_size:
         raise ValueError(f"{name} must have {input_size} features in its last axis to match the "
                          f"input weights, got shape {tuple(xs.shape)}")
@@ -147,14 +129,28 @@ def _check_xs(xs, input_size, name="xs"):
     return xs
 
 
-def _check_state(h, name, batch, hidden, dtype):
+def _check_h(h, name, batch, hidden, dtype):
     if h is None:
         return jnp.zeros((batch, hidden), dtype)
     h = _float(h, name)
-    if jnp.shape(h) != (batch, hidden):
+    if h.shape != (batch, hidden):
         raise ValueError(f"{name} must have shape (B, H) = ({batch}, {hidden}) to match the inputs "
-                         f"and the hidden size of params, got {tuple(jnp.shape(h))}")
+                         f"and the hidden size of params, got {tuple(h.shape)}")
     return h.astype(dtype)
+
+
+def _check_state(kind, state, names, batch, hidden, dtype):
+    """A state of ``kind``: h (B, H), or the pair (h, c) for the LSTM; None gives zeros. ``names``:
+    the argument's name, then those of h and c, e.g. ("state0", "h0", "c0")."""
+    if kind != "lstm":
+        return _check_h(state, names[1], batch, hidden, dtype)
+    if state is None:
+        state = (None, None)
+    if not isinstance(state, (tuple, list)) or len(state) != 2:
+        raise TypeError(f"{names[0]} must be a pair ({names[1]}, {names[2]}) of arrays (B, H) for an "
+                        f"LSTM, or None")
+    return (_check_h(state[0], f"{names[0]}[0] ({names[1]})", batch, hidden, dtype),
+            _check_h(state[1], f"{names[0]}[1] ({names[2]})", batch, hidden, dtype))
 
 
 def _check_mask(mask, batch, steps, dtype):
@@ -170,6 +166,37 @@ def _check_mask(mask, batch, steps, dtype):
     return mask.astype(dtype)
 
 
+def _check_run(kind, params, xs, state0, mask, activation):
+    """The checks of every sequence function; returns ``(params, xs, state0, mask, activation)``."""
+    params, d, hidden = _check_params(kind, params)
+    xs = _check_xs(xs, d)
+    b, t = xs.shape[:2]
+    state0 = _check_state(kind, state0, ("state0", "h0", "c0"), b, hidden, xs.dtype)
+    return (params, xs, state0, _check_mask(mask, b, t, xs.dtype),
+            check_option(activation, "activation", ACTIVATIONS))
+
+
+def _check_step(kind, x, state_prev, params):
+    params, d, hidden = _check_params(kind, params)
+    x = _float(x, "x")
+    if x.ndim != 2 or x.shape[1] != d:
+        raise ValueError(f"x must have shape (B, D) with D={d} (the input size of params), "
+                         f"got {tuple(x.shape)}")
+    state_prev = _check_state(kind, state_prev, ("state_prev", "h_prev", "c_prev"), x.shape[0], hidden,
+                              x.dtype)
+    return x, state_prev, params
+
+
+def _check_rnn_step(x, h_prev, params, activation="tanh"):
+    return (*_check_step("rnn", x, h_prev, params), check_option(activation, "activation", ACTIVATIONS))
+
+
+def _check_step_grad(kind, dstate, cache):
+    check_cache(cache, "cache", f"{kind}_step_forward", _CACHE_KEYS[kind])
+    b, hidden = cache["h_prev"].shape
+    return _check_state(kind, dstate, ("dstate", "dh", "dc"), b, hidden, cache["h_prev"].dtype), cache
+
+
 # =========================================================================== initialisation
 def _orthogonal(rng, n):
     q, r = np.linalg.qr(rng.standard_normal((n, n)))
@@ -180,20 +207,20 @@ def _draw(kind, input_size, hidden_size, seed, recurrent_scale):
     """Input weights U(-1/sqrt(H), 1/sqrt(H)) (PyTorch's default); recurrent ones the same, or
     ``recurrent_scale`` times a random orthogonal matrix per gate (all singular values equal
     ``recurrent_scale``)."""
-    input_size = _size(input_size, "input_size")
-    hidden_size = _size(hidden_size, "hidden_size")
+    input_size = check_int(input_size, "input_size", minimum=1)
+    hidden_size = check_int(hidden_size, "hidden_size", minimum=1)
     if recurrent_scale is not None:
         check_positive(recurrent_scale, "recurrent_scale", allow_zero=True)
     if not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
     rng = np.random.default_rng(seed)
-    n, k = _GATES[kind], 1.0 / np.sqrt(hidden_size)
+    n, k = GATES[kind], 1.0 / np.sqrt(hidden_size)
     w_in = rng.uniform(-k, k, (input_size, n * hidden_size))
     if recurrent_scale is None:
         w_rec = rng.uniform(-k, k, (hidden_size, n * hidden_size))
     else:
         w_rec = np.concatenate([recurrent_scale * _orthogonal(rng, hidden_size) for _ in range(n)], 1)
-    return rng, k, w_in, w_rec
+    return w_in, w_rec
 
 
 def _as(tree, dtype):
@@ -205,7 +232,7 @@ def init_rnn(input_size, hidden_size, *, seed=0, recurrent_scale=None, dtype="fl
 
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
-    rng, k, w_in, w_rec = _draw("rnn", input_size, hidden_size, seed, recurrent_scale)
+    w_in, w_rec = _draw("rnn", input_size, hidden_size, seed, recurrent_scale)
     return _as({"W_xh": w_in, "W_hh": w_rec, "b": np.zeros(w_rec.shape[1])}, dtype)
 
 
@@ -218,7 +245,7 @@ def init_lstm(input_size, hidden_size, *, seed=0, recurrent_scale=None, forget_b
 
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
-    rng, k, w_in, w_rec = _draw("lstm", input_size, hidden_size, seed, recurrent_scale)
+    w_in, w_rec = _draw("lstm", input_size, hidden_size, seed, recurrent_scale)
     hidden = w_rec.shape[0]
     b = np.zeros(4 * hidden)
     b[hidden:2 * hidden] = float(forget_bias)
@@ -234,7 +261,7 @@ def init_gru(input_size, hidden_size, *, seed=0, recurrent_scale=None, update_bi
 
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
-    rng, k, w_in, w_rec = _draw("gru", input_size, hidden_size, seed, recurrent_scale)
+    w_in, w_rec = _draw("gru", input_size, hidden_size, seed, recurrent_scale)
     hidden = w_rec.shape[0]
     b_x = np.zeros(3 * hidden)
     b_x[hidden:2 * hidden] = float(update_bias)
@@ -243,578 +270,281 @@ def init_gru(input_size, hidden_size, *, seed=0, recurrent_scale=None, update_bi
 
 def init(kind, input_size, hidden_size, **kwargs):
     """``init_rnn``, ``init_lstm`` or ``init_gru`` chosen by ``kind``."""
-    return {"rnn": init_rnn, "lstm": init_lstm, "gru": init_gru}[_kind(kind)](
+    return {"rnn": init_rnn, "lstm": init_lstm, "gru": init_gru}[check_option(kind, "kind", KINDS)](
         input_size, hidden_size, **kwargs)
 
 
 # =========================================================================== one time step
-def _rnn_step(params, h, x, activation="tanh"):
-    phi, _ = activations.get(activation)
-    return phi(x @ params["W_xh"] + h @ params["W_hh"] + params["b"])
+#: What each step forward keeps for its step backward.
+_CACHE_KEYS = {"rnn": ("x", "h_prev", "dphi", "params"),
+               "lstm": ("x", "h_prev", "c_prev", "i", "f", "g", "o", "c", "params"),
+               "gru": ("x", "h_prev", "r", "z", "n", "u_n", "params")}
 
 
-def _lstm_gates_from(z, c):
-    """From the stacked pre-activations z (B, 4H) and the old cell c: (i, f, g, o, c', h')."""
-    i, f, g, o = jnp.split(z, 4, axis=-1)
-    i, f, g, o = activations.sigmoid(i), activations.sigmoid(f), activations.tanh(g), activations.sigmoid(o)
-    c_new = f * c + i * g
-    return i, f, g, o, c_new, o * activations.tanh(c_new)
+@checked(_check_rnn_step, static_argnames="activation")
+def rnn_step_forward(x, h_prev, params, activation="tanh"):
+    """One step of a vanilla RNN, with a cache for the backward pass:
 
+        a = x W_xh + h_prev W_hh + b,        h = phi(a)
 
-def _lstm_step(params, state, x):
-    h, c = state
-    *_, c_new, h_new = _lstm_gates_from(x @ params["W_x"] + params["b"] + h @ params["W_h"], c)
-    return h_new, c_new
-
-
-def _gru_parts(xw, hw):
-    """From x W_x + b_x and h W_h + b_h (both (B, 3H)): (r, z, n, h W_hn + b_hn)."""
-    xr, xz, xn = jnp.split(xw, 3, axis=-1)
-    hr, hz, hn = jnp.split(hw, 3, axis=-1)
-    r = activations.sigmoid(xr + hr)
-    z = activations.sigmoid(xz + hz)
-    n = activations.tanh(xn + r * hn)
-    return r, z, n, hn
-
-
-def _gru_step(params, h, x):
-    r, z, n, _ = _gru_parts(x @ params["W_x"] + params["b_x"], h @ params["W_h"] + params["b_h"])
-    return (1.0 - z) * n + z * h
-
-
-_rnn_step_jit = jax.jit(_rnn_step, static_argnames="activation")
-_lstm_step_jit = jax.jit(_lstm_step)
-_gru_step_jit = jax.jit(_gru_step)
-
-
-def _check_cell(kind, params, h, x):
-    d, hidden = _check_params(kind, params)
-    x = _float(x, "x")
-    if jnp.ndim(x) != 2 or x.shape[1] != d:
-        raise ValueError(f"x must have shape (B, D) with D={d} (the input size of params), "
-                         f"got {tuple(jnp.shape(x))}")
-    return x, hidden
-
-
-def rnn_cell(params, h, x, activation="tanh"):
-    """One vanilla-RNN step: ``h' = phi(x W_xh + h W_hh + b)``. ``h (B, H)``, ``x (B, D)``.
+    ``x (B, D)``, ``h_prev (B, H)`` (None: zeros), ``params`` from ``init_rnn``. Returns
+    ``(h, cache)`` (CS231n's layer contract).
 
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
-    x, hidden = _check_cell("rnn", params, h, x)
-    h = _check_state(h, "h", x.shape[0], hidden, x.dtype)
-    return _rnn_step_jit(params, h, x, activation=_activation(activation))
+    phi, phi_grad = activations.get(activation)
+    a = x @ params["W_xh"] + h_prev @ params["W_hh"] + params["b"]
+    return phi(a), {"x": x, "h_prev": h_prev, "dphi": phi_grad(a), "params": params}
 
 
-def lstm_cell(params, state, x):
-    """One LSTM step (equations in the module docstring). ``state = (h, c)``, both ``(B, H)``;
-    returns ``(h', c')``.
-
-    Taught in: notebooks/11_recurrent_networks.ipynb
-    """
-    x, hidden = _check_cell("lstm", params, None, x)
-    if not isinstance(state, (tuple, list)) or len(state) != 2:
-        raise TypeError("state must be a pair (h, c) of arrays (B, H)")
-    h = _check_state(state[0], "state[0] (h)", x.shape[0], hidden, x.dtype)
-    c = _check_state(state[1], "state[1] (c)", x.shape[0], hidden, x.dtype)
-    return _lstm_step_jit(params, (h, c), x)
-
-
-def lstm_cell_gates(params, state, x):
-    """Like ``lstm_cell`` but returns every intermediate: a dict with i, f, g, o, c, h (B, H)."""
-    x, hidden = _check_cell("lstm", params, None, x)
-    if not isinstance(state, (tuple, list)) or len(state) != 2:
-        raise TypeError("state must be a pair (h, c) of arrays (B, H)")
-    h = _check_state(state[0], "state[0] (h)", x.shape[0], hidden, x.dtype)
-    c = _check_state(state[1], "state[1] (c)", x.shape[0], hidden, x.dtype)
-    return _lstm_gates_jit(params, h, c, x)
-
-
-@jax.jit
-def _lstm_gates_jit(params, h, c, x):
-    z = x @ params["W_x"] + params["b"] + h @ params["W_h"]
-    return dict(zip("ifgoch", _lstm_gates_from(z, c)))
-
-
-def gru_cell(params, h, x):
-    """One GRU step (equations in the module docstring). ``h (B, H)``, ``x (B, D)``.
-
-    Taught in: notebooks/11_recurrent_networks.ipynb
-    """
-    x, hidden = _check_cell("gru", params, h, x)
-    h = _check_state(h, "h", x.shape[0], hidden, x.dtype)
-    return _gru_step_jit(params, h, x)
-
-
-# =========================================================================== hand-written BPTT (RNN)
-def _keep(m, new, old):
-    """Masked state update: ``new`` where the step is valid, ``old`` (carried over) where padded."""
-    return new if m is None else m[:, None] * new + (1.0 - m[:, None]) * old
-
-
-def _sum_outer(a, b):
-    """sum over every leading axis of a[..., :, None] * b[..., None, :]: the weight gradient
-    sum_t x_t^T d_t of a layer applied at every step, as ONE product of the flattened (N, K) and
-    (N, G) arrays contracting their first axes. XLA:CPU runs that as a plain transposed-operand
-    product; ``einsum("btk,btg->kg")`` made it first copy the smaller operand into a transposed
-    (K, N) buffer. Forward+backward at B=32, T=50, D=16, H=64, A/B in one process: RNN 16 %,
-    GRU 4 %, LSTM 1-3 % faster."""
-    return lax.dot_general(a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1]),
-                           (((0,), (0,)), ((), ())))
-
-
-def _rnn_forward_core(xs, h0, W_xh, W_hh, b, mask, activation):
-    """Time-major (T, B, D) forward. Returns outputs (T, B, H), h_T and the BPTT cache."""
-    phi, _ = activations.get(activation)
-    ax = xs @ W_xh + b                                   # all input projections in one product
-
-    def step(h, inp):
-        a_x, m = inp
-        a = a_x + h @ W_hh                               # pre-activation of this step
-        h_new = _keep(m, phi(a), h)
-        return h_new, (h_new, a)
-
-    h_last, (hs, pre) = lax.scan(step, h0, (ax, mask))
-    out = hs if mask is None else hs * mask[..., None]
-    return out, h_last, (xs, h0, W_xh, W_hh, hs, pre, mask)
-
-
-def _rnn_backward_core(dout, dh_last, cache, activation):
-    """BPTT: walk the time steps backwards, carrying dL/dh_t. Returns (dxs, dh0, dW_xh, dW_hh, db).
-
-    At step t the hidden state h_t receives gradient from the loss at step t (``dout[t]``) and
-    from step t+1 (the carry). Through h_t = phi(a_t) it becomes da_t = dh_t * phi'(a_t); then
-    dh_{t-1} = da_t W_hh^T. The weights are shared by all steps, so their gradients are sums over
-    t, computed after the loop as single products: dW_hh = sum_t h_{t-1}^T da_t, etc.
-    """
-    xs, h0, W_xh, W_hh, hs, pre, mask = cache
-    _, phi_grad = activations.get(activation)
-    slopes = phi_grad(pre)                               # phi'(a_t) for all steps, before the loop
-    W_hhT = W_hh.T
-
-    def step(dh_next, inp):
-        d_out, slope, m = inp
-        dh = dh_next + (d_out if m is None else m[:, None] * d_out)
-        da = slope * (dh if m is None else m[:, None] * dh)
-        dh_prev = da @ W_hhT + (0.0 if m is None else (1.0 - m[:, None]) * dh)
-        return dh_prev, da
-
-    dh0, das = lax.scan(step, dh_last, (dout, slopes, mask), reverse=True)
-    h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
-    dW_xh = _sum_outer(xs, das)
-    dW_hh = _sum_outer(h_prev, das)
-    return das @ W_xh.T, dh0, dW_xh, dW_hh, das.sum(axis=(0, 1))
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(6,))
-def _rnn_seq(xs, h0, W_xh, W_hh, b, mask, activation):
-    out, h_last, _ = _rnn_forward_core(xs, h0, W_xh, W_hh, b, mask, activation)
-    return out, h_last
-
-
-def _rnn_seq_fwd(xs, h0, W_xh, W_hh, b, mask, activation):
-    out, h_last, cache = _rnn_forward_core(xs, h0, W_xh, W_hh, b, mask, activation)
-    return (out, h_last), cache
-
-
-def _rnn_seq_bwd(activation, cache, cotangents):
-    dout, dh_last = cotangents
-    grads = _rnn_backward_core(dout, dh_last, cache, activation)
-    mask = cache[-1]
-    return (*grads, None if mask is None else jnp.zeros_like(mask))
-
-
-_rnn_seq.defvjp(_rnn_seq_fwd, _rnn_seq_bwd)
-
-
-def _check_weights(x, h, W_xh, W_hh, b):
-    W_xh, W_hh, b = _float(W_xh, "W_xh"), _float(W_hh, "W_hh"), _float(b, "b")
-    check_ndim(W_xh, "W_xh", 2)
-    hidden = W_hh.shape[0] if jnp.ndim(W_hh) == 2 else None
-    if hidden is None or W_hh.shape != (hidden, hidden):
-        raise ValueError(f"W_hh must be square (H, H), got shape {tuple(jnp.shape(W_hh))}")
-    if W_xh.shape[1] != hidden:
-        raise ValueError(f"W_xh must have shape (D, {hidden}) to match W_hh (H={hidden}), "
-                         f"got {tuple(W_xh.shape)}")
-    if b.shape != (hidden,):
-        raise ValueError(f"b must have shape ({hidden},) to match W_hh, got {tuple(b.shape)}")
-    if x.shape[-1] != W_xh.shape[0]:
-        raise ValueError(f"x must have {W_xh.shape[0]} features (rows of W_xh) in its last axis, "
-                         f"got shape {tuple(x.shape)}")
-    h = _check_state(h, "h0" if x.ndim == 3 else "h_prev", x.shape[0], hidden, x.dtype)
-    return h, W_xh, W_hh, b
-
-
-@partial(jax.jit, static_argnames="activation")
-def _rnn_step_forward_jit(x, h_prev, W_xh, W_hh, b, activation):
-    phi, _ = activations.get(activation)
-    a = x @ W_xh + h_prev @ W_hh + b
-    return phi(a), (x, h_prev, W_xh, W_hh, a)
-
-
-def rnn_step_forward(x, h_prev, W_xh, W_hh, b, activation="tanh"):
-    """One RNN step with a cache for the backward pass: ``h = phi(x W_xh + h_prev W_hh + b)``.
-
-    ``x (B, D)``, ``h_prev (B, H)``. Returns ``(h, cache)``; CS231n's layer contract.
-
-    Taught in: notebooks/11_recurrent_networks.ipynb
-    """
-    x = _float(x, "x")
-    check_ndim(x, "x", 2)
-    h_prev, W_xh, W_hh, b = _check_weights(x, h_prev, W_xh, W_hh, b)
-    h, cache = _rnn_step_forward_jit(x, h_prev, W_xh, W_hh, b, _activation(activation))
-    return h, (*cache, activation)
-
-
-@partial(jax.jit, static_argnames="activation")
-def _rnn_step_backward_jit(dh, x, h_prev, W_xh, W_hh, a, activation):
-    _, phi_grad = activations.get(activation)
-    da = dh * phi_grad(a)                        # through the nonlinearity
-    return da @ W_xh.T, da @ W_hh.T, x.T @ da, h_prev.T @ da, da.sum(axis=0)
-
-
+@checked(partial(_check_step_grad, "rnn"))
 def rnn_step_backward(dh, cache):
-    """Backward of ``rnn_step_forward``: ``(dx, dh_prev, dW_xh, dW_hh, db)``.
+    """Backward of ``rnn_step_forward``: from dL/dh to ``(dx, dh_prev, dparams)``.
 
-    With ``a = x W_xh + h_prev W_hh + b``: ``da = dh * phi'(a)``, ``dx = da W_xh^T``,
-    ``dh_prev = da W_hh^T``, ``dW_xh = x^T da``, ``dW_hh = h_prev^T da``, ``db = sum_batch da``.
+        da = dh * phi'(a)                      (through the nonlinearity)
+        dx = da W_xh^T,   dh_prev = da W_hh^T
+        dW_xh = x^T da,   dW_hh = h_prev^T da,   db = sum over the batch of da
 
-    Taught in: notebooks/11_recurrent_networks.ipynb
-    """
-    if not isinstance(cache, tuple) or len(cache) != 6:
-        raise TypeError("cache must be the cache returned by rnn_step_forward")
-    x, h_prev, W_xh, W_hh, a, activation = cache
-    dh = _float(dh, "dh")
-    if dh.shape != h_prev.shape:
-        raise ValueError(f"dh must have the shape of h, {tuple(h_prev.shape)}, got {tuple(dh.shape)}")
-    return _rnn_step_backward_jit(dh, x, h_prev, W_xh, W_hh, a, activation)
-
-
-@partial(jax.jit, static_argnames="activation")
-def _rnn_forward_jit(xs, h0, W_xh, W_hh, b, activation):
-    out, _, cache = _rnn_forward_core(jnp.swapaxes(xs, 0, 1), h0, W_xh, W_hh, b, None, activation)
-    return jnp.swapaxes(out, 0, 1), cache
-
-
-def rnn_forward(xs, h0, W_xh, W_hh, b, activation="tanh"):
-    """Run the RNN over a whole sequence and keep what BPTT needs.
-
-    ``xs (B, T, D)``, ``h0 (B, H)`` or None (zeros). Returns ``(hs (B, T, H), cache)``.
+    ``dparams`` is a dict with the keys of ``params``.
 
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
-    xs = _float(xs, "xs")
-    if jnp.ndim(xs) != 3:
-        raise ValueError(f"xs must have 3 dimension(s) (B, T, D), got shape {tuple(jnp.shape(xs))}")
-    h0, W_xh, W_hh, b = _check_weights(xs, h0, W_xh, W_hh, b)
-    hs, cache = _rnn_forward_jit(xs, h0, W_xh, W_hh, b, _activation(activation))
-    return hs, (cache, activation)
+    p = cache["params"]
+    da = dh * cache["dphi"]
+    dparams = {"W_xh": cache["x"].T @ da, "W_hh": cache["h_prev"].T @ da, "b": da.sum(axis=0)}
+    return da @ p["W_xh"].T, da @ p["W_hh"].T, dparams
 
 
-@partial(jax.jit, static_argnames="activation")
-def _rnn_backward_jit(dhs, cache, activation):
-    dxs, dh0, dW_xh, dW_hh, db = _rnn_backward_core(
-        jnp.swapaxes(dhs, 0, 1), jnp.zeros_like(cache[1]), cache, activation)
-    return jnp.swapaxes(dxs, 0, 1), dh0, dW_xh, dW_hh, db
+@checked(partial(_check_step, "lstm"))
+def lstm_step_forward(x, state_prev, params):
+    """One LSTM step, with a cache for the backward pass. ``state_prev = (h_prev, c_prev)``, both
+    (B, H) (None: zeros):
 
+        z = x W_x + h_prev W_h + b, split into four blocks of H columns z_i, z_f, z_g, z_o
+        i = sigma(z_i),  f = sigma(z_f),  g = tanh(z_g),  o = sigma(z_o)
+        c = f * c_prev + i * g,           h = o * tanh(c)
 
-def rnn_backward(dhs, cache):
-    """Backpropagation through time for ``rnn_forward``.
-
-    ``dhs (B, T, H)`` is dL/dh_t from the loss at every step (zeros where the loss ignores a
-    step). Returns ``(dxs, dh0, dW_xh, dW_hh, db)``.
+    ``x (B, D)``, ``params`` from ``init_lstm``. Returns ``((h, c), cache)``.
 
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
-    if not isinstance(cache, tuple) or len(cache) != 2:
-        raise TypeError("cache must be the cache returned by rnn_forward")
-    core, activation = cache
+    h_prev, c_prev = state_prev
+    z = x @ params["W_x"] + h_prev @ params["W_h"] + params["b"]
+    z_i, z_f, z_g, z_o = jnp.split(z, 4, axis=-1)
+    i, f, o = jax.nn.sigmoid(z_i), jax.nn.sigmoid(z_f), jax.nn.sigmoid(z_o)
+    g = jnp.tanh(z_g)
+    c = f * c_prev + i * g
+    h = o * jnp.tanh(c)
+    cache = {"x": x, "h_prev": h_prev, "c_prev": c_prev, "i": i, "f": f, "g": g, "o": o, "c": c,
+             "params": params}
+    return (h, c), cache
+
+
+@checked(partial(_check_step_grad, "lstm"))
+def lstm_step_backward(dstate, cache):
+    """Backward of ``lstm_step_forward``: from ``dstate = (dh, dc)``, the gradients reaching h and c,
+    to ``(dx, (dh_prev, dc_prev), dparams)``. With sigma' = sigma (1 - sigma), tanh' = 1 - tanh^2:
+
+        do = dh * tanh(c)
+        dc = dc + dh * o * (1 - tanh(c)^2)     (c reaches the loss directly and through h)
+        di = dc * g,   df = dc * c_prev,   dg = dc * i,   dc_prev = dc * f
+        dz = [di * i (1 - i), df * f (1 - f), dg * (1 - g^2), do * o (1 - o)]   (4 blocks)
+        dx = dz W_x^T,  dh_prev = dz W_h^T,  dW_x = x^T dz,  dW_h = h_prev^T dz,  db = sum_batch dz
+
+    Taught in: notebooks/11_recurrent_networks.ipynb
+    """
+    dh, dc = dstate
+    i, f, g, o, p = cache["i"], cache["f"], cache["g"], cache["o"], cache["params"]
+    tanh_c = jnp.tanh(cache["c"])
+    do = dh * tanh_c
+    dc = dc + dh * o * (1.0 - tanh_c ** 2)
+    di, df, dg = dc * g, dc * cache["c_prev"], dc * i
+    dz = jnp.concatenate([di * i * (1.0 - i), df * f * (1.0 - f), dg * (1.0 - g ** 2),
+                          do * o * (1.0 - o)], axis=-1)
+    dparams = {"W_x": cache["x"].T @ dz, "W_h": cache["h_prev"].T @ dz, "b": dz.sum(axis=0)}
+    return dz @ p["W_x"].T, (dz @ p["W_h"].T, dc * f), dparams
+
+
+@checked(partial(_check_step, "gru"))
+def gru_step_forward(x, h_prev, params):
+    """One GRU step, with a cache for the backward pass:
+
+        a = x W_x + b_x,   u = h_prev W_h + b_h,   each split into blocks (r, z, n) of H columns
+        r = sigma(a_r + u_r),   z = sigma(a_z + u_z),   n = tanh(a_n + r * u_n)
+        h = (1 - z) * n + z * h_prev
+
+    ``x (B, D)``, ``h_prev (B, H)`` (None: zeros), ``params`` from ``init_gru``. Returns
+    ``(h, cache)``.
+
+    Taught in: notebooks/11_recurrent_networks.ipynb
+    """
+    a_r, a_z, a_n = jnp.split(x @ params["W_x"] + params["b_x"], 3, axis=-1)
+    u_r, u_z, u_n = jnp.split(h_prev @ params["W_h"] + params["b_h"], 3, axis=-1)
+    r = jax.nn.sigmoid(a_r + u_r)
+    z = jax.nn.sigmoid(a_z + u_z)
+    n = jnp.tanh(a_n + r * u_n)
+    h = (1.0 - z) * n + z * h_prev
+    return h, {"x": x, "h_prev": h_prev, "r": r, "z": z, "n": n, "u_n": u_n, "params": params}
+
+
+@checked(partial(_check_step_grad, "gru"))
+def gru_step_backward(dh, cache):
+    """Backward of ``gru_step_forward``: from dL/dh to ``(dx, dh_prev, dparams)``.
+
+        dn = dh * (1 - z),   dz = dh * (h_prev - n),   and h_prev reaches h directly: dh * z
+        d(a_n) = dn * (1 - n^2),   dr = d(a_n) * u_n,   d(u_n) = d(a_n) * r
+        d(a_r) = d(u_r) = dr * r (1 - r),   d(a_z) = d(u_z) = dz * z (1 - z)
+        dx = da W_x^T,   dh_prev = dh * z + du W_h^T
+        dW_x = x^T da,   dW_h = h_prev^T du,   db_x = sum_batch da,   db_h = sum_batch du
+
+    Taught in: notebooks/11_recurrent_networks.ipynb
+    """
+    r, z, n, p = cache["r"], cache["z"], cache["n"], cache["params"]
+    d_an = dh * (1.0 - z) * (1.0 - n ** 2)
+    d_ar = d_an * cache["u_n"] * r * (1.0 - r)
+    d_az = dh * (cache["h_prev"] - n) * z * (1.0 - z)
+    da = jnp.concatenate([d_ar, d_az, d_an], axis=-1)
+    du = jnp.concatenate([d_ar, d_az, d_an * r], axis=-1)
+    dparams = {"W_x": cache["x"].T @ da, "W_h": cache["h_prev"].T @ du, "b_x": da.sum(axis=0),
+               "b_h": du.sum(axis=0)}
+    return da @ p["W_x"].T, dh * z + du @ p["W_h"].T, dparams
+
+
+STEP_FORWARD = {"rnn": rnn_step_forward, "lstm": lstm_step_forward, "gru": gru_step_forward}
+STEP_BACKWARD = {"rnn": rnn_step_backward, "lstm": lstm_step_backward, "gru": gru_step_backward}
+
+
+# =========================================================================== a sequence: forward and BPTT
+def _step_forward(kind, activation):
+    """The step forward of ``kind`` (for the vanilla RNN with its ``activation``)."""
+    return partial(rnn_step_forward, activation=activation) if kind == "rnn" else STEP_FORWARD[kind]
+
+
+def _h(state):
+    """The hidden state h of a state: h itself, or the h of the LSTM's pair (h, c)."""
+    return state[0] if isinstance(state, tuple) else state
+
+
+def _plus_h(state, dh):
+    """``state`` with ``dh`` added to its h."""
+    return (state[0] + dh, state[1]) if isinstance(state, tuple) else state + dh
+
+
+def _times(m, state):
+    """``m * state`` for every array of ``state`` (h, or the LSTM's pair (h, c))."""
+    return jax.tree_util.tree_map(lambda a: m * a, state)
+
+
+def _mix(m, new, old):
+    """``m * new + (1 - m) * old`` for every array of the states ``new``, ``old`` (``m`` (B, 1)): the
+    new state at a valid step (m = 1), the old one carried over at a padded step (m = 0)."""
+    return jax.tree_util.tree_map(lambda a, b: m * a + (1.0 - m) * b, new, old)
+
+
+def _check_sequence(kind, xs, state0, params, mask=None, activation="tanh"):
+    kind = check_option(kind, "kind", KINDS)
+    params, xs, state0, mask, activation = _check_run(kind, params, xs, state0, mask, activation)
+    return kind, xs, state0, params, (jnp.ones(xs.shape[:2], xs.dtype) if mask is None else mask), activation
+
+
+@checked(_check_sequence, static_argnames=("kind", "activation"))
+def sequence_forward(kind, xs, state0, params, mask=None, activation="tanh"):
+    """Run a cell of ``kind`` ("rnn", "lstm", "gru") over a sequence, keeping what BPTT needs:
+
+        for t = 1, ..., T:   state_t, cache_t = <kind>_step_forward(x_t, state_{t-1}, params)
+                             (at a padded step, mask 0: state_t = state_{t-1} and the output is 0)
+
+    The same ``params`` at every step. ``xs (B, T, D)``; ``state0``: h0 (B, H), (h0, c0) for the
+    LSTM, or None (zeros); ``mask (B, T)`` of 0/1 or None (every step valid); ``activation`` is the
+    vanilla RNN's. The loop is a ``lax.scan``: its body is compiled once, whatever T.
+
+    Returns ``(hs (B, T, H), state_T, cache)``: the output h_t of every step, the final state and
+    the cache for ``sequence_backward`` (every step's cache, stacked along time, and the mask).
+
+    Taught in: notebooks/11_recurrent_networks.ipynb
+    """
+    step_forward = _step_forward(kind, activation)            # e.g. lstm_step_forward
+
+    def one_step(state, inputs):
+        x_t, m_t = inputs
+        new_state, cache_t = step_forward(x_t, state, params)
+        new_state = _mix(m_t[:, None], new_state, state)      # a padded step keeps the old state
+        return new_state, (m_t[:, None] * _h(new_state), cache_t)   # output h_t (0 if padded)
+
+    state_T, (hs, caches) = lax.scan(one_step, state0, (jnp.swapaxes(xs, 0, 1), mask.T))
+    return jnp.swapaxes(hs, 0, 1), state_T, {"steps": caches, "mask": mask.T}
+
+
+def _check_sequence_grad(kind, dhs, cache, dstate_T=None):
+    kind = check_option(kind, "kind", KINDS)
+    check_cache(cache, "cache", "sequence_forward", ("steps", "mask"))
+    check_cache(cache["steps"], "cache['steps']", f"sequence_forward({kind!r}, ...)", _CACHE_KEYS[kind])
+    (t, b), hidden = cache["mask"].shape, cache["steps"]["h_prev"].shape[-1]
     dhs = _float(dhs, "dhs")
-    want = (core[1].shape[0], core[0].shape[0], core[1].shape[1])
-    if dhs.shape != want:
-        raise ValueError(f"dhs must have the shape of hs, (B, T, H) = {want}, got {tuple(dhs.shape)}")
-    return _rnn_backward_jit(dhs, core, activation)
+    if dhs.shape != (b, t, hidden):
+        raise ValueError(f"dhs must have the shape of hs, (B, T, H) = {(b, t, hidden)}, got {tuple(dhs.shape)}")
+    return kind, dhs, cache, _check_state(kind, dstate_T, ("dstate_T", "dh_T", "dc_T"), b, hidden, dhs.dtype)
 
 
-# =========================================================================== LSTM layer
-def _gate_scale(blocks, hidden, dtype):
-    """Per-column factors s for gate blocks ``blocks`` ("s" sigmoid, "t" tanh; "ssts" for the
-    LSTM): 1/2 on sigmoid columns, 1 on tanh ones. Then ``s * tanh(s * z) + (1 - s)`` is
-    ``sigma(z) = (1 + tanh(z / 2)) / 2`` (the same function) on the sigmoid columns and ``tanh(z)``
-    on the others: all gates of a step in *one* elementwise pass."""
-    return jnp.asarray(np.repeat([0.5 if k == "s" else 1.0 for k in blocks], hidden), dtype)
+@checked(_check_sequence_grad, static_argnames="kind")
+def sequence_backward(kind, dhs, cache, dstate_T=None):
+    """Backpropagation through time (BPTT) for ``sequence_forward``: walk the steps backwards,
+    carrying dstate_t = dL/dstate_t, the gradient that reaches the state of step t:
+
+        for t = T, ..., 1:   dstate_t += dL/dh_t of the loss at step t          (dhs[:, t])
+                             dx_t, dstate_{t-1}, dparams_t = <kind>_step_backward(dstate_t, cache_t)
+                             (at a padded step dstate_t passes on unchanged, adding nothing)
+        dparams = sum over t of dparams_t       (every step used the same weights)
+
+    ``dhs (B, T, H)``: dL/dh_t of the loss at every step (zeros where it has none); ``dstate_T``: the
+    gradient reaching the final state (None: zeros). Returns ``(dxs (B, T, D), dstate_0, dparams)``.
+
+    Taught in: notebooks/11_recurrent_networks.ipynb
+    """
+    step_backward = STEP_BACKWARD[kind]                       # e.g. lstm_step_backward
+
+    def one_step(dstate, inputs):
+        dh_t, cache_t, m_t = inputs
+        m = m_t[:, None]
+        dstate = _plus_h(dstate, m * dh_t)                    # + the loss at step t (output m * h_t)
+        dx_t, dstate_prev, dparams_t = step_backward(_times(m, dstate), cache_t)   # 0 if padded
+        return _mix(m, dstate_prev, dstate), (dx_t, dparams_t)   # padded: dstate passes on as it is
+
+    dstate_0, (dxs, dparams) = lax.scan(one_step, dstate_T, (jnp.swapaxes(dhs, 0, 1), cache["steps"],
+                                                             cache["mask"]), reverse=True)
+    dparams = jax.tree_util.tree_map(lambda g: g.sum(axis=0), dparams)   # shared weights: sum over t
+    return jnp.swapaxes(dxs, 0, 1), dstate_0, dparams
 
 
-def _lstm_forward_core(xs, h0, c0, W_x, W_h, b, mask, cache=True):
-    """Batch-major (B, T, D) LSTM. Fast form of the gate equations: with the factors s of
-    ``_gate_scale`` each step is one product ``h @ W_h``, one tanh over all 4H columns, and the
-    cell update.
-
-    The sequences stay batch-major: step t reads column t of the input projections and writes
-    column t of (B, T, .) buffers, so no (T, B) <-> (B, T) transposed copy of the inputs, outputs
-    or gradients is ever made. For the backward pass (``cache=True``) the state buffer holds the
-    state h_{t-1} each step *received* (exactly what dW_h = sum_t h_{t-1}^T dz_t needs; the
-    outputs are the same buffer shifted by one step), a second buffer the cell states c_t, and the
-    gates a_t overwrite the input projections zx_t in place (step t reads column t before it
-    writes it): no (B, T, 4H) buffer is allocated and zero-filled for them. The six local
-    derivatives the reverse scan multiplies by are formed from those after the loop, for all steps
-    at once, in one (B, T, 6H) array: the loop itself stays short (the serial part is what costs on
-    a CPU: the same derivatives formed inside the loop took 4-8 % longer for a forward + backward at
-    B=32, T=50, H=64, in back-to-back runs). Reusing the buffers made that forward + backward
-    1.7-2.8 % faster and its compile 7-15 % faster than zero-filled stacks, with bit-identical
-    gradients (A/B in one process)."""
-    hidden = W_h.shape[0]
-    s = _gate_scale("ssts", hidden, xs.dtype)
-    zx = xs @ W_x                  # (B, T, 4H) in one product; b is added in the step, where
-    #                                the add is fused for free (not a pass over (B, T, 4H))
-
-    def step(carry, t):
-        h, c, buf, cbuf, P = carry
-        z_x = lax.dynamic_index_in_dim(P, t, axis=1, keepdims=False)
-        m = None if mask is None else lax.dynamic_index_in_dim(mask, t, axis=1, keepdims=False)
-        a = s * jnp.tanh(s * (z_x + h @ W_h + b)) + (1.0 - s)   # (i, f, g, o) side by side
-        i, f, g, o = (a[:, k * hidden:(k + 1) * hidden] for k in range(4))
-        c_new = _keep(m, f * c + i * g, c)
-        h_new = _keep(m, o * jnp.tanh(c_new), h)
-        buf = lax.dynamic_update_index_in_dim(buf, h if cache else h_new, t, axis=1)
-        if cache:
-            P = lax.dynamic_update_index_in_dim(P, a, t, axis=1)       # the gates overwrite zx_t
-            cbuf = lax.dynamic_update_index_in_dim(cbuf, c_new, t, axis=1)
-        return (h_new, c_new, buf, cbuf, P), None
-
-    buf0 = jnp.zeros(xs.shape[:2] + (hidden,), xs.dtype)
-    cbuf0 = jnp.zeros(xs.shape[:2] + (hidden,), xs.dtype) if cache else jnp.zeros((), xs.dtype)
-    (h_last, c_last, buf, cs, A), _ = lax.scan(step, (h0, c0, buf0, cbuf0, zx),
-                                               jnp.arange(xs.shape[1]))
-    hs = jnp.concatenate([buf[:, 1:], h_last[:, None]], axis=1) if cache else buf
-    out = hs if mask is None else hs * mask[..., None]
-    if not cache:
-        return out, h_last, c_last
-    c_prev = jnp.concatenate([c0[:, None], cs[:, :-1]], axis=1)
-    tc = jnp.tanh(cs)
-    i, f, g, o = (A[..., k * hidden:(k + 1) * hidden] for k in range(4))
-    # dz = [dc, dc, dc, dh] * k[:4H]; dc gets dh * k[4H:5H]; dc_prev = dc * k[5H:] (= f).
-    # (At a padded step c_t is the carried state, not the one the step would have made: its
-    # derivatives meet a zero gradient either way.)
-    # stacked on a new axis, not concatenated: XLA:CPU then writes the six blocks in one pass
-    # (bit-identical, 0.17 vs 0.23 ms for these shapes)
-    coef = jnp.stack([g * i * (1.0 - i), c_prev * f * (1.0 - f), i * (1.0 - g * g),
-                      tc * o * (1.0 - o), o * (1.0 - tc * tc), f], axis=2)
-    coef = coef.reshape(coef.shape[:2] + (6 * hidden,))                        # (B, T, 6H)
-    return out, h_last, c_last, (xs, W_x, W_h, buf, coef, mask, A)
+# =========================================================================== layers
+@partial(jax.custom_vjp, nondiff_argnums=(0, 5))
+def _layer(kind, params, xs, state0, mask, activation):
+    """``sequence_forward`` whose gradient is ``sequence_backward`` (hand-written BPTT)."""
+    hs, state_T, _ = sequence_forward(kind, xs, state0, params, mask, activation)
+    return hs, state_T
 
 
-def _lstm_backward_core(dout, dh_last, dc_last, cache):
-    """Reverse-time scan of the LSTM. Everything that does not depend on the gradient flowing
-    back (the gate derivatives) was stored by the forward scan; a step then only forms dz_t
-    (B, 4H), writes it to column t of a (B, T, 4H) buffer, and does one product dz_t W_h^T. That
-    buffer is the forward's gate buffer, no longer needed (every column is overwritten). The
-    weight gradients are summed over all steps after the loop, as single products. (At a padded
-    step the stored derivatives are those of the step not taken; they meet a zero gradient.)"""
-    xs, W_x, W_h, h_prev, coef, mask, A = cache
-    hidden = W_h.shape[0]
-    if mask is not None:
-        dout = dout * mask[..., None]
-    W_hT = W_h.T
-
-    def step(carry, t):
-        dh_next, dc_next, dzs = carry
-        d_out = lax.dynamic_index_in_dim(dout, t, axis=1, keepdims=False)
-        k = lax.dynamic_index_in_dim(coef, t, axis=1, keepdims=False)
-        m = None if mask is None else lax.dynamic_index_in_dim(mask, t, axis=1, keepdims=False)
-        dh = dh_next + d_out
-        dh_in = dh if m is None else m[:, None] * dh          # the part that reaches this step
-        dc_in = dc_next if m is None else m[:, None] * dc_next
-        dc = dc_in + dh_in * k[:, 4 * hidden:5 * hidden]      # h = o tanh(c)
-        dz = jnp.concatenate([dc, dc, dc, dh_in], axis=-1) * k[:, :4 * hidden]
-        dh_prev = dz @ W_hT
-        dc_prev = dc * k[:, 5 * hidden:]                      # c = f c_prev + i g
-        if m is not None:
-            dh_prev = dh_prev + (1.0 - m[:, None]) * dh
-            dc_prev = dc_prev + (1.0 - m[:, None]) * dc_next
-        return (dh_prev, dc_prev, lax.dynamic_update_index_in_dim(dzs, dz, t, axis=1)), None
-
-    (dh0, dc0, dzs), _ = lax.scan(step, (dh_last, dc_last, A), jnp.arange(xs.shape[1]),
-                                  reverse=True)
-    dW_x = _sum_outer(xs, dzs)
-    dW_h = _sum_outer(h_prev, dzs)
-    return dzs @ W_x.T, dh0, dc0, dW_x, dW_h, dzs.sum(axis=(0, 1))
+def _layer_fwd(kind, params, xs, state0, mask, activation):
+    hs, state_T, cache = sequence_forward(kind, xs, state0, params, mask, activation)
+    return (hs, state_T), (cache, mask)
 
 
-@jax.custom_vjp
-def _lstm_seq(xs, h0, c0, W_x, W_h, b, mask):
-    return _lstm_forward_core(xs, h0, c0, W_x, W_h, b, mask, cache=False)
+def _layer_bwd(kind, activation, residuals, cotangents):
+    cache, mask = residuals
+    dhs, dstate_T = cotangents
+    dxs, dstate0, dparams = sequence_backward(kind, dhs, cache, dstate_T)
+    return dparams, dxs, dstate0, (None if mask is None else jnp.zeros_like(mask))
 
 
-def _lstm_seq_fwd(xs, h0, c0, W_x, W_h, b, mask):
-    out, h_last, c_last, cache = _lstm_forward_core(xs, h0, c0, W_x, W_h, b, mask)
-    return (out, h_last, c_last), cache
-
-
-def _lstm_seq_bwd(cache, cotangents):
-    grads = _lstm_backward_core(*cotangents, cache)
-    mask = cache[-2]
-    return (*grads, None if mask is None else jnp.zeros_like(mask))
-
-
-_lstm_seq.defvjp(_lstm_seq_fwd, _lstm_seq_bwd)
-
-
-# =========================================================================== GRU layer
-def _gru_forward_core(xs, h0, W_x, W_h, b_x, b_h, mask, cache=True):
-    """Batch-major (B, T, D) GRU; r and z in one tanh pass, sigma(v) = (1 + tanh(v / 2)) / 2.
-
-    Like the LSTM core, step t reads column t of the input projections and writes column t of a
-    (B, T, H) state buffer (no transposed copies). For the backward pass (``cache=True``) the
-    buffer holds the state h_{t-1} each step received, and each step stores in one (B, 5H) row
-    the factors the reverse scan needs (see ``_gru_backward_core``)."""
-    hidden = W_h.shape[0]
-    xw = xs @ W_x + b_x                                  # (B, T, 3H) in one product
-
-    def step(carry, t):
-        h, buf = carry
-        x_w = lax.dynamic_index_in_dim(xw, t, axis=1, keepdims=False)
-        m = None if mask is None else lax.dynamic_index_in_dim(mask, t, axis=1, keepdims=False)
-        hw = h @ W_h + b_h
-        if cache:
-            rz = 0.5 * jnp.tanh(0.5 * (x_w[:, :2 * hidden] + hw[:, :2 * hidden])) + 0.5
-        else:
-            # Without the cache XLA:CPU fused the whole step into scalar code (2.60 ms forward at
-            # B=32, T=50, H=64); one tanh over whole (B, 3H) rows, although their last H columns
-            # are not needed, gives one vectorized pass (1.12 ms). With the cache it cost ~5 % more.
-            rz = 0.5 * jnp.tanh(jnp.concatenate([0.5 * (x_w[:, :2 * hidden] + hw[:, :2 * hidden]),
-                                                 x_w[:, 2 * hidden:]], axis=-1)) + 0.5
-        r, z, hn = rz[:, :hidden], rz[:, hidden:2 * hidden], hw[:, 2 * hidden:]
-        n = jnp.tanh(x_w[:, 2 * hidden:] + r * hn)
-        h_new = _keep(m, n + z * (h - n), h)                 # (1 - z) n + z h
-        buf = lax.dynamic_update_index_in_dim(buf, h if cache else h_new, t, axis=1)
-        if not cache:
-            return (h_new, buf), None
-        a = (1.0 - z) * (1.0 - n * n)
-        # d(h W_h + b_h) = dh * k[:3H], dh_prev gets dh * k[3H:4H] (= z), d(x W_x + b_x) = dh * [k[:2H], k[4H:]]
-        k = jnp.concatenate([a * hn * r * (1.0 - r), (h - n) * z * (1.0 - z), a * r, z, a], axis=-1)
-        return (h_new, buf), k
-
-    buf0 = jnp.zeros(xs.shape[:2] + (hidden,), xs.dtype)
-    (h_last, buf), coef = lax.scan(step, (h0, buf0), jnp.arange(xs.shape[1]))
-    hs = jnp.concatenate([buf[:, 1:], h_last[:, None]], axis=1) if cache else buf
-    out = hs if mask is None else hs * mask[..., None]
-    if not cache:
-        return out, h_last
-    return out, h_last, (xs, W_x, W_h, buf, coef, mask)
-
-
-def _gru_backward_core(dout, dh_last, cache):
-    """Reverse-time scan of the GRU. With A = (1 - z)(1 - n^2), every pre-activation gradient is
-    dh times a factor known from the forward pass (dn = dh A, dz = dh (h_prev - n) z (1 - z),
-    dr = dh A hn r (1 - r)): the forward scan stored the factors, and a step is one multiply and
-    one product with W_h^T. It writes d(h W_h + b_h) to column t of a (B, T, 3H) buffer."""
-    xs, W_x, W_h, h_prev, coef, mask = cache
-    hidden = W_h.shape[0]
-    if mask is not None:
-        dout = dout * mask[..., None]
-    W_hT = W_h.T
-
-    def step(carry, inp):
-        dh_next, dhws = carry
-        t, k = inp
-        d_out = lax.dynamic_index_in_dim(dout, t, axis=1, keepdims=False)
-        m = None if mask is None else lax.dynamic_index_in_dim(mask, t, axis=1, keepdims=False)
-        dh = dh_next + d_out
-        dh_in = dh if m is None else m[:, None] * dh          # the part that reaches this step
-        dhw = jnp.concatenate([dh_in, dh_in, dh_in], axis=-1) * k[:, :3 * hidden]
-        dh_prev = dh_in * k[:, 3 * hidden:4 * hidden] + dhw @ W_hT
-        if m is not None:
-            dh_prev = dh_prev + (1.0 - m[:, None]) * dh
-        return (dh_prev, lax.dynamic_update_index_in_dim(dhws, dhw, t, axis=1)), dh_in * k[:, 4 * hidden:]
-
-    dhw0 = jnp.zeros(xs.shape[:2] + (3 * hidden,), xs.dtype)
-    (dh0, dhws), dns = lax.scan(step, (dh_last, dhw0), (jnp.arange(xs.shape[1]), coef), reverse=True)
-    dxws = jnp.concatenate([dhws[..., :2 * hidden], jnp.swapaxes(dns, 0, 1)], axis=-1)
-    dW_x = _sum_outer(xs, dxws)
-    dW_h = _sum_outer(h_prev, dhws)
-    return dxws @ W_x.T, dh0, dW_x, dW_h, dxws.sum(axis=(0, 1)), dhws.sum(axis=(0, 1))
-
-
-@jax.custom_vjp
-def _gru_seq(xs, h0, W_x, W_h, b_x, b_h, mask):
-    return _gru_forward_core(xs, h0, W_x, W_h, b_x, b_h, mask, cache=False)
-
-
-def _gru_seq_fwd(xs, h0, W_x, W_h, b_x, b_h, mask):
-    out, h_last, cache = _gru_forward_core(xs, h0, W_x, W_h, b_x, b_h, mask)
-    return (out, h_last), cache
-
-
-def _gru_seq_bwd(cache, cotangents):
-    grads = _gru_backward_core(*cotangents, cache)
-    mask = cache[-1]
-    return (*grads, None if mask is None else jnp.zeros_like(mask))
-
-
-_gru_seq.defvjp(_gru_seq_fwd, _gru_seq_bwd)
-
-
-# =========================================================================== public layers
-def _time_major(xs, mask, reverse):
-    xs = jnp.swapaxes(xs, 0, 1)
-    mask = None if mask is None else mask.T
-    if reverse:
-        xs = xs[::-1]
-        mask = None if mask is None else mask[::-1]
-    return xs, mask
-
-
-def _batch_major(out, reverse):
-    return jnp.swapaxes(out[::-1] if reverse else out, 0, 1)
-
-
-#: Products per step and hidden unit: the LSTM's 4 gate blocks, the GRU's 3, the RNN's 1.
-_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
-#: Forward multiply-adds from which a batch is split over the CPU devices (``_parallel``). Measured
-#: forward+backward on 2 cores (benchmarks/bench_recurrent.py --sweep): a split pays from about
-#: 20 M; below that the extra ~0.4 ms per call of a two-device computation costs more than it saves.
-_PARALLEL_WORK = 20e6
+_layer.defvjp(_layer_fwd, _layer_bwd)
 
 
 @partial(jax.jit, static_argnames=("kind", "reverse", "activation"))
 def _run(kind, params, xs, state0, mask, reverse, activation):
-    (b, t, d), hidden = xs.shape, (state0[0] if kind == "lstm" else state0).shape[1]
-    k = _parallel.shards(b, t * b * _GATES[kind] * hidden * (hidden + d), _PARALLEL_WORK)
-    return _parallel.over_batch(partial(_run_local, kind, reverse=reverse, activation=activation),
-                                k, params, xs, state0, mask)
-
-
-def _run_local(kind, params, xs, state0, mask, *, reverse, activation):
-    if kind != "rnn":                                    # batch-major cores
-        if reverse:
-            xs, mask = xs[:, ::-1], (None if mask is None else mask[:, ::-1])
-        if kind == "lstm":
-            out, h, c = _lstm_seq(xs, *state0, params["W_x"], params["W_h"], params["b"], mask)
-            final = (h, c)
-        else:
-            out, final = _gru_seq(xs, state0, params["W_x"], params["W_h"], params["b_x"],
-                                  params["b_h"], mask)
-        return (out[:, ::-1] if reverse else out), final
-    xs, mask = _time_major(xs, mask, reverse)
-    out, h = _rnn_seq(xs, state0, params["W_xh"], params["W_hh"], params["b"], mask, activation)
-    return _batch_major(out, reverse), h
-
-
-def _validate_run(kind, params, xs, state0, mask, activation):
-    d, hidden = _check_params(kind, params)
-    xs = _check_xs(xs, d)
-    b, t = xs.shape[:2]
-    if kind == "lstm":
-        if state0 is None:
-            state0 = (None, None)
-        if not isinstance(state0, (tuple, list)) or len(state0) != 2:
-            raise TypeError("state0 must be a pair (h0, c0) of arrays (B, H) for an LSTM, or None")
-        state0 = (_check_state(state0[0], "state0[0] (h0)", b, hidden, xs.dtype),
-                  _check_state(state0[1], "state0[1] (c0)", b, hidden, xs.dtype))
-    else:
-        state0 = _check_state(state0, "h0", b, hidden, xs.dtype)
-    return xs, state0, _check_mask(mask, b, t, xs.dtype), _activation(activation)
+    if reverse:                             # read each sequence from its last step to its first
+        xs, mask = xs[:, ::-1], (None if mask is None else mask[:, ::-1])
+    hs, final = _layer(kind, params, xs, state0, mask, activation)
+    return (hs[:, ::-1] if reverse else hs), final
 
 
 def run(kind, params, xs, state0=None, *, mask=None, reverse=False, activation="tanh"):
@@ -822,14 +552,14 @@ def run(kind, params, xs, state0=None, *, mask=None, reverse=False, activation="
 
     Returns ``(hs (B, T, H), final_state)``; the final state is ``h_T`` (RNN, GRU) or
     ``(h_T, c_T)`` (LSTM). ``state0`` defaults to zeros. ``activation`` only applies to the
-    vanilla RNN. The time loop is a ``lax.scan``; its gradient is a hand-written reverse scan.
+    vanilla RNN. The forward pass is ``sequence_forward``; its gradient (``jax.grad`` of anything
+    computed from the outputs) is ``sequence_backward``, the hand-written BPTT.
 
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
-    kind = _kind(kind)
-    if not isinstance(reverse, bool):
-        raise TypeError(f"reverse must be True or False, got {type(reverse).__name__}")
-    xs, state0, mask, activation = _validate_run(kind, params, xs, state0, mask, activation)
+    kind = check_option(kind, "kind", KINDS)
+    reverse = check_bool(reverse, "reverse")
+    params, xs, state0, mask, activation = _check_run(kind, params, xs, state0, mask, activation)
     return _run(kind, params, xs, state0, mask, reverse, activation)
 
 
@@ -856,37 +586,22 @@ def bidirectional(kind, params_fwd, params_bwd, xs, *, mask=None, activation="ta
 
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
-    kind = _kind(kind)
-    _, h_f = _check_params(kind, params_fwd)
-    _, h_b = _check_params(kind, params_bwd)
+    kind = check_option(kind, "kind", KINDS)
+    _check_params(kind, params_fwd)
+    _check_params(kind, params_bwd)
     hs_f, fin_f = run(kind, params_fwd, xs, mask=mask, activation=activation)
     hs_b, fin_b = run(kind, params_bwd, xs, mask=mask, reverse=True, activation=activation)
     return jnp.concatenate([hs_f, hs_b], axis=-1), (fin_f, fin_b)
 
 
-@jax.jit
-def _lstm_gates_seq(params, xs):
-    zx = jnp.swapaxes(xs, 0, 1) @ params["W_x"] + params["b"]
-    hidden = params["W_h"].shape[0]
-
-    def step(carry, z_x):
-        h, c = carry
-        i, f, g, o, c_new, h_new = _lstm_gates_from(z_x + h @ params["W_h"], c)
-        return (h_new, c_new), dict(i=i, f=f, g=g, o=o, c=c_new, h=h_new)
-
-    zeros = jnp.zeros((xs.shape[0], hidden), xs.dtype)
-    _, seq = lax.scan(step, (zeros, zeros), zx)
-    return {k: jnp.swapaxes(v, 0, 1) for k, v in seq.items()}
-
-
 def lstm_gate_activations(params, xs):
     """Every gate of an LSTM over ``xs (B, T, D)`` from a zero state: dict i, f, g, o, c, h of
-    arrays ``(B, T, H)``. What the gate widget shows.
+    arrays ``(B, T, H)`` (read from the caches of ``sequence_forward``). What the gate widget shows.
 
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
-    d, _ = _check_params("lstm", params)
-    return _lstm_gates_seq(params, _check_xs(xs, d))
+    hs, _, cache = sequence_forward("lstm", xs, None, params)
+    return {**{k: jnp.swapaxes(cache["steps"][k], 0, 1) for k in "ifgoc"}, "h": hs}
 
 
 # =========================================================================== losses with masks
@@ -896,7 +611,7 @@ def sequence_mask(lengths, max_len, *, padding="right", dtype="float32"):
     ``padding="right"``: sequence b occupies steps 0..lengths[b]-1; ``"left"``: the last lengths[b]
     steps. Taught in: notebooks/11_recurrent_networks.ipynb
     """
-    max_len = _size(max_len, "max_len")
+    max_len = check_int(max_len, "max_len", minimum=1)
     check_option(padding, "padding", ("right", "left"))
     lengths = as_int_array(lengths, "lengths")
     check_ndim(lengths, "lengths", 1)
@@ -1004,14 +719,12 @@ def _perturbed_run(kind, params, xs, eps, activation):
     """Plain autodiff scan (time-major) where eps_t is added to h_t: dL/deps_t = dL/dh_t."""
     b, hidden = xs.shape[1], eps.shape[-1]
     h0 = jnp.zeros((b, hidden), xs.dtype)
+    step_forward = _step_forward(kind, activation)
 
-    def step(carry, inp):
+    def step(state, inp):
         x, e = inp
-        if kind == "lstm":
-            h, c = _lstm_step(params, carry, x)
-            return (h + e, c), h + e
-        h = (_rnn_step(params, carry, x, activation) if kind == "rnn" else _gru_step(params, carry, x)) + e
-        return h, h
+        state = _plus_h(step_forward(x, state, params)[0], e)
+        return state, _h(state)
 
     _, hs = lax.scan(step, (h0, h0) if kind == "lstm" else h0, (xs, eps))
     return hs
@@ -1047,14 +760,13 @@ def hidden_gradient_norms(kind, params, xs, *, loss_step=None, activation="tanh"
 
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
-    kind = _kind(kind)
-    d, _ = _check_params(kind, params)
-    xs = _check_xs(xs, d)
+    kind = check_option(kind, "kind", KINDS)
+    params, xs, _, _, activation = _check_run(kind, params, xs, None, None, activation)
     t = xs.shape[1]
     step = t - 1 if loss_step is None else loss_step
     if is_concrete(step) and not (0 <= int(step) < t):
         raise ValueError(f"loss_step must be a step index in [0, {t - 1}], got {loss_step}")
-    return _hidden_gradient_norms(kind, params, xs, step, _activation(activation))
+    return _hidden_gradient_norms(kind, params, xs, step, activation)
 
 
 # =========================================================================== tasks
@@ -1084,15 +796,15 @@ def recall_task_batch(key, length, *, batch_size=32, max_len=None, n_symbols=4, 
 
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
-    batch_size, n_symbols = _size(batch_size, "batch_size"), _size(n_symbols, "n_symbols")
-    if isinstance(n_noise, bool) or not isinstance(n_noise, (int, np.integer)) or n_noise < 0:
-        raise ValueError(f"n_noise must be an integer >= 0, got {n_noise!r}")
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    n_symbols = check_int(n_symbols, "n_symbols", minimum=1)
+    n_noise = check_int(n_noise, "n_noise", minimum=0)
     if max_len is None:
-        max_len = _size(length, "length")
-    max_len = _size(max_len, "max_len")
+        max_len = check_int(length, "length", minimum=1)
+    max_len = check_int(max_len, "max_len", minimum=1)
     if is_concrete(length) and not 1 <= int(length) <= max_len:
         raise ValueError(f"length must lie in [1, max_len={max_len}], got {length}")
-    return _recall_batch(key, length, batch_size, max_len, n_symbols, int(n_noise))
+    return _recall_batch(key, length, batch_size, max_len, n_symbols, n_noise)
 
 
 _GRAMMAR = {
@@ -1115,7 +827,7 @@ def make_grammar_corpus(n_sentences=2000, *, seed=0):
 
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
-    n_sentences = _size(n_sentences, "n_sentences")
+    n_sentences = check_int(n_sentences, "n_sentences", minimum=1)
     rng = np.random.default_rng(seed)
     pick = lambda part: _GRAMMAR[part][rng.integers(len(_GRAMMAR[part]))]  # noqa: E731
     out = []
@@ -1160,7 +872,7 @@ def make_series(n_steps=1200, *, seed=0, noise=0.05):
 
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
-    n_steps = _size(n_steps, "n_steps")
+    n_steps = check_int(n_steps, "n_steps", minimum=1)
     check_positive(noise, "noise", allow_zero=True)
     t = np.arange(n_steps)
     amp = 1.0 + 0.3 * np.sin(2 * np.pi * t / 300.0)
@@ -1177,7 +889,8 @@ def _random_windows(key, seq, batch_size, window):
 def random_windows(key, seq, batch_size, window):
     """``batch_size`` random windows of ``window`` consecutive entries of the 1-D ``seq``:
     ``(batch_size, window)``. Usable inside ``fit``'s compiled loop."""
-    batch_size, window = _size(batch_size, "batch_size"), _size(window, "window")
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    window = check_int(window, "window", minimum=1)
     check_ndim(seq, "seq", 1)
     if window > jnp.shape(seq)[0]:
         raise ValueError(f"window must be at most len(seq) = {jnp.shape(seq)[0]}, got {window}")
@@ -1190,8 +903,8 @@ def init_sequence_model(kind, input_size, hidden_size, output_size, *, seed=0, *
 
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
-    kind = _kind(kind)
-    output_size = _size(output_size, "output_size")
+    kind = check_option(kind, "kind", KINDS)
+    output_size = check_int(output_size, "output_size", minimum=1)
     cell = init(kind, input_size, hidden_size, seed=seed, **cell_kwargs)
     rng = np.random.default_rng(seed + 1)
     k = 1.0 / np.sqrt(hidden_size)
@@ -1200,17 +913,22 @@ def init_sequence_model(kind, input_size, hidden_size, output_size, *, seed=0, *
             "b_out": jnp.zeros(output_size, dtype)}
 
 
-def sequence_model(kind, params, xs, *, mask=None, state0=None, activation="tanh"):
-    """Outputs ``(B, T, C) = hs W_out + b_out`` at every step and the final state of the layer."""
+def _with_readout(run_layer, kind, params, xs, mask, state0, activation):
+    """``run_layer`` (this module's ``run`` or the fast wing's) followed by the read-out."""
     if not isinstance(params, dict) or not {"cell", "W_out", "b_out"} <= set(params):
         raise ValueError("params must be a dict with keys 'cell', 'W_out', 'b_out' "
                          "(from init_sequence_model)")
-    hs, final = run(kind, params["cell"], xs, state0, mask=mask, activation=activation)
+    hs, final = run_layer(kind, params["cell"], xs, state0, mask=mask, activation=activation)
     w = _float(params["W_out"], "params['W_out']")
     if w.shape[0] != hs.shape[-1]:
         raise ValueError(f"params['W_out'] must have {hs.shape[-1]} rows (the hidden size), "
                          f"got shape {tuple(w.shape)}")
     return hs @ w + params["b_out"], final
+
+
+def sequence_model(kind, params, xs, *, mask=None, state0=None, activation="tanh"):
+    """Outputs ``(B, T, C) = hs W_out + b_out`` at every step and the final state of the layer."""
+    return _with_readout(run, kind, params, xs, mask, state0, activation)
 
 
 @partial(jax.jit, static_argnames=("loss_fn", "sample_batch", "steps", "optimizer", "clip_norm"))
@@ -1242,7 +960,7 @@ def fit(loss_fn, params, sample_batch, key, *, steps, optimizer, clip_norm=None,
     """
     if not callable(loss_fn) or not callable(sample_batch):
         raise TypeError("loss_fn and sample_batch must be callables")
-    steps = _size(steps, "steps")
+    steps = check_int(steps, "steps", minimum=1)
     if clip_norm is not None:
         check_positive(clip_norm, "clip_norm")
         clip_norm = float(clip_norm)
@@ -1252,49 +970,42 @@ def fit(loss_fn, params, sample_batch, key, *, steps, optimizer, clip_norm=None,
     return _fit(loss_fn, params, sample_batch, key, data, steps, optimizer, clip_norm)
 
 
+def _read(kind, params, xs, activation):
+    """The final state and last output h of the layer of a sequence model over ``xs`` (1, T, D)."""
+    _, state, _ = sequence_forward(kind, xs, _zero_state(kind, params, 1, xs.dtype), params["cell"],
+                                   None, activation)
+    return state, _h(state)
+
+
 @partial(jax.jit, static_argnames=("kind", "n_steps", "activation"))
 def _generate(kind, params, prompt, key, temperature, n_steps, activation):
     vocab = params["W_out"].shape[1]
-    xs = jax.nn.one_hot(prompt, vocab, dtype=params["W_out"].dtype)[None]
-    hs, state = _run(kind, params["cell"], xs, _zero_state(kind, params, 1, xs.dtype), None, False,
+    state, h = _read(kind, params, jax.nn.one_hot(prompt, vocab, dtype=params["W_out"].dtype)[None],
                      activation)
-    cell = params["cell"]
+    step_forward = _step_forward(kind, activation)
 
     def step(carry, k):
         state, h = carry
         token = jax.random.categorical(k, (h @ params["W_out"] + params["b_out"]) / temperature)
-        x = jax.nn.one_hot(token, vocab, dtype=h.dtype)
-        if kind == "lstm":
-            state = _lstm_step(cell, state, x)
-            h = state[0]
-        else:
-            state = _rnn_step(cell, state, x, activation) if kind == "rnn" else _gru_step(cell, state, x)
-            h = state
-        return (state, h), token[0]
+        state, _ = step_forward(jax.nn.one_hot(token, vocab, dtype=h.dtype), state, params["cell"])
+        return (state, _h(state)), token[0]
 
-    _, tokens = lax.scan(step, (state, hs[:, -1]), jax.random.split(key, n_steps))
+    _, tokens = lax.scan(step, (state, h), jax.random.split(key, n_steps))
     return tokens
 
 
 @partial(jax.jit, static_argnames=("kind", "n_steps"))
 def _forecast(kind, params, history, n_steps):
-    xs = history[None, :, None]
-    hs, state = _run(kind, params["cell"], xs, _zero_state(kind, params, 1, xs.dtype), None, False,
-                     "tanh")
-    cell = params["cell"]
+    state, h = _read(kind, params, history[None, :, None], "tanh")
+    step_forward = _step_forward(kind, "tanh")
 
     def step(carry, _):
         state, h = carry
         y = h @ params["W_out"] + params["b_out"]                  # (1, 1): the next value
-        if kind == "lstm":
-            state = _lstm_step(cell, state, y)
-            h = state[0]
-        else:
-            state = _rnn_step(cell, state, y) if kind == "rnn" else _gru_step(cell, state, y)
-            h = state
-        return (state, h), y[0, 0]
+        state, _ = step_forward(y, state, params["cell"])
+        return (state, _h(state)), y[0, 0]
 
-    _, ys = lax.scan(step, (state, hs[:, -1]), None, length=n_steps)
+    _, ys = lax.scan(step, (state, h), None, length=n_steps)
     return ys
 
 
@@ -1305,13 +1016,13 @@ def forecast(kind, params, history, n_steps):
 
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
-    kind = _kind(kind)
+    kind = check_option(kind, "kind", KINDS)
     history = _float(history, "history")
     check_ndim(history, "history", 1)
-    d, _ = _check_params(kind, params["cell"])
+    _, d, _ = _check_params(kind, params["cell"])
     if d != 1 or jnp.shape(params["W_out"])[1] != 1:
         raise ValueError("forecast needs a model with input size 1 and output size 1")
-    return _forecast(kind, params, history, _size(n_steps, "n_steps"))
+    return _forecast(kind, params, history, check_int(n_steps, "n_steps", minimum=1))
 
 
 def _zero_state(kind, params, batch, dtype):
@@ -1329,7 +1040,7 @@ def generate(kind, params, prompt, n_steps, key, *, temperature=1.0, activation=
 
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
-    kind = _kind(kind)
+    kind = check_option(kind, "kind", KINDS)
     prompt = as_int_array(prompt, "prompt")
     check_ndim(prompt, "prompt", 1)
     if prompt.shape[0] < 1:
@@ -1338,5 +1049,5 @@ def generate(kind, params, prompt, n_steps, key, *, temperature=1.0, activation=
     if int(prompt.min()) < 0 or int(prompt.max()) >= vocab:
         raise ValueError(f"prompt must hold token ids in [0, {vocab - 1}]")
     check_positive(temperature, "temperature")
-    return _generate(kind, params, prompt, key, float(temperature), _size(n_steps, "n_steps"),
-                     _activation(activation))
+    return _generate(kind, params, prompt, key, float(temperature), check_int(n_steps, "n_steps", minimum=1),
+                     check_option(activation, "activation", ACTIVATIONS))

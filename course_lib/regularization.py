@@ -5,6 +5,10 @@ inputs), so the fit to the training data gets WORSE while, if the model was over
 new data gets better. It cures overfitting and makes underfitting worse; underfitting is cured by more
 capacity or less regularization.
 
+Whether a penalty helps is decided on validation data, and one training run cannot decide it: another
+seed can move the validation numbers as much as the penalty does. :func:`mlp_sweep` trains one MLP per (L2 strength,
+seed) pair, all side by side in one compiled call, so such a claim can be checked over seeds.
+
 Related pieces that live elsewhere (one function, one place): dropout in ``course_lib.conv``
 (``dropout``, ``dropout_forward``), early stopping in ``course_lib.training`` (``early_stopping``),
 initialization schemes in ``course_lib.layers`` (``init_mlp(..., init="zeros"|"normal"|"xavier"|"he")``),
@@ -25,7 +29,7 @@ from course_lib._validation import (as_float_array, as_int_array, check_finite, 
 
 __all__ = [
     "l1_penalty", "l2_penalty", "elastic_net_penalty", "penalty_grad", "soft_threshold",
-    "elastic_net_regression", "penalized_grad_fn",
+    "elastic_net_regression", "penalized_grad_fn", "mlp_sweep",
     "shift_images", "rotate_images", "add_noise", "augment_images",
     "class_weights", "sample_weights", "weighted_cross_entropy", "oversample", "undersample",
     "learning_curve",
@@ -171,11 +175,116 @@ def penalized_grad_fn(apply_fn, kind="l2", lam=1e-3, l1_ratio=0.5):
            "elastic_net": lambda p: elastic_net_penalty(p, lam, l1_ratio)}[kind]
 
     def objective(params, xb, yb):
-        logits = apply_fn(params, xb)
-        ce = jnp.mean(jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, yb[:, None], -1)[:, 0])
-        return ce + pen(params)
+        return _mean_cross_entropy(apply_fn(params, xb), yb) + pen(params)
 
     return jax.value_and_grad(objective)
+
+
+def _mean_cross_entropy(logits, y):
+    return jnp.mean(jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, y[:, None], -1)[:, 0])
+
+
+def _squared_weights(params):
+    """sum of w^2 over the weight matrices "W" of an MLP (biases skipped); works on traced params."""
+    return sum(jnp.sum(layer["W"] ** 2) for layer in params)
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _mlp_sweep(opt, params0, X, y, Xv, yv, batches, lams):
+    """vmap over runs of: scan over epochs of (scan over mini-batches of optimizer steps)."""
+    from course_lib import layers, optim
+
+    def one(p0, run_batches, lam):
+        def objective(p, xb, yb):
+            ce = _mean_cross_entropy(layers.mlp_apply(p, xb, "relu"), yb)
+            return ce + 0.5 * lam * _squared_weights(p), ce
+
+        def step(carry, ib):
+            p, s = carry
+            (_, ce), g = jax.value_and_grad(objective, has_aux=True)(p, X[ib], y[ib])
+            u, s = opt.update(g, s, p)
+            return (optim.apply_updates(p, u), s), ce
+
+        def epoch(carry, ibs):
+            carry, ces = jax.lax.scan(step, carry, ibs)
+            logits = layers.mlp_apply(carry[0], Xv, "relu")
+            return carry, (jnp.mean(ces), _mean_cross_entropy(logits, yv),
+                           jnp.mean(jnp.argmax(logits, -1) == yv))
+
+        (p, _), curves = jax.lax.scan(epoch, (p0, opt.init(p0)), run_batches)
+        train_acc = jnp.mean(jnp.argmax(layers.mlp_apply(p, X, "relu"), -1) == y)
+        return p, curves, train_acc, jnp.sqrt(_squared_weights(p))
+
+    return jax.vmap(one)(params0, batches, lams)
+
+
+def mlp_sweep(sizes, X, y, X_val, y_val, *, lams, seeds, epochs=150, batch_size=50, learning_rate=1e-3):
+    """Train one ReLU MLP per (lam, seed) pair, all pairs side by side in one compiled call.
+
+    Run (lam, seed) minimises mean cross-entropy + ``l2_penalty(params, lam)`` = CE + (lam/2) sum W^2
+    (biases not penalised) with Adam(``learning_rate``) from ``layers.init_mlp(sizes, "he",
+    seed=seed)``, on mini-batches of ``batch_size`` rows: one permutation per epoch drawn from
+    ``numpy.random.default_rng(seed)`` (the last ``N mod batch_size`` rows of each are skipped). The
+    batches and initial weights depend on the seed only, so within one seed the penalty is the only
+    difference between the runs. ``jax.vmap`` over the runs, ``lax.scan`` over epochs and batches:
+    a sweep over penalties *and* seeds costs one compilation, which is what makes a claim checkable
+    over several seeds.
+
+    Returns a dict of NumPy arrays with leading axes ``(len(lams), len(seeds))``: ``train_loss``
+    (mean data cross-entropy over the epoch's batches, penalty excluded), ``val_loss`` and ``val_acc``
+    after every epoch, shape ``(..., epochs)``; ``train_acc`` and ``weight_norm`` (sqrt of sum W^2)
+    at the end; ``params``: the trained MLPs, stacked on the same two leading axes; and ``lams``,
+    ``seeds``.
+
+    Taught in: notebooks/08_regularization_and_training.ipynb
+    """
+    from course_lib import layers
+    from course_lib.generative import _adam_cache
+
+    sizes = layers._check_sizes(sizes)
+    X = as_float_array(X, "X")
+    check_ndim(X, "X", 2)
+    check_finite(X, "X")
+    y = as_int_array(y, "y")
+    check_shape(y, "y", (X.shape[0],))
+    Xv = as_float_array(X_val, "X_val")
+    check_shape(Xv, "X_val", (None, X.shape[1]))
+    check_finite(Xv, "X_val")
+    yv = as_int_array(y_val, "y_val")
+    check_shape(yv, "y_val", (Xv.shape[0],))
+    if X.shape[1] != sizes[0]:
+        raise ValueError(f"X must have sizes[0] = {sizes[0]} columns, got {X.shape[1]}")
+    if max(int(np.max(np.asarray(y))), int(np.max(np.asarray(yv)))) >= sizes[-1] or \
+            min(int(np.min(np.asarray(y))), int(np.min(np.asarray(yv)))) < 0:
+        raise ValueError(f"y and y_val must hold class indices 0..{sizes[-1] - 1} (sizes[-1] outputs)")
+    lam_arr = np.asarray(lams, dtype=np.float64).reshape(-1)
+    if lam_arr.size == 0 or not np.all(np.isfinite(lam_arr)) or np.any(lam_arr < 0):
+        raise ValueError(f"lams must be a non-empty sequence of finite numbers >= 0, got {lams!r}")
+    seed_list = list(np.asarray(seeds).reshape(-1))
+    if not seed_list or any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer))
+                            for s in seed_list):
+        raise TypeError(f"seeds must be a non-empty sequence of ints, got {seeds!r}")
+    for name, v in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    n = X.shape[0]
+    if batch_size > n:
+        raise ValueError(f"batch_size must be at most the number of training rows ({n}), got {batch_size}")
+    check_positive(learning_rate, "learning_rate")
+    L, S, nb = lam_arr.size, len(seed_list), n // int(batch_size)
+    inits = [layers.init_mlp(sizes, "he", seed=int(s), dtype=X.dtype) for s in seed_list]
+    params0 = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves * L), *inits)   # run r: seed r % S
+    batches = np.stack([np.stack([rng.permutation(n)[: nb * int(batch_size)].reshape(nb, int(batch_size))
+                                  for _ in range(int(epochs))])
+                        for rng in (np.random.default_rng(int(s)) for s in seed_list)]).astype(np.int32)
+    runs_lam = np.repeat(lam_arr, S).astype(X.dtype)
+    params, (tl, vl, va), train_acc, norm = _mlp_sweep(
+        _adam_cache(float(learning_rate), 0.9), params0, X, y, Xv, yv, np.tile(batches, (L, 1, 1, 1)),
+        runs_lam)
+    shape = lambda a: np.asarray(a).reshape((L, S) + np.shape(a)[1:])                  # noqa: E731
+    return {"train_loss": shape(tl), "val_loss": shape(vl), "val_acc": shape(va),
+            "train_acc": shape(train_acc), "weight_norm": shape(norm),
+            "params": jax.tree_util.tree_map(shape, params), "lams": lam_arr, "seeds": np.asarray(seed_list)}
 
 
 # --------------------------------------------------------------------------- augmentation

@@ -96,8 +96,7 @@ def early_stopping(patience: int = 5, monitor: str = "val_loss", min_delta: floa
 # ----------------------------------------------------------------------------------- the step
 def _smoothed_cross_entropy(logits, y, eps):
     """Mean cross-entropy of ``logits`` (N, C) against the smoothed target q = (1 - eps) *
-    one_hot(y) + eps / C. ``eps`` may be traced (``conv.train_cnn`` passes it to its compiled
-    step as an argument)."""
+    one_hot(y) + eps / C. ``eps`` may be traced."""
     logp = jax.nn.log_softmax(logits, axis=-1)
     true = jnp.take_along_axis(logp, y[:, None], axis=-1)[:, 0]
     return -jnp.mean((1.0 - eps) * true + (eps / logits.shape[-1]) * jnp.sum(logp, axis=-1))
@@ -386,7 +385,7 @@ def _flat_layout(optimizer, params):
 
 def _flatten_host(params, layout):
     """The leaves of ``params`` concatenated into one NumPy vector of dtype ``layout[2]`` (built on
-    the host: compiles nothing). Also used by ``conv.train_cnn``."""
+    the host: compiles nothing). Also used by ``course_lib.fast.conv.train_cnn``."""
     return np.concatenate([np.asarray(leaf, layout[2]).ravel()
                            for leaf in jax.tree_util.tree_leaves(params)])
 

@@ -1,7 +1,9 @@
 """python -m grader <assignment> <submissions> [options]: grade every submission of an assignment.
 
 Writes <out>/gradebook.csv (student, assignment, task, points, max_points, status, reason) and
-<out>/feedback/<student>.md, printing one line per graded submission.
+<out>/feedback/<student>.md, printing one line per graded submission. Every submission runs in its
+own bubblewrap sandbox (see grader/sandbox.py); where bwrap cannot run, the command refuses unless
+--no-sandbox is given.
 """
 from __future__ import annotations
 
@@ -9,8 +11,8 @@ import argparse
 import pathlib
 import sys
 
-from .grade import REPO, grade_all
-from .sandbox import Limits
+from .grade import PER_RUN_CACHE, grade_all
+from .sandbox import BWRAP_ENV, Limits, SandboxUnavailable
 
 
 def main(argv=None) -> int:
@@ -25,21 +27,27 @@ def main(argv=None) -> int:
     p.add_argument("--memory-mb", type=int, default=2048, help="address-space limit per submission (default 2048)")
     p.add_argument("--budget", type=float, default=180.0, help="total seconds per submission (default 180)")
     p.add_argument("--cache", type=pathlib.Path, default=None,
-                   help="JAX compile cache shared read-only by the sandboxes (default .cache/grader-jax; "
-                        "'none' to disable)")
-    p.add_argument("--no-fork-server", action="store_true",
-                   help="start a fresh Python for every submission instead of forking a warm one")
+                   help="folder of the JAX compile cache that the source notebook fills and the sandboxes only read "
+                        "(default: a fresh one per run; 'none' to disable)")
+    p.add_argument("--bwrap", default=None,
+                   help=f"path of bubblewrap's bwrap program (default: ${BWRAP_ENV}, else bwrap on the PATH)")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="grade WITHOUT the operating-system sandbox, where bubblewrap cannot run: only for "
+                        "submissions you trust (a warning goes to the console and into the output folder)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     args = p.parse_args(argv)
     if args.jobs < 1:
         p.error("--jobs must be >= 1")
-    cache = None if str(args.cache).lower() == "none" else (args.cache or REPO / ".cache" / "grader-jax").resolve()
+    if args.cache is None:
+        cache = PER_RUN_CACHE
+    else:
+        cache = None if str(args.cache).lower() == "none" else args.cache.resolve()
+    limits = Limits(args.timeout, args.memory_mb, args.budget, cache_dir=cache, sandbox=not args.no_sandbox,
+                    bwrap=args.bwrap)
     try:
-        results, _ = grade_all(args.assignment, args.submissions, source_root=args.source, out=args.out,
-                               jobs=args.jobs, limits=Limits(args.timeout, args.memory_mb, args.budget, cache_dir=cache,
-                                                                fork_server=not args.no_fork_server),
-                               progress=not args.quiet)
-    except (FileNotFoundError, ValueError) as exc:
+        grade_all(args.assignment, args.submissions, source_root=args.source, out=args.out, jobs=args.jobs,
+                  limits=limits, progress=not args.quiet)
+    except (FileNotFoundError, ValueError, SandboxUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -1,11 +1,15 @@
 """The sandboxed side of the grader: runs one student's code, answers calls with plain arrays.
 
-Started by ``grader.sandbox`` as ``python -I .../_child.py`` in an empty temporary directory, as an
-unprivileged user when the grader runs as root, with a minimal environment. It never sees the
-source notebook, the hidden tests, the submissions folder or the gradebook: it receives the code
-of the setup cells and of the student's solution cells over a pipe, executes them, then answers
-``call``/``get`` requests. Values cross the pipe in the format below (JSON header + raw array
-bytes, never pickle), and the trusted process validates every array it receives.
+``grader.sandbox`` starts this file as a *zygote* (``_child.py --zygote FD CONFIG``) inside a fresh
+bubblewrap sandbox per submission. The zygote imports NumPy, JAX and the modules that hold
+forbidden functions, then runs no code of its own but this loop: on each request from the trusted
+process it forks a child, which limits itself (rlimits, seccomp), replaces the functions its task
+forbids by stubs, installs an audit hook, executes the setup cells and the student's solution cells
+it receives over a pipe, then answers ``call``/``get`` requests. No student code ever runs in the
+zygote, so every child starts from the same pristine state. The child never sees the source
+notebook, the hidden tests, the submissions folder or the gradebook. Values cross the pipe in the
+format below (JSON header + raw array bytes, never pickle), and the trusted process validates every
+array it receives.
 
 Wire message: 8-byte little-endian header length, 8-byte payload length, UTF-8 JSON header,
 payload. A value is encoded as a JSON tree whose array leaves point into the payload.
@@ -173,67 +177,128 @@ def read_message(fd: int, deadline: float | None = None, limit: int = MAX_MESSAG
     return header, payload
 
 
-# ----------------------------------------------------------------------------- child process
+# ----------------------------------------------------------------------------- second layer: audit hook
+# The operating system (bubblewrap, rlimits, seccomp) is what contains a submission; this hook only
+# makes the easy attempts fail early with a readable error. It uses no function the student's code
+# can replace: every name it calls is bound here, from C modules, before any student code runs.
 _BLOCKED_EVENTS = {
     "os.system", "subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
-    "os.kill", "os.killpg", "pty.spawn", "socket.connect", "socket.bind", "socket.sendto",
+    "os.kill", "os.killpg", "pty.spawn", "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg",
     "ctypes.dlopen", "ctypes.dlsym", "ctypes.call_function", "ctypes.cdata", "ctypes.addressof",
     "ctypes.string_at", "ctypes.wstring_at", "ctypes.set_errno", "sys.addaudithook", "os.setuid",
     "os.chroot", "os.putenv", "os.unsetenv", "sys._current_frames", "sys.setprofile", "sys.settrace",
-    "gc.get_referrers", "gc.get_objects",
+    "gc.get_referrers", "gc.get_objects", "code.__new__",
 }
+_PATH_EVENTS = {
+    "os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.truncate", "os.link",
+    "os.symlink", "os.utime", "shutil.rmtree", "shutil.move", "shutil.copyfile", "os.listdir", "os.scandir",
+    "os.chdir", "glob.glob", "os.walk", "os.removexattr", "os.setxattr", "os.listxattr", "os.getxattr",
+    "shutil.copytree", "shutil.chown",
+}
+_LISTING_EVENTS = {"os.listdir", "os.scandir", "glob.glob", "os.walk"}
 
 
-def _make_hook(workdir: str, read_roots: list[str], write_roots=()):
-    import os.path as osp
+def _make_hook(workdir: str, read_roots, write_roots=(), protected_files=(), protected_modules=()):
+    import posix
+    import stat as _stat
 
-    join, realpath, sep = osp.join, osp.realpath, os.sep
-    roots = tuple(r.rstrip(sep) + sep for r in read_roots)
-    work = workdir.rstrip(sep) + sep
-    writable = (work,) + tuple(r.rstrip(sep) + sep for r in write_roots)
+    fspath, getcwd, lstat, readlink, S_ISLNK = posix.fspath, posix.getcwd, posix.lstat, posix.readlink, _stat.S_ISLNK
+    _isinstance, _str, _bytes, _int, _tuple, _len, _frozenset = isinstance, str, bytes, int, tuple, len, frozenset
+    _getattr, _hasattr = getattr, hasattr
+    _PermissionError, _OSError = PermissionError, OSError
+    encoding = sys.getfilesystemencoding()
+    readable = _tuple(r.rstrip("/") + "/" for r in list(read_roots) + [workdir] + list(write_roots))
+    writable = _tuple(r.rstrip("/") + "/" for r in [workdir] + list(write_roots))
+    exact_ok = _frozenset({"/dev/null", "/dev/urandom", "/dev/random"})
+    blocked = _frozenset(_BLOCKED_EVENTS)
+    path_events, listing = _frozenset(_PATH_EVENTS), _frozenset(_LISTING_EVENTS)
+    protected = _frozenset(protected_files)
+    protected_mods = _frozenset(protected_modules)
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-    exact_ok = {"/dev/null", "/dev/urandom", "/dev/random"}
-    blocked = set(_BLOCKED_EVENTS)
-    path_events = {"os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.truncate",
-                   "os.link", "os.symlink", "os.utime", "shutil.rmtree", "shutil.move", "shutil.copyfile",
-                   "os.listdir", "os.scandir", "os.chdir", "glob.glob", "os.walk", "os.removexattr",
-                   "os.setxattr", "os.listxattr", "os.getxattr", "shutil.copytree", "shutil.chown"}
 
-    def inside(path, allowed):
-        p = realpath(path) + sep
-        return any(p.startswith(r) for r in allowed)
+    def text(path):
+        path = fspath(path)
+        if _isinstance(path, _bytes):
+            path = path.decode(encoding, "surrogateescape")
+        if not _isinstance(path, _str):
+            raise _PermissionError("sandbox: bad path")
+        return path
+
+    def realpath(path):
+        if not path.startswith("/"):
+            path = getcwd() + "/" + path
+        todo = [p for p in path.split("/") if p][::-1]
+        done, hops = "", 0
+        while todo:
+            part = todo.pop()
+            if part == ".":
+                continue
+            if part == "..":
+                done = done.rpartition("/")[0]
+                continue
+            candidate = done + "/" + part
+            try:
+                mode = lstat(candidate).st_mode
+            except _OSError:
+                done = candidate
+                continue
+            if S_ISLNK(mode):
+                hops += 1
+                if hops > 40:
+                    raise _PermissionError("sandbox: too many symbolic links")
+                target = readlink(candidate)
+                if target.startswith("/"):
+                    done = ""
+                todo.extend([p for p in target.split("/") if p][::-1])
+            else:
+                done = candidate
+        return done or "/"
+
+    def is_protected(path):
+        if path in protected:
+            return True
+        folder, _, name = path.rpartition("/")
+        if folder.endswith("/__pycache__"):  # the compiled copy of a protected module
+            return folder[:-12] + "/" + name.partition(".")[0] + ".py" in protected
+        return False
+
+    def inside(path, roots):
+        p = path + "/"
+        for r in roots:
+            if p.startswith(r):
+                return True
+        return False
 
     def hook(event, args):
         if event == "open":
-            path, mode, flags = (tuple(args) + (None, None, None))[:3]
-            if isinstance(path, int):
+            path, mode, flags = (_tuple(args) + (None, None, None))[:3]
+            if path is None or _isinstance(path, _int):
                 return
-            try:
-                path = os.fsdecode(path)
-            except Exception:
-                raise PermissionError("sandbox: bad path")
-            if not osp.isabs(path):
-                path = join(os.getcwd(), path)
-            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
-                isinstance(flags, int) and flags & write_flags)
-            if realpath(path) in exact_ok:
+            path = realpath(text(path))
+            if path in exact_ok:
                 return
-            if writing:
-                if not inside(path, writable):
-                    raise PermissionError(f"sandbox: writing {path} is not allowed")
-            elif not inside(path, roots + (work,)):
-                raise PermissionError(f"sandbox: reading {path} is not allowed")
+            if is_protected(path):
+                raise _PermissionError(f"sandbox: reading {path} is not allowed in this task")
+            writing = (_isinstance(mode, _str) and ("w" in mode or "a" in mode or "x" in mode or "+" in mode)) or (
+                _isinstance(flags, _int) and flags & write_flags)
+            if not inside(path, writable if writing else readable):
+                raise _PermissionError(f"sandbox: {'writing' if writing else 'reading'} {path} is not allowed")
         elif event in blocked:
-            raise PermissionError(f"sandbox: {event} is not allowed")
+            raise _PermissionError(f"sandbox: {event} is not allowed")
+        elif event == "import":
+            if args and args[0] in protected_mods:
+                raise _PermissionError(f"sandbox: importing {args[0]} again is not allowed in this task")
+        elif event == "exec" or event == "compile":
+            code = args[0] if args else None
+            filename = _getattr(code, "co_filename", None) if event == "exec" else (args[1] if _len(args) > 1 else None)
+            if _isinstance(filename, _str) and filename.startswith("/") and is_protected(realpath(filename)):
+                raise _PermissionError("sandbox: running the code of a forbidden function is not allowed")
         elif event in path_events:
             for a in args:
-                if isinstance(a, (str, bytes, os.PathLike)):
-                    p = os.fsdecode(a)
-                    if not osp.isabs(p):
-                        p = join(os.getcwd(), p)
-                    ok = writable if event not in ("os.listdir", "os.scandir", "glob.glob", "os.walk") else roots + writable
-                    if not inside(p, ok):
-                        raise PermissionError(f"sandbox: {event} on {p} is not allowed")
+                if _isinstance(a, (_str, _bytes)) or _hasattr(a, "__fspath__"):
+                    p = realpath(text(a))
+                    if not inside(p, readable if event in listing else writable):
+                        raise _PermissionError(f"sandbox: {event} on {p} is not allowed")
     return hook
 
 
@@ -254,117 +319,209 @@ class _Sink:
         return False
 
 
-def _wrap_attr(owner, attr, dotted, record):
-    for a in (attr, "_" + attr):
-        original = getattr(owner, a, None)
-        if original is None or not callable(original) or getattr(original, "_grader_wrapped", False):
+# ----------------------------------------------------------------------------- forbidden functions
+_STUB_SOURCE = '''
+def _outer():
+    {cells}
+    def stub(*args, **kwargs):
+        {uses}
+        "@@record@@".extend("@@names@@")
+        raise PermissionError({message!r})
+    return stub
+'''
+
+
+_STUB_FILE = "<forbidden>"
+
+
+def _stub_code(dotted: str, record: list, freevars: int):
+    """A code object that appends ``dotted`` to ``record`` and raises; it has ``freevars`` free
+    variables, so it can replace the code of any function in place."""
+    cells = [f"c{i}" for i in range(freevars)]
+    src = _STUB_SOURCE.format(cells=(" = ".join(cells) + " = None") if cells else "pass",
+                              uses=("(" + ", ".join(cells) + ",)") if cells else "pass",
+                              message=f"{dotted} is forbidden in this task: write it yourself")
+    ns: dict = {}
+    exec(compile(src, _STUB_FILE, "exec"), ns)
+    code = ns["_outer"]().__code__
+    consts = {"@@record@@": record, "@@names@@": [dotted]}
+    return code.replace(co_consts=tuple(consts.get(c, c) if isinstance(c, str) else c for c in code.co_consts))
+
+
+def _stub_names(code) -> list | None:
+    """The list of forbidden names a stub's code records (None: not a stub)."""
+    if code.co_filename != _STUB_FILE:
+        return None
+    lists = [c for c in code.co_consts if isinstance(c, list)]
+    return lists[1] if len(lists) == 2 else None
+
+
+def _resolve(dotted: str):
+    """(object that owns the last attribute, attribute name) of a dotted name, importing as needed."""
+    from grader.api import _resolve as resolve  # the lookup of the local forbid check (imported by the zygote)
+
+    return resolve(dotted)
+
+
+def _python_functions(obj) -> list:
+    """Every Python function that ``obj`` runs: itself, or what its wrappers wrap (``jax.jit``,
+    ``functools.wraps``, NumPy dispatchers, ``custom_jvp``, ``partial``), or a class's own methods."""
+    import types
+
+    found, todo, seen = [], [obj], set()
+    while todo:
+        o = todo.pop()
+        if id(o) in seen:
             continue
-
-        def wrapper(*args, _orig=original, _name=dotted, **kwargs):
-            record.add(_name)
-            return _orig(*args, **kwargs)
-
-        wrapper.__name__ = getattr(original, "__name__", a)
-        wrapper.__doc__ = getattr(original, "__doc__", None)
-        wrapper._grader_wrapped = True
-        try:
-            setattr(owner, a, wrapper)
-        except Exception:
-            pass
-
-
-class _PostImportLoader:
-    """Runs ``after(module)`` once the real loader has executed a module."""
-
-    def __init__(self, loader, after):
-        self.loader, self.after = loader, after
-
-    def create_module(self, spec):
-        return self.loader.create_module(spec)
-
-    def exec_module(self, module):
-        self.loader.exec_module(module)
-        self.after(module)
-
-
-class _WrapOnImport:
-    """Meta-path finder: wraps forbidden functions of a module when (if ever) it is imported."""
-
-    def __init__(self, pending, record):
-        self.pending, self.record = pending, record
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname not in self.pending:
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
+        seen.add(id(o))
+        if isinstance(o, types.FunctionType):
+            found.append(o)
+        elif isinstance(o, (types.MethodType, staticmethod, classmethod)):
+            todo.append(o.__func__)
+        elif isinstance(o, type):
+            todo.extend(v for k, v in vars(o).items() if k in ("__init__", "__new__", "__call__"))
+        for attr in ("__wrapped__", "fun", "func", "_fun", "_implementation"):
+            try:
+                inner = getattr(o, attr)
+            except Exception:
                 continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None:
-                break
-        else:
-            return None
-        if spec.loader is None:
-            return spec
-        names = self.pending[fullname]
-        spec.loader = _PostImportLoader(
-            spec.loader, lambda m: [_wrap_attr(m, attr, dotted, self.record) for attr, dotted in names])
-        return spec
+            if callable(inner):
+                todo.append(inner)
+    return found
 
 
-def _forbid_wrappers(names, record):
-    """Wrap each forbidden ``module.function``: now if the module is loaded, else when it is imported."""
-    pending: dict[str, list] = {}
-    for dotted in names:
-        module, _, attr = dotted.rpartition(".")
-        if not module:
-            continue
-        if module in sys.modules:
-            _wrap_attr(sys.modules[module], attr, dotted, record)
-        else:
-            pending.setdefault(module, []).append((attr, dotted))
-    if pending:
-        sys.meta_path.insert(0, _WrapOnImport(pending, record))
+def _install_stubs(names, record: list) -> tuple[set, set]:
+    """Make each forbidden ``module.function`` (and its private twin ``module._function``) unusable
+    in this process: the code of every Python function behind it is replaced *in place* by a stub
+    that records the call and raises, so no attribute, alias, closure, ``__wrapped__`` chain or
+    module dict leads back to the original; a C callable (a ufunc) is replaced in every module dict
+    and container that refers to it; a class can no longer be instantiated.
 
-
-def _isolate_filesystem(hide, workdir: str) -> bool:
-    """Best effort, as root on Linux: a private mount namespace in which every folder of ``hide`` (the
-    sources, the submissions, the grader's output, the other sandboxes, /proc) is an empty tmpfs.
-
-    Runs before any student code (ctypes is refused by the audit hook afterwards). Even code that got
-    past the audit hook would then find no solutions and no gradebook or other submission to change:
-    what it writes there lands in a throwaway tmpfs that only this process sees.
+    Returns (files, modules) that held the originals: the audit hook refuses to read or re-import
+    them, so they cannot be loaded a second time.
     """
-    if os.getuid() != 0 or not hide or not sys.platform.startswith("linux"):
-        return False
+    import gc
+    import types
+
+    files, modules = set(), set()
+    for dotted in sorted(set(names)):
+        owner, attr = _resolve(dotted)
+        if owner is None:
+            continue
+        for a in (attr, "_" + attr):
+            obj = getattr(owner, a, None)
+            if obj is None or not callable(obj) or isinstance(obj, types.ModuleType):
+                continue
+            funcs = _python_functions(obj)
+            for f in funcs:
+                aliases = _stub_names(f.__code__)
+                if aliases is not None:  # already a stub (the same function under another name)
+                    aliases.append(dotted) if dotted not in aliases else None
+                    continue
+                files.add(os.path.realpath(f.__code__.co_filename))
+                modules.add(f.__module__)
+                f.__code__ = _stub_code(dotted, record, len(f.__code__.co_freevars))
+                f.__dict__.pop("__wrapped__", None)
+            if isinstance(obj, type):
+                stub = types.FunctionType(_stub_code(dotted, record, 0), {"__builtins__": __builtins__})
+                obj.__new__ = staticmethod(stub)
+                obj.__init__ = stub
+            elif not funcs:  # a C callable (a ufunc): take it away wherever Python code can find it
+                stub = types.FunctionType(_stub_code(dotted, record, 0), {"__builtins__": __builtins__})
+                stub.__name__ = getattr(obj, "__name__", a)
+                for mod in list(sys.modules.values()):
+                    d = getattr(mod, "__dict__", None)
+                    if isinstance(d, dict):
+                        for k, v in list(d.items()):
+                            if v is obj:
+                                d[k] = stub
+                                modules.add(mod.__name__)
+                for ref in gc.get_referrers(obj):
+                    if isinstance(ref, dict):
+                        for k, v in list(ref.items()):
+                            if v is obj:
+                                ref[k] = stub
+                    elif isinstance(ref, list):
+                        ref[:] = [stub if v is obj else v for v in ref]
+                    elif isinstance(ref, types.CellType):
+                        ref.cell_contents = stub
+            del obj
+    for name in modules:
+        mod = sys.modules.get(name)
+        for path in (getattr(mod, "__file__", None), getattr(mod, "__cached__", None)):
+            if isinstance(path, str):
+                files.add(os.path.realpath(path))
+    return files, modules
+
+
+# ----------------------------------------------------------------------------- kernel-side limits
+def _seccomp() -> bool:
+    """Install a seccomp filter (with libseccomp, if present): no new processes (threads only), no
+    exec, no ptrace or reading other processes' memory, no kernel keyrings. Irrevocable."""
+    import ctypes
+    import errno
+
     try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-    except Exception:
+        lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+    except OSError:
         return False
-    CLONE_NEWNS, MS_BIND, MS_REC, MS_PRIVATE = 0x00020000, 4096, 0x4000, 1 << 18
-    if libc.unshare(CLONE_NEWNS) != 0 or libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+
+    class Cmp(ctypes.Structure):
+        _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("a", ctypes.c_uint64), ("b", ctypes.c_uint64)]
+
+    lib.seccomp_init.restype = ctypes.c_void_p
+    lib.seccomp_init.argtypes = [ctypes.c_uint32]
+    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
+                                           ctypes.POINTER(Cmp)]
+    lib.seccomp_load.argtypes = [ctypes.c_void_p]
+    lib.seccomp_release.argtypes = [ctypes.c_void_p]
+    allow, masked_eq, clone_thread = 0x7FFF0000, 7, 0x00010000
+
+    def deny(e):
+        return 0x00050000 | e
+
+    ctx = lib.seccomp_init(allow)
+    if not ctx:
         return False
-    real_work = os.path.realpath(workdir)
-    keep = os.open(real_work, os.O_RDONLY | os.O_DIRECTORY)
     ok = True
-    for path in sorted({os.path.realpath(h) for h in hide if os.path.isdir(h)}, key=len):
-        if path in ("/", real_work):
-            continue
-        if libc.mount(b"tmpfs", path.encode(), b"tmpfs", 0, b"size=64k,mode=0755") != 0:
-            ok = False
-            continue
-        if (real_work + "/").startswith(path + "/"):  # our own folder was in there: bind it back
-            os.makedirs(real_work, exist_ok=True)
-            if libc.mount(f"/proc/self/fd/{keep}".encode(), real_work.encode(), None, MS_BIND, None) != 0:
-                ok = False
-    os.chdir(real_work)
-    os.close(keep)
-    if libc.mount(b"tmpfs", b"/proc", b"tmpfs", 0, b"size=16k,mode=0555") != 0:
-        ok = False
-    return ok
+    try:
+        for name in ("fork", "vfork", "execve", "execveat", "ptrace", "process_vm_readv", "process_vm_writev",
+                     "pidfd_open", "pidfd_getfd", "kcmp", "keyctl", "add_key", "request_key", "userfaultfd",
+                     "perf_event_open", "bpf"):
+            nr = lib.seccomp_syscall_resolve_name(name.encode())
+            if nr >= 0:
+                ok &= lib.seccomp_rule_add_array(ctx, deny(errno.EPERM), nr, 0, None) == 0
+        # clone3 passes its flags in memory that a filter cannot read: make the C library fall back to clone
+        nr = lib.seccomp_syscall_resolve_name(b"clone3")
+        if nr >= 0:
+            ok &= lib.seccomp_rule_add_array(ctx, deny(errno.ENOSYS), nr, 0, None) == 0
+        cond = (Cmp * 1)(Cmp(0, masked_eq, clone_thread, 0))  # clone without CLONE_THREAD = a new process
+        ok &= lib.seccomp_rule_add_array(ctx, deny(errno.EPERM), lib.seccomp_syscall_resolve_name(b"clone"), 1,
+                                         cond) == 0
+        ok = ok and lib.seccomp_load(ctx) == 0
+    finally:
+        lib.seccomp_release(ctx)
+    return bool(ok)
 
 
+def _set_limits(limits: dict) -> None:
+    import resource
+
+    mem = int(limits["memory_bytes"])
+    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    cpu = int(limits["cpu_seconds"])
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(limits["file_bytes"]),) * 2)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+    try:  # counts threads too (JAX starts ~20); per user namespace, so per sandbox
+        resource.setrlimit(resource.RLIMIT_NPROC, (int(limits["processes"]),) * 2)
+    except (ValueError, OSError):
+        pass
+
+
+# ----------------------------------------------------------------------------- processes
 def _import_grader_api(grader_dir):
     """Make ``from grader.api import check_function`` work in setup cells (by file path if needed)."""
     try:
@@ -392,70 +549,110 @@ class _IPythonStub:
         return lambda *a, **k: None
 
 
-def zygote(ctrl_fd: int) -> None:
-    """Fork server: imports the heavy modules once, then forks one sandbox child per request.
+def zygote(ctrl_fd: int, config: dict) -> None:
+    """Fork server: imports the heavy modules once, then forks one child per request.
 
-    Runs only trusted code (no student code ever runs in this process). Each request on the control
-    socket carries two pipe ends (requests in, answers out) for the new child; the reply is the
-    child's pid, and the exit status of every child is reported when it ends.
+    Runs only trusted code. Requests arrive as datagrams on the control socket: ``fork`` (with the
+    two pipe ends of the new child attached) and ``kill``; it reports ``forked`` and ``exit`` (with
+    the exit status) for each child. Inside the sandbox it is process 1 of its pid namespace: the
+    kernel drops signals its children send it, and when it ends every process of the sandbox ends.
     """
     import select
+    import signal
     import socket
 
+    import gc
+
+    gc.disable()  # importing is faster without collections; gc.freeze() below, children collect again
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     ctrl = socket.socket(fileno=ctrl_fd)
     import numpy  # noqa: F401
     import jax  # noqa: F401
     import jax.numpy  # noqa: F401  (the XLA backend is started in each child, after the fork)
+    for name in config.get("preimport", []):
+        try:
+            __import__(name)
+        except Exception:
+            pass
+    for dotted in config.get("forbid", []):  # import what holds them once here, not in every child
+        try:
+            _resolve(dotted)
+        except Exception:
+            pass
+    _import_grader_api(config.get("grader_dir"))
     try:
-        import course_lib  # noqa: F401
-        import grader.api  # noqa: F401
-    except ImportError:
-        pass
+        import ctypes
+        libc = ctypes.CDLL(None)
+        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: a child of the same uid cannot ptrace it or read its memory
+    except Exception:
+        libc = None
+    me = os.getpid()
+    gc.collect()
+    gc.freeze()  # children inherit these objects: no garbage collection of theirs touches (and copies) them
     children: set[int] = set()
+    counter = 0
 
     def tell(obj):
-        ctrl.sendall((json.dumps(obj) + "\n").encode())
+        ctrl.send(json.dumps(obj).encode())
 
     while True:
-        ready, _, _ = select.select([ctrl], [], [], 0.1)
-        while children:
+        ready, _, _ = select.select([ctrl], [], [], 0.05)
+        while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if pid == 0:
                 break
-            children.discard(pid)
-            tell({"op": "exit", "pid": pid, "code": os.waitstatus_to_exitcode(status)})
+            if pid in children:
+                children.discard(pid)
+                tell({"op": "exit", "pid": pid, "code": os.waitstatus_to_exitcode(status),
+                      "cpu": round(usage.ru_utime + usage.ru_stime, 3)})
         if not ready:
             continue
         try:
-            msg, fds, _, _ = socket.recv_fds(ctrl, 1024, 4)
+            msg, fds, _, _ = socket.recv_fds(ctrl, 65536, 4)
         except OSError:
+            msg, fds = b"", []
+        if not msg:  # the grader is done with this sandbox: end (and reap) the children, then leave
+            for pid in children:
+                os.kill(pid, signal.SIGKILL)
+            for pid in children:
+                os.waitpid(pid, 0)
             os._exit(0)
-        if not msg:
-            os._exit(0)
-        pid = os.fork()
-        if pid == 0:
-            try:
-                ctrl.close()
-                os.setsid()
-                os.dup2(fds[0], 0)
-                os.dup2(fds[1], 1)
-                for fd in fds:
-                    os.close(fd)
-                main()
-            finally:
-                os._exit(0)
+        try:
+            req = json.loads(msg)
+        except ValueError:
+            req = {}
+        if req.get("op") == "kill":
+            if req.get("pid") in children:
+                os.kill(req["pid"], signal.SIGKILL)
+        elif req.get("op") == "fork" and len(fds) == 2:
+            counter += 1
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    if libc is not None:
+                        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: end with the zygote
+                    if os.getppid() != me:
+                        os._exit(0)
+                    ctrl.close()
+                    os.setsid()
+                    os.dup2(fds[0], 0)
+                    os.dup2(fds[1], 1)
+                    for fd in fds:
+                        os.close(fd)
+                    child(counter)
+                finally:
+                    os._exit(0)
+            children.add(pid)
+            tell({"op": "forked", "pid": pid})
         for fd in fds:
             os.close(fd)
-        children.add(pid)
-        tell({"op": "forked", "pid": pid})
 
 
-def main() -> None:
-    import resource
-
+def child(number: int = 0) -> None:
+    """One forked child: limit, stub, guard, run the cells, then answer calls until stdin closes."""
     proto_in = os.dup(0)
     proto_out = os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -472,51 +669,36 @@ def main() -> None:
             view = view[n:]
 
     init, _ = read_message(proto_in)
+    import gc
+
+    gc.enable()
     workdir = init["workdir"]
+    if init.get("fresh_workdir"):
+        workdir = os.path.join(workdir, f"child-{number}")
+        os.makedirs(workdir, mode=0o700, exist_ok=True)
     os.chdir(workdir)
     for var in ("HOME", "TMPDIR", "MPLCONFIGDIR"):
         os.environ[var] = workdir
-    limits = init["limits"]
-    mem = int(limits["memory_bytes"])
-    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    cpu = int(limits["cpu_seconds"])
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (int(limits["file_bytes"]),) * 2)
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    try:
-        resource.setrlimit(resource.RLIMIT_NPROC, (0, 0)) if os.getuid() != 0 else None
-    except (ValueError, OSError):
-        pass
+    _set_limits(init["limits"])
 
-    import numpy as np  # noqa: F401
+    cpu = [time.process_time()]
+
+    def lap():
+        cpu.append(time.process_time())
+        return round(cpu[-1] - cpu[-2], 4)
+
     import jax
-    import jax.numpy as jnp
 
-    jnp.zeros(2).block_until_ready()
-    for mod in init.get("preimport", []):
-        try:
-            __import__(mod)
-        except Exception:
-            pass
-    _import_grader_api(init.get("grader_dir"))
-    isolated = _isolate_filesystem(init.get("hide", []), workdir)
-    try:  # the audit hook does not see _posixsubprocess.fork_exec: take it away
-        import _posixsubprocess
-
-        def _refused(*args, **kwargs):
-            raise PermissionError("sandbox: starting processes is not allowed")
-
-        _posixsubprocess.fork_exec = _refused
-        for name in ("fork", "forkpty", "execv", "execve", "system", "posix_spawn", "posix_spawnp", "kill"):
-            if hasattr(os, name):
-                setattr(os, name, _refused)
-    except ImportError:
-        pass
-    record: set[str] = set()
-    _forbid_wrappers(init.get("forbid", []), record)
-    del jax
-
-    sys.addaudithook(_make_hook(init["workdir"], init["read_roots"], init.get("write_roots", [])))
+    jax.devices()  # start XLA (its threads) before the filter below
+    seconds = {"xla": lap()}
+    record: list = []
+    files, modules = _install_stubs(init.get("forbid", []), record)
+    seconds["stubs"] = lap()
+    seccomp = _seccomp() if init.get("seccomp", True) else False
+    if init.get("audit_hook", True):
+        sys.addaudithook(_make_hook(workdir, init["read_roots"], init.get("write_roots", []), files, modules))
+    seconds["guards"] = lap()
+    del files, modules, jax
     ns = {"__name__": "__main__", "__builtins__": __builtins__, "get_ipython": _IPythonStub}
     for cell in init["cells"]:
         send({"op": "cell_start", "id": cell["id"]})
@@ -526,7 +708,9 @@ def main() -> None:
         except BaseException as exc:  # SystemExit, KeyboardInterrupt, MemoryError ... are the student's
             error = f"{type(exc).__name__}: {str(exc)[:300]}"
         send({"op": "cell_done", "id": cell["id"], "error": error})
-    send({"op": "ready", "output_chars": sink.count, "isolated": isolated})
+    seconds["cells"] = lap()
+    send({"op": "ready", "output_chars": sink.count, "isolated": bool(init.get("isolated")), "seccomp": seccomp,
+          "forbidden": sorted(set(record)), "cpu_seconds": seconds})
 
     while True:
         try:
@@ -534,6 +718,7 @@ def main() -> None:
         except EOFError:
             os._exit(0)
         name = req.get("name")
+        record.clear()
         if name not in ns:
             send({"op": "error", "kind": "missing", "type": "NameError",
                   "message": f"name {name!r} is not defined in your notebook"})
@@ -553,27 +738,27 @@ def main() -> None:
             except Exception as exc:
                 send({"op": "error", "kind": "error", "type": "GraderError", "message": f"bad request: {exc}"})
                 continue
-            record.clear()
             try:
                 value = obj(*args, **kwargs)
                 if hasattr(value, "block_until_ready"):
                     value.block_until_ready()
             except BaseException as exc:
                 send({"op": "error", "kind": "error", "type": type(exc).__name__,
-                      "message": str(exc)[:500], "forbidden": sorted(record)})
+                      "message": str(exc)[:500], "forbidden": sorted(set(record))})
                 continue
         try:
             spec, chunks = encode(value)
         except BaseException as exc:
             send({"op": "error", "kind": "unsupported", "type": "TypeError",
                   "message": f"your function returned something the grader cannot read: {str(exc)[:200]}",
-                  "forbidden": sorted(record)})
+                  "forbidden": sorted(set(record))})
             continue
-        send({"op": "result", "value": spec, "forbidden": sorted(record), "output_chars": sink.count}, chunks)
+        send({"op": "result", "value": spec, "forbidden": sorted(set(record)), "output_chars": sink.count}, chunks)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--zygote":
-        zygote(int(sys.argv[2]))
+    if len(sys.argv) == 4 and sys.argv[1] == "--zygote":
+        zygote(int(sys.argv[2]), json.loads(sys.argv[3]))
     else:
-        main()
+        print("usage: _child.py --zygote FD CONFIG (started by grader.sandbox)", file=sys.stderr)
+        sys.exit(2)

@@ -1,10 +1,11 @@
 """Grade submissions of one assignment: gradebook CSV + per-student Markdown feedback.
 
 For each submission: read the notebook (never executing it here), take the student's solution cells
-by ``grade_id``, run them with the source's setup cells in a :class:`~grader.sandbox.Sandbox`, then
-execute each test cell *of the source* (visible and hidden parts) in this trusted process, where
-the student's names are proxies into the sandbox. Results are compared here; the gradebook and the
-feedback are written only by this process, after the children are gone.
+by ``grade_id``, run them with the source's setup cells in a :class:`~grader.sandbox.Sandbox` (an
+operating-system sandbox of its own), then execute each test cell *of the source* in this trusted
+process, where the student's names are proxies into the sandbox: first the visible part of every
+task, then each task's hidden part in a fresh child of the sandbox. Results are compared here; the
+gradebook and the feedback are written only by this process, after the sandboxes are gone.
 """
 from __future__ import annotations
 
@@ -23,12 +24,15 @@ from . import api, static
 from .api import clip
 from .notebook import (Assignment, NotebookError, find_source, load_assignment, load_json_notebook,
                        student_cells)
-from .sandbox import Limits, RemoteFunction, Sandbox, Zygote
+from .sandbox import (Limits, NeedOwnChild, RemoteFunction, Sandbox, SandboxUnavailable,
+                      sandbox_problem)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CSV_FIELDS = ["student", "assignment", "task", "points", "max_points", "status", "reason"]
 UNANSWERED = {"", "YOUR ANSWER HERE"}
 _SETUP_MODULE = "__grader_setup__"
+NO_SANDBOX_WARNING = "WARNING-no-sandbox.txt"  # written into the output folder by --no-sandbox
+PER_RUN_CACHE = "per-run"  # Limits.cache_dir: a fresh compile cache in the run's temporary folder
 
 
 @dataclass
@@ -73,63 +77,49 @@ def _ipython_to_python(src: str) -> str:
 
 
 class Grader:
-    def __init__(self, assignment: Assignment, limits: Limits | None = None, hide=()):
+    """Grades submissions of one assignment; each submission runs in its own sandbox (see grader.sandbox)."""
+
+    def __init__(self, assignment: Assignment, limits: Limits | None = None):
         self.assignment = assignment
         self.limits = limits or Limits()
         import tempfile
 
         self.limits.run_dir = tempfile.mkdtemp(prefix="grader-run-")
-        # What a sandbox must not see: the sources, the repository's history and tests, the other
-        # sandboxes, and (from grade_all) the submissions and the output folder.
-        self.limits.hide = [str(assignment.path.resolve().parents[1]), str(REPO / ".git"), str(REPO / "tests"),
-                            self.limits.run_dir] + [str(pathlib.Path(h).resolve()) for h in hide]
+        if self.limits.cache_dir == PER_RUN_CACHE:
+            self.limits.cache_dir = pathlib.Path(self.limits.run_dir) / "jax-cache"
         self.setup_sources = [src for kind, _, src in assignment.cells if kind == "setup"]
         self.trusted_ns = {"__name__": _SETUP_MODULE}
         for src in self.setup_sources:
             exec(compile(src, f"<setup of {assignment.name}>", "exec"), self.trusted_ns)
         self.refs = {id(v): k for k, v in self.trusted_ns.items()
                      if callable(v) and getattr(v, "__module__", None) == _SETUP_MODULE}
-        # Imported in the sandbox before the student's code (forbidden functions of modules that are not
-        # loaded yet are wrapped when the student imports them).
+        # Imported by each sandbox's zygote, before any student code (with the modules that hold the
+        # functions some task forbids).
         self.preimport = ["course_lib"]
-        self.zygotes: dict[int, Zygote] = {}
-
-    def _zygote(self, slot: int):
-        if not self.limits.fork_server or self.limits.uid is not None:
-            return None
-        z = self.zygotes.get(slot)
-        if z is None or not z.alive:
-            try:
-                z = self.zygotes[slot] = Zygote(self.limits.cache_dir)
-            except OSError:
-                return None
-        return z
-
-    def start_fork_servers(self, n: int):
-        """Start the fork servers of slots 0..n-1 now, so they import JAX while other work runs."""
-        for slot in range(n):
-            self._zygote(slot)
 
     def close(self):
         import shutil
 
-        for z in self.zygotes.values():
-            z.close()
-        self.zygotes.clear()
         if self.limits.run_dir:
             shutil.rmtree(self.limits.run_dir, ignore_errors=True)
 
     # ------------------------------------------------------------------ one submission
     def warm_up(self) -> Result:
-        """Grade the source notebook itself, letting it fill the JAX compile cache students read.
+        """Grade the source notebook itself, letting it fill the JAX compile cache that students read.
 
-        Also a sanity check: the source must pass all its own tests.
+        Also a sanity check: the source must pass all its own tests. Afterwards the cache keeps only
+        compilations of library code: those of functions named in the source notebook (its solution
+        and test functions) are deleted.
         """
-        if self.limits.cache_dir:
-            pathlib.Path(self.limits.cache_dir).mkdir(parents=True, exist_ok=True)
-        return self.grade("(source)", self.assignment.path, trusted=True)
+        cache = self.limits.cache_dir
+        if cache:
+            pathlib.Path(cache).mkdir(parents=True, exist_ok=True)
+        result = self.grade("(source)", self.assignment.path, trusted=True)
+        if cache:
+            _prune_cache(pathlib.Path(cache), self.assignment)
+        return result
 
-    def grade(self, student: str, path: pathlib.Path | None, slot: int = 0, trusted: bool = False) -> Result:
+    def grade(self, student: str, path: pathlib.Path | None, trusted: bool = False) -> Result:
         a = self.assignment
         t0 = time.monotonic()
         try:
@@ -152,15 +142,12 @@ class Grader:
                 cells.append({"id": gid, "source": _ipython_to_python(code[gid])})
             else:
                 missing.append(gid)
-        sandbox = Sandbox(cells, forbid=a.forbid, preimport=self.preimport, limits=self.limits, slot=slot,
-                          trusted=trusted, zygote=self._zygote(slot))
+        sandbox = Sandbox(cells, forbid=a.forbid, preimport=self.preimport, limits=self.limits, trusted=trusted)
         for gid in missing:
             sandbox.skip[gid] = f"solution cell {gid} is missing from your notebook"
         student_sources = [code[g] for g in a.solution_ids if g in code]
-        rows = []
         try:
-            for task in a.tasks:
-                rows.append(self._run_task(student, task, sandbox, student_sources))
+            rows = self._run_tasks(student, sandbox, student_sources)
         finally:
             sandbox.close()
         for q in a.questions:
@@ -175,42 +162,119 @@ class Grader:
                                 "written answer: graded by the instructor"))
         return Result(student, rows, time.monotonic() - t0, sandbox.output_chars)
 
-    def _run_task(self, student, task, sandbox, student_sources) -> Row:
+    def _namespace(self, sandbox) -> dict:
+        """A test cell's namespace: the setup cells' names, and a proxy for each student name."""
+        ns = dict(self.trusted_ns)
+        refs = dict(self.refs)
+        for name in self.assignment.student_names:
+            proxy = RemoteFunction(sandbox, name, refs)
+            refs[id(proxy)] = name
+            ns[name] = proxy
+        return ns
+
+    def _run_tasks(self, student, sandbox, student_sources) -> list:
+        """The visible tests of every task first, then each task's hidden tests in a fresh child.
+
+        Visible tests share one child in which every function the assignment forbids anywhere is a
+        stub; a task that needs one of them (forbidden only elsewhere) runs again in a child of its
+        own. A task's hidden tests run in a child forked from the pristine zygote after all visible
+        tests are done, with that task's stubs: no state that a hidden test's inputs went through
+        is ever seen by a test whose failure the student reads.
+        """
+        a = self.assignment
+        rows, later, share = {}, [], True
+        for task in a.tasks:
+            hits = static.forbidden_used(
+                static.referenced_names(student_sources, self.setup_sources, task.uses), task.forbid)
+            if hits:
+                rows[task.grade_id] = Row(student, a.name, task.grade_id, 0.0, task.points, "forbidden",
+                                          f"your code refers to {', '.join(sorted(hits))}, which this task "
+                                          f"forbids (write it yourself)")
+                continue
+            ns = self._namespace(sandbox)
+            for attempt in range(2):
+                if share and not attempt:
+                    sandbox.use(("visible",), a.forbid, task.forbid)
+                else:
+                    sandbox.use(("visible", task.grade_id), task.forbid)
+                try:
+                    row = self._run_part(student, task, sandbox, ns, hidden=False)
+                    break
+                except NeedOwnChild:
+                    share = share and not (sandbox.cells_fired - task.forbid)  # the cells need them: stop sharing
+                    ns.clear()
+                    ns.update(self._namespace(sandbox))
+            else:  # pragma: no cover - a child of its own never raises NeedOwnChild
+                row = Row(student, a.name, task.grade_id, 0.0, task.points, "grader-error", "forbid stubs")
+            if row is None and task.hidden.strip():
+                later.append((task, ns))
+            else:
+                rows[task.grade_id] = row or Row(student, a.name, task.grade_id, task.points, task.points, "passed")
+        for task, ns in later:
+            sandbox.use(("hidden", task.grade_id), task.forbid, hidden=True)
+            row = self._run_part(student, task, sandbox, ns, hidden=True)
+            rows[task.grade_id] = row or Row(student, a.name, task.grade_id, task.points, task.points, "passed")
+        return [rows[t.grade_id] for t in a.tasks]
+
+    def _run_part(self, student, task, sandbox, ns, hidden: bool) -> Row | None:
+        """Run the visible or hidden part of a test cell; None if it passed, else the task's row."""
         a = self.assignment
 
         def row(points, status, reason=""):
             return Row(student, a.name, task.grade_id, points, task.points, status, reason)
 
-        hits = static.forbidden_used(
-            static.referenced_names(student_sources, self.setup_sources, task.uses), task.forbid)
-        if hits:
-            return row(0.0, "forbidden", f"your code refers to {', '.join(sorted(hits))}, which this task "
-                       f"forbids (write it yourself)")
+        part = task.hidden if hidden else task.visible
+        if not part.strip():
+            return None
         if sandbox.broken:
             return row(0.0, "crashed", sandbox.broken)
-        ns = dict(self.trusted_ns)
-        refs = dict(self.refs)
-        for name in a.student_names:
-            proxy = RemoteFunction(sandbox, name, refs)
-            refs[id(proxy)] = name
-            ns[name] = proxy
-        for part, hidden in ((task.visible, False), (task.hidden, True)):
-            if not part.strip():
-                continue
-            try:
-                with api.hidden_section(hidden), _quiet():
-                    exec(compile(part, f"<{task.grade_id}>", "exec"), ns)
-            except api.TaskFailed as exc:
-                return row(0.0, exc.status, str(exc))
-            except api.StudentCodeError as exc:
-                status = "error" if exc.kind == "unsupported" else exc.kind
-                return row(0.0, status, (f"a hidden test failed: {exc.kind}" if hidden else str(exc)))
-            except AssertionError as exc:
-                return row(0.0, "failed", "a hidden test failed" if hidden else f"assertion failed: {exc}")
-            except Exception as exc:
-                return row(0.0, "error", f"a hidden test raised {type(exc).__name__}" if hidden
-                           else f"{type(exc).__name__}: {str(exc)[:300]}")
-        return row(task.points, "passed")
+        try:
+            with api.hidden_section(hidden), _quiet():
+                exec(compile(part, f"<{task.grade_id}>", "exec"), ns)
+        except api.TaskFailed as exc:
+            return row(0.0, exc.status, str(exc))
+        except api.StudentCodeError as exc:
+            status = "error" if exc.kind == "unsupported" else exc.kind
+            return row(0.0, status, (f"a hidden test failed: {exc.kind}" if hidden else str(exc)))
+        except AssertionError as exc:
+            return row(0.0, "failed", "a hidden test failed" if hidden else f"assertion failed: {exc}")
+        except Exception as exc:
+            return row(0.0, "error", f"a hidden test raised {type(exc).__name__}" if hidden
+                       else f"{type(exc).__name__}: {str(exc)[:300]}")
+        return None
+
+
+def _prune_cache(cache: pathlib.Path, assignment: Assignment) -> None:
+    """Delete the compile-cache entries of functions the source notebook defines (its solutions and
+    test helpers, jitted as a whole): students may read the cache, so it keeps library code only."""
+    names = set()
+    for _, _, src in assignment.cells:
+        names.update(_function_names(src))
+    for t in assignment.tasks:
+        names.update(_function_names(t.visible + t.hidden))
+    for entry in cache.iterdir():
+        module = entry.name.partition("-")[0]  # jit_<function>-<hash>[-...]: names have no "-"
+        fun = module[4:] if module.startswith("jit_") else module
+        if fun in names or "lambda" in fun:
+            entry.unlink()
+
+
+def _function_names(source: str) -> set:
+    import ast
+
+    from .notebook import parse
+
+    try:
+        tree = parse(source)
+    except SyntaxError:
+        return set()
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            out.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            out.add(node.id)
+    return out
 
 
 class _quiet:
@@ -345,6 +409,15 @@ def write_outputs(results: list[Result], assignment: Assignment, out: pathlib.Pa
     return gradebook
 
 
+def _user() -> str:
+    try:
+        import pwd
+
+        return f"user {pwd.getpwuid(os.getuid()).pw_name}"
+    except (ImportError, KeyError):
+        return "the user who ran the grader"
+
+
 def grade_all(assignment_name: str, submissions: pathlib.Path, *, source_root=None, out=None, jobs=2,
               limits: Limits | None = None, progress=True) -> tuple[list[Result], pathlib.Path]:
     """Grade every submission in ``submissions``; write the gradebook and feedback under ``out``."""
@@ -352,11 +425,24 @@ def grade_all(assignment_name: str, submissions: pathlib.Path, *, source_root=No
     assignment = load_assignment(find_source(source_root, assignment_name), assignment_name)
     out = pathlib.Path(out or pathlib.Path("grading-output") / assignment_name)
     subs = find_submissions(submissions, assignment)
+    limits = limits or Limits()
+    problem = sandbox_problem(limits) if limits.sandbox else None
+    if problem:
+        raise SandboxUnavailable(f"refusing to grade untrusted submissions without the operating-system sandbox: "
+                                 f"{problem}. Install bubblewrap (apt-get install bubblewrap), or pass --no-sandbox "
+                                 f"to grade submissions you trust without it")
     out.mkdir(parents=True, exist_ok=True)
-    grader = Grader(assignment, limits, hide=[submissions, out])
+    warning_file = out / NO_SANDBOX_WARNING
+    if limits.sandbox:
+        warning_file.unlink(missing_ok=True)
+    else:
+        text = (f"WARNING: {assignment_name} was graded with --no-sandbox: the submissions ran without the "
+                f"operating-system sandbox (bubblewrap), with the rights of {_user()}, guarded only inside Python. "
+                f"Only trust these grades for submissions you trust.")
+        print(text, file=sys.stderr, flush=True)
+        warning_file.write_text(text + "\n")
+    grader = Grader(assignment, limits)
     results: list[Result] = []
-    slots = list(range(max(1, jobs)))
-    slot_lock = threading.Lock()
     real_stdout = sys.stdout
 
     def say(text):
@@ -364,23 +450,17 @@ def grade_all(assignment_name: str, submissions: pathlib.Path, *, source_root=No
             print(text, file=real_stdout, flush=True)
 
     def work(student, path):
-        with slot_lock:
-            slot = slots.pop()
         try:
-            return grader.grade(student, path, slot)
+            return grader.grade(student, path)
         except Exception as exc:  # a bug of the grader must not lose the other submissions
             reason = f"internal grader error ({type(exc).__name__}: {exc}); grade this one by hand"
             rows = [Row(student, assignment.name, t.grade_id, 0.0, t.points, "grader-error", reason)
                     for t in assignment.tasks]
             return Result(student, rows, 0.0)
-        finally:
-            with slot_lock:
-                slots.append(slot)
 
     t0 = time.monotonic()
     sys.stdout = _ThreadAwareStdout(real_stdout)
     try:
-        grader.start_fork_servers(max(1, jobs))
         if grader.limits.cache_dir:
             warm = grader.warm_up()
             bad = [r for r in warm.rows if r.status not in ("passed", "manual")]

@@ -11,9 +11,12 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
-# As in a notebook, course_lib is imported before JAX runs anything: one CPU device per core (at
-# most 2), which course_lib uses to split large batches (course_lib/_parallel.py).
-import course_lib._parallel  # noqa: E402,F401
+# Two CPU devices, asked for before JAX runs anything (an explicit opt-in of the fast wing, which
+# splits large batches over them: course_lib/fast/parallel.py), so that the tests check the split
+# path too. Importing course_lib alone leaves JAX's one device (tests/test_parallel.py).
+from course_lib import fast  # noqa: E402
+
+fast.use_cpu_cores(2)
 
 # Notebooks written on purpose to break the grader (tests/grading/fixtures) are data, not tests.
 collect_ignore_glob = ["*/fixtures/*", "fixtures/*"]

@@ -1,6 +1,8 @@
-"""course_lib.conv against jax.lax (conv_general_dilated, reduce_window), jax.grad and float64 numpy.
+"""course_lib.conv (the plain reference) against jax.lax (conv_general_dilated, reduce_window),
+jax.grad, finite differences, optax and float64 numpy loops.
 
-Property-based (hypothesis) over random shapes, paddings, strides and dilations, in float64.
+Property-based (hypothesis) over random shapes, paddings, strides and dilations, in float64. The
+fast wing (course_lib.fast.conv) is tested equal to this reference in tests/test_fast_conv.py.
 """
 import jax
 import jax.numpy as jnp
@@ -66,11 +68,35 @@ def test_conv2d_values_and_grads_equal_lax(problem):
         assert db is None
     else:
         np.testing.assert_allclose(db, ref_grads[2], **TOL)
-    # 2) jax.vjp through the public function (jitted core, custom_vjp)
+    # 2) jax.vjp through the public function (autodiff of the loop over taps)
     got_grads = jax.vjp(lambda *a: conv.conv2d(*a, stride=stride, padding=padding,
                                                dilation=dilation), *args)[1](g)
     for a, r in zip(got_grads, ref_grads):
         np.testing.assert_allclose(a, r, **TOL)
+    # 3) the im2col form: one matrix product
+    cols = conv.im2col(x, w.shape[:2], stride=stride, padding=padding, dilation=dilation)
+    assert cols.shape == ref.shape[:3] + (w.shape[0] * w.shape[1] * w.shape[2],)
+    np.testing.assert_allclose(cols @ w.reshape(-1, w.shape[3]) + (0 if b is None else b), ref, **TOL)
+
+
+def test_im2col_rows_are_the_windows_in_kernel_order():
+    x = np.random.default_rng(4).standard_normal((2, 7, 6, 3))
+    cols = np.asarray(conv.im2col(x, (3, 2), stride=(2, 1), padding=((1, 0), (0, 1)), dilation=(1, 2)))
+    xp = np.pad(x, ((0, 0), (1, 0), (0, 1), (0, 0)))
+    assert cols.shape == (2, 3, 5, 3 * 2 * 3)
+    for y in range(3):
+        for xx in range(5):
+            window = xp[:, 2 * y: 2 * y + 3, xx: xx + 3: 2, :]       # rows y*2 + i, columns x + 2j
+            np.testing.assert_array_equal(cols[:, y, xx], window.reshape(2, -1))
+
+
+def test_tap_slices_read_every_output_position_of_one_tap():
+    xp = np.arange(2 * 9 * 10 * 1).reshape(2, 9, 10, 1)
+    block = xp[conv.tap_slices(2, 1, (3, 4), stride=(3, 2), dilation=(1, 2))]
+    assert block.shape == (2, 3, 4, 1)
+    for y in range(3):
+        for x in range(4):
+            assert block[1, y, x, 0] == xp[1, y * 3 + 2 * 1, x * 2 + 1 * 2, 0]
 
 
 @pytest.mark.parametrize("stride,padding,dilation", [(1, "same", 1), (2, 1, 1), ((1, 2), "valid", 2)])
@@ -90,7 +116,7 @@ def test_jax_grad_of_jitted_network_equals_lax(stride, padding, dilation):
     def _ref(x, w, b):
         return _lax_conv(x, w, b, _pair(stride), pads, _pair(dilation))
 
-    got = jax.jit(jax.grad(lambda *a: loss(ours, *a), argnums=(0, 1, 2)))(x, w, b)
+    got = jax.jit(jax.grad(lambda *a: loss(ours, *a), argnums=(0, 1, 2)))(x, w, b)   # traced: works in jit
     ref = jax.grad(lambda *a: loss(_ref, *a), argnums=(0, 1, 2))(x, w, b)
     for a, r in zip(got, ref):
         np.testing.assert_allclose(a, r, **TOL)
@@ -98,31 +124,6 @@ def test_jax_grad_of_jitted_network_equals_lax(stride, padding, dilation):
 
 def _pair(v):
     return (v, v) if isinstance(v, int) else v
-
-
-IMAGE_PATCH_BYTES = 6 * 5 * 9 * 3 * 8      # one (6, 5, 3) float64 image's 3x3 'same' patches
-
-
-@pytest.mark.parametrize("n,fit,size", [(7, 4, 4),     # no k in 2..4 divides 7: 4 + a remainder of 3
-                                        (8, 3, 2),     # k_min = 3; 4 equal chunks of 2
-                                        (4, 1, 1),     # one image per chunk
-                                        (6, 6, 6)])    # the whole batch fits: no chunks
-def test_chunked_batch_equals_lax(monkeypatch, n, fit, size):
-    """A big batch is convolved a few images at a time (lax.map/scan over chunks, equal chunks where
-    a divisor of the batch allows, else a remainder)."""
-    monkeypatch.setattr(conv, "_CHUNK_BYTES", fit * IMAGE_PATCH_BYTES)   # ``fit`` images per chunk
-    rng = np.random.default_rng(11)
-    x, w, b = rng.standard_normal((n, 6, 5, 3)), rng.standard_normal((3, 3, 3, 2)), rng.standard_normal(2)
-    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    assert conv._chunk_size(xp, jnp.asarray(w), (1, 1), (1, 1)) == size
-    pads = ((1, 1), (1, 1))
-    ref, vjp = jax.vjp(lambda *a: _lax_conv(*a, (1, 1), pads, (1, 1)), x, w, b)
-    g = rng.standard_normal(ref.shape)
-    # jit retraces for this new shape, so the patched chunk size is the one used
-    got, got_vjp = jax.vjp(lambda *a: conv.conv2d(*a, padding="same"), x, w, b)
-    np.testing.assert_allclose(got, ref, **TOL)
-    for a, r in zip(got_vjp(g), vjp(g)):
-        np.testing.assert_allclose(a, r, **TOL)
 
 
 def test_conv2d_matches_float64_numpy_loop():
@@ -303,9 +304,9 @@ def test_conv_bad_inputs():
     assert conv.conv2d(x, np.zeros((7, 7, 3, 1)), padding=1).shape == (1, 1, 1, 1)
     with pytest.raises(ValueError, match=r"x must have 4 dimension\(s\)"):
         conv.conv2d(np.zeros((5, 5, 3)), w)
-    with pytest.raises(ValueError, match=r"w must have 4 dimension\(s\)"):
+    with pytest.raises(ValueError, match=r"w \(k_h, k_w, C_in, C_out\) must have 4 dimension\(s\)"):
         conv.conv2d(x, np.zeros((3, 3, 3)))
-    with pytest.raises(ValueError, match=r"b must have shape \(4,\)"):
+    with pytest.raises(ValueError, match=r"b must have shape \(4\), got \(3,\)"):
         conv.conv2d(x, w, np.zeros(3))
     with pytest.raises(ValueError, match="padding must be one of 'valid', 'same'"):
         conv.conv2d(x, w, padding="full")
@@ -313,19 +314,40 @@ def test_conv_bad_inputs():
         conv.conv2d(x, w, stride=0)
     with pytest.raises(TypeError, match="dilation must be an int or a pair"):
         conv.conv2d(x, w, dilation=1.5)
+    with pytest.raises(TypeError, match="padding must be an int or a pair"):
+        conv.conv2d(x, w, padding=1.0)
     with pytest.raises(TypeError, match="x must be a floating-point array"):
         conv.conv2d(np.zeros((1, 5, 5, 3), int), w)
     bad = x.copy()
     bad[0, 0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="x must be finite"):
         conv.conv2d(bad, w)
+    # an empty batch (or an empty image) is an error, not a silently empty output
+    with pytest.raises(ValueError, match=r"x must not be empty along axis 0, got shape \(0, 5, 5, 3\)"):
+        conv.conv2d(np.zeros((0, 5, 5, 3)), w)
+    with pytest.raises(ValueError, match="x must not be empty along axis 2"):
+        conv.conv2d_forward(np.zeros((1, 5, 0, 3)), w, padding=1)
     _, cache = conv.conv2d_forward(x, w)
-    with pytest.raises(ValueError, match="dout must have the forward output's shape"):
+    with pytest.raises(ValueError, match=r"dout must have shape \(1, 3, 3, 4\), got \(1, 2, 2, 4\)"):
         conv.conv2d_backward(np.zeros((1, 2, 2, 4)), cache)
+    with pytest.raises(TypeError, match="cache must be the cache returned by conv2d_forward"):
+        conv.conv2d_backward(np.zeros((1, 3, 3, 4)), (x, w))
     with pytest.raises(ValueError, match="kernel_shape must have 4 entries"):
         conv.conv_output_shape((1, 5, 5, 3), (3, 3, 3))
-    with pytest.raises(ValueError, match="stride must be a positive int"):
+    with pytest.raises(ValueError, match="stride must be an int >= 1"):
         conv.conv_output_size(5, 3, 0)
+    with pytest.raises(TypeError, match="k must be an int"):
+        conv.conv_output_size(5, 3.0)
+    with pytest.raises(TypeError, match="kernel_hw must be an int or a pair"):
+        conv.im2col(x, (3, 3, 3))
+    with pytest.raises(ValueError, match="kernel .* larger than the padded input"):
+        conv.im2col(x, 6)
+    with pytest.raises(ValueError, match="c_in must be an int >= 1"):
+        conv.conv_param_count(3, 3, 0, 4)
+    with pytest.raises(TypeError, match="bias must be True or False"):
+        conv.dense_param_count(3, 4, bias="yes")
+    with pytest.raises(ValueError, match="i must be an int >= 0"):
+        conv.tap_slices(-1, 0, (2, 2))
 
 
 def test_pool_lrn_dropout_bad_inputs():
@@ -336,85 +358,147 @@ def test_pool_lrn_dropout_bad_inputs():
         conv.avg_pool2d(np.zeros((4, 4)), 2)
     with pytest.raises(ValueError, match="kernel must be >= 1"):
         conv.max_pool2d(x, 0)
+    with pytest.raises(ValueError, match="x must not be empty along axis 0"):
+        conv.max_pool2d(np.zeros((0, 4, 4, 2)), 2)
     _, cache = conv.max_pool_forward(x, 2)
-    with pytest.raises(ValueError, match="dout must have the forward output's shape"):
+    with pytest.raises(ValueError, match=r"dout must have shape \(1, 2, 2, 2\)"):
         conv.max_pool_backward(np.zeros((1, 4, 4, 2)), cache)
-    with pytest.raises(ValueError, match="size must be a positive int"):
+    with pytest.raises(TypeError, match="cache must be the cache returned by max_pool_forward"):
+        conv.max_pool_backward(np.zeros((1, 2, 2, 2)), conv.avg_pool_forward(x, 2)[1])
+    _, cache = conv.avg_pool_forward(x, 2)
+    with pytest.raises(ValueError, match=r"dout must have shape \(1, 2, 2, 2\)"):
+        conv.avg_pool_backward(np.zeros((1, 4, 4, 2)), cache)
+    with pytest.raises(ValueError, match="size must be an int >= 1"):
         conv.local_response_norm(x, size=0)
-    with pytest.raises(ValueError, match="k must be > 0"):
+    with pytest.raises(ValueError, match=r"k must be a finite number in \(0, inf\)"):
         conv.local_response_norm(x, k=0.0)
-    with pytest.raises(ValueError, match=r"rate must be in \[0, 1\)"):
+    with pytest.raises(TypeError, match="alpha must be a number"):
+        conv.local_response_norm(x, alpha="1e-4")
+    with pytest.raises(ValueError, match=r"rate must be a finite number in \[0, 1\)"):
         conv.dropout(x, 1.0, jax.random.key(0))
     with pytest.raises(ValueError, match="key must be a jax.random key"):
         conv.dropout(x, 0.5)
     with pytest.raises(TypeError, match="train must be True or False"):
         conv.dropout(x, 0.5, jax.random.key(0), train="yes")
+    # a string rate is not silently converted; an int seed is not a key
+    with pytest.raises(TypeError, match="rate must be a number, got str"):
+        conv.dropout(x, "0.5", jax.random.key(0))
+    with pytest.raises(TypeError, match=r"key must be a JAX random key \(jax.random.key\(seed\)\), got int"):
+        conv.dropout(x, 0.5, 3)
+    with pytest.raises(TypeError, match="key must be a JAX random key"):
+        conv.dropout_forward(x, 0.5, np.zeros(3, np.uint32))
+    out = conv.dropout(x + 1, 0.5, jax.random.PRNGKey(0))          # a raw uint32 key is a key too
+    assert set(np.unique(np.asarray(out))) <= {0.0, 2.0}
+    _, cache = conv.dropout_forward(x, 0.5, jax.random.key(0))
+    with pytest.raises(ValueError, match=r"dout must have shape \(1, 4, 4, 2\)"):
+        conv.dropout_backward(np.zeros((4, 4)), cache)
 
 
 # --------------------------------------------------------------------------- the small CNN
-def test_cnn_shapes_grad_and_training_step():
+def _lax_cnn(params, x, mask=None):
+    """The digits CNN written with jax.lax (an independent reference for cnn_features)."""
+    def conv_relu(h, layer):
+        return jax.nn.relu(_lax_conv(h, layer["w"], layer["b"], (1, 1), ((1, 1), (1, 1)), (1, 1)))
+
+    p1 = _rw(conv_relu(x, params["conv1"]), (2, 2), None, "max")
+    p2 = _rw(conv_relu(p1, params["conv2"]), (2, 2), None, "max")
+    flat = p2.reshape(p2.shape[0], -1) * (1.0 if mask is None else mask)
+    return flat @ params["dense"]["w"] + params["dense"]["b"]
+
+
+def _digits(n, dtype=np.float64):
     from course_lib import data
 
     X, y = data.load_digits(images=True)
-    X = np.asarray(X[:200])[..., None]
-    y = np.asarray(y[:200])
-    params = conv.init_cnn(0)
-    feats = conv.cnn_features(params, X[:5])
-    assert feats["conv1"].shape == (5, 8, 8, 16) and feats["pool2"].shape == (5, 2, 2, 32)
-    assert feats["logits"].shape == (5, 10)
-    assert conv.cnn_predict(params, X[:5]).shape == (5,)
-    # the trained network beats chance by far on the data it saw
-    trained, hist = conv.train_cnn(X, y, X, y, epochs=8, batch_size=20, seed=0)
-    assert hist["train_acc"][-1] > 0.8 and len(hist["val_loss"]) == 8
+    return np.asarray(X[:n], dtype)[..., None], np.asarray(y[:n])
+
+
+def _float64(params):
+    return jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params)
+
+
+def test_cnn_features_equal_lax_with_and_without_a_dropout_mask():
+    X, _ = _digits(12)
+    params = _float64(conv.init_cnn(1, channels=(4, 8)))
+    feats = conv.cnn_features(params, X)
+    assert [feats[k].shape for k in conv.CNN_LAYERS + ("logits",)] == [
+        (12, 8, 8, 4), (12, 4, 4, 4), (12, 4, 4, 8), (12, 2, 2, 8), (12, 10)]
+    np.testing.assert_allclose(feats["logits"], _lax_cnn(params, X), **TOL)
+    eager = conv.cnn_forward(params, X)                          # the same forward, not compiled
+    for k in conv.CNN_LAYERS + ("logits",):
+        np.testing.assert_allclose(eager[k], feats[k], **TOL)
+    np.testing.assert_allclose(conv.cnn_apply(params, X), _lax_cnn(params, X), **TOL)
+    np.testing.assert_array_equal(conv.cnn_predict(params, X), np.argmax(_lax_cnn(params, X), -1))
+    # an inverted-dropout mask (what train_cnn draws) multiplies the flattened pool2 features only
+    mask = np.tile([0.0, 2.0], (12, 16))
+    masked = conv.cnn_features(params, X, mask)
+    np.testing.assert_allclose(masked["logits"], _lax_cnn(params, X, mask), **TOL)
+    np.testing.assert_array_equal(masked["pool2"], feats["pool2"])
+    assert not np.allclose(masked["logits"], feats["logits"])
+    # gradients through the whole network (jax.grad through the loops over taps)
+    g_ours = jax.grad(lambda p: jnp.sum(jnp.sin(conv.cnn_apply(p, X))))(params)
+    g_lax = jax.grad(lambda p: jnp.sum(jnp.sin(_lax_cnn(p, X))))(params)
+    for a, r in zip(jax.tree_util.tree_leaves(g_ours), jax.tree_util.tree_leaves(g_lax)):
+        np.testing.assert_allclose(a, r, **TOL)
     with pytest.raises(ValueError, match="x has 3 channels"):
-        conv.cnn_apply(params, np.zeros((1, 8, 8, 3), np.float32))
-    with pytest.raises(ValueError, match="y_train must be integer labels"):
+        conv.cnn_apply(params, np.zeros((1, 8, 8, 3)))
+    with pytest.raises(ValueError, match="multiples of 4"):
+        conv.cnn_apply(params, np.zeros((1, 6, 8, 1)))
+    with pytest.raises(ValueError, match=r"mask must have shape \(12, 32\)"):
+        conv.cnn_features(params, X, mask[:, :8])
+    with pytest.raises(TypeError, match="params must be the dict of init_cnn"):
+        conv.cnn_apply({"conv1": params["conv1"]}, X)
+
+
+def test_train_cnn_learns_and_records_its_history():
+    X, y = _digits(200, np.float32)
+    trained, hist = conv.train_cnn(X, y, X[:50], y[:50], epochs=8, batch_size=20, seed=0)
+    # the trained network beats chance by far on the data it saw
+    assert hist["train_acc"][-1] > 0.8 and len(hist["val_loss"]) == len(hist["val_acc"]) == 8
+    logits = np.asarray(conv.cnn_apply(trained, X[:50]), np.float64)
+    logp = logits - logits.max(1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(1, keepdims=True))
+    np.testing.assert_allclose(hist["val_loss"][-1], -np.mean(logp[np.arange(50), y[:50]]), rtol=1e-5)
+    assert hist["val_acc"][-1] == np.mean(np.argmax(logits, 1) == y[:50])
+    trained, hist = conv.train_cnn(X, y, epochs=1, batch_size=100)         # no validation data
+    assert set(hist) == {"train_loss", "train_acc"}
+
+
+def test_train_cnn_bad_inputs():
+    X, y = _digits(40, np.float32)
+    with pytest.raises(TypeError, match="y_train must be an integer array"):
         conv.train_cnn(X, y.astype(float))
-
-
-def test_cnn_predict_in_blocks_and_dropout_only_in_training(monkeypatch):
-    from course_lib import data
-
-    X, y = data.load_digits(images=True)
-    X, y = np.asarray(X[:300])[..., None], np.asarray(y[:300])
-    params = conv.init_cnn(1, channels=(4, 8))
-    logits = np.asarray(conv._cnn_features(params, jnp.asarray(X))["logits"])
-    direct = np.argmax(logits, axis=1)
-    np.testing.assert_array_equal(conv.cnn_predict(params, X), direct)
-    # the NumPy evaluation path (no compile) computes the same logits, block by block
-    tol = 1e-10 if jax.config.jax_enable_x64 and X.dtype == np.float64 else 1e-5
-    np.testing.assert_allclose(conv._logits_in_blocks(params, X, block=128), logits, rtol=tol,
-                               atol=tol)                             # 300 = 128 + 128 + 44
-    # a dropout mask drawn on the host (what train_cnn passes) multiplies the flattened features
-    mask = np.ones((4, 2 * 2 * 8), np.float32)
-    mask[:, ::2] = 0.0
-    f2 = conv._cnn_features(params, jnp.asarray(X[:4]), mask=mask)
-    flat = np.asarray(f2["pool2"]).reshape(4, -1) * mask
-    np.testing.assert_allclose(f2["logits"], flat @ params["dense"]["w"] + params["dense"]["b"],
-                               rtol=1e-5, atol=1e-5)
-    # dropout changes the logits only when a mask is given (training); the features before it stay
-    f0 = conv._cnn_features(params, jnp.asarray(X[:4]))
-    assert not np.allclose(f0["logits"], f2["logits"])
-    np.testing.assert_array_equal(f0["pool2"], f2["pool2"])
-    loss, acc = conv._evaluate(params, X, y)
-    logp = jax.nn.log_softmax(jnp.asarray(conv._cnn_features(params, jnp.asarray(X))["logits"],
-                                          jnp.float64) if jax.config.jax_enable_x64 else
-                              conv._cnn_features(params, jnp.asarray(X))["logits"])
-    np.testing.assert_allclose(loss, -np.mean(np.asarray(logp)[np.arange(300), y]), rtol=1e-5)
-    assert acc == np.mean(direct == y)
-    for bad in (1.0, -0.1, "0.3", True):
-        with pytest.raises(ValueError, match="dropout must be a rate in"):
-            conv.train_cnn(X, y, dropout=bad)
+    with pytest.raises(ValueError, match=r"y_train must have shape \(40\), got \(10,\)"):
+        conv.train_cnn(X, y[:10])
+    with pytest.raises(ValueError, match="y_train must hold class indices >= 0"):
+        conv.train_cnn(X, y - 1, batch_size=8)
+    with pytest.raises(ValueError, match="y_val must hold class indices < 10"):
+        conv.train_cnn(X, y, X, y + 5, batch_size=8)
+    with pytest.raises(ValueError, match="pass both X_val and y_val"):
+        conv.train_cnn(X, y, X)
     with pytest.raises(ValueError, match="X_val images must have the shape"):
         conv.train_cnn(X, y, X[:, :4, :4], y)
+    with pytest.raises(ValueError, match="batch_size must be <= the number of training images"):
+        conv.train_cnn(X, y, batch_size=41)
+    for bad in (1.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match=r"dropout must be a finite number in \[0, 1\)"):
+            conv.train_cnn(X, y, dropout=bad, batch_size=8)
+    for bad in ("0.3", True, None):
+        with pytest.raises(TypeError, match="dropout must be a number"):
+            conv.train_cnn(X, y, dropout=bad, batch_size=8)
+    with pytest.raises(ValueError, match="augment_shift must be an int >= 0"):
+        conv.train_cnn(X, y, augment_shift=-1, batch_size=8)
+    with pytest.raises(TypeError, match="epochs must be an int"):
+        conv.train_cnn(X, y, epochs=2.0, batch_size=8)
+    with pytest.raises(TypeError, match="cosine_decay must be True or False"):
+        conv.train_cnn(X, y, cosine_decay=1, batch_size=8)
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.1])
 def test_train_cnn_matches_optax_adam_with_cosine_decay(eps):
-    """train_cnn's step (flat parameters, Adam at learning rate 1 scaled by the host-computed
-    cosine-decayed rate, label smoothing eps) follows optax.adam(optax.cosine_decay_schedule) on
-    the parameter pytree with optax's smoothed cross-entropy, batch for batch (no dropout; the
-    batch order replays train_cnn's random stream)."""
+    """train_cnn (Adam with a cosine-decayed learning rate, label smoothing eps) follows
+    optax.adam(optax.cosine_decay_schedule) with optax's smoothed cross-entropy, batch for batch
+    (no dropout; the batch order replays train_cnn's random stream)."""
     optax = pytest.importorskip("optax")
     from course_lib import data
 
@@ -428,7 +512,7 @@ def test_train_cnn_matches_optax_adam_with_cosine_decay(eps):
     state = opt.init(params)
 
     def loss(p, xb, yb):
-        logits = conv._cnn_features(p, xb)["logits"]
+        logits = _lax_cnn(p, xb)
         target = optax.smooth_labels(jax.nn.one_hot(yb, 10), eps)
         return jnp.mean(optax.softmax_cross_entropy(logits, target))
 
@@ -452,11 +536,14 @@ def test_train_cnn_matches_optax_adam_with_cosine_decay(eps):
             np.testing.assert_allclose(trained[name][k], params[name][k], rtol=1e-4, atol=1e-6)
     # train_loss is the smoothed loss the step minimised, batch by batch before each update
     np.testing.assert_allclose(hist["train_loss"], first, rtol=1e-5)
-    for bad in (0.0, -1e-3, float("nan"), "0.01", True):
-        with pytest.raises(ValueError, match="learning_rate must be a finite number > 0"):
+    for bad in (0.0, -1e-3, float("nan")):
+        with pytest.raises(ValueError, match=r"learning_rate must be a finite number in \(0, inf\)"):
+            conv.train_cnn(X, y, learning_rate=bad)
+    for bad in ("0.01", True):
+        with pytest.raises(TypeError, match="learning_rate must be a number"):
             conv.train_cnn(X, y, learning_rate=bad)
     for bad in (1.0, -0.1, float("nan")):
-        with pytest.raises(ValueError, match="label_smoothing must be in"):
+        with pytest.raises(ValueError, match=r"label_smoothing must be a finite number in \[0, 1\)"):
             conv.train_cnn(X, y, label_smoothing=bad)
     for bad in ("0.1", True, None):
         with pytest.raises(TypeError, match="label_smoothing must be a number"):

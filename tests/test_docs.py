@@ -1,13 +1,22 @@
-"""Glossary and errata: generated or checked against the notebooks and the source documents."""
+"""Glossary and errata: generated or checked against the notebooks and the source documents.
+
+The source documents are not part of the repository. Tests that compare with them run when
+COURSE_SOURCE_DOCS names the folder holding them (000_*.txt ... 004_*.txt) and are skipped otherwise.
+"""
+import json
 import pathlib
 import re
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SEEDS = ROOT.parent / "shared" / "seeds"
 sys.path.insert(0, str(ROOT / "tools"))
+import build_errata  # noqa: E402
 from notebook_anchors import anchors, normalise  # noqa: E402
+
+DOCUMENTS = build_errata.source_documents()
 
 LINK = re.compile(r"\(\.\./notebooks/([^)#]+\.ipynb)#([^)]+)\)")
 
@@ -48,13 +57,14 @@ def test_glossary_terms_are_the_documents_terms_and_the_notebooks_use_them():
     rows = glossary_rows()
     assert rows
     everything = tuple(t.chinese for t in build_glossary.read_terms())
-    seeds = "".join(p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt"))) if SEEDS.exists() else None
+    beyond = {t.chinese for t in build_glossary.read_terms() if build_glossary.beyond(t)}
+    seeds = "".join(DOCUMENTS.values()) if DOCUMENTS else None
     seen = set()
     for zh, en, link in rows:
         assert zh not in seen, f"glossary lists {zh} twice"
         seen.add(zh)
         assert en and re.search(r"[A-Za-z]", en), f"glossary: {zh} has no English term"
-        if seeds is not None:
+        if seeds is not None and zh not in beyond:
             assert zh in seeds, f"glossary term {zh} does not occur in the source documents"
         nb_name, anchor = LINK.search(link).groups()
         secs = [s for s in build_glossary.sections(ROOT / "notebooks" / nb_name) if s.anchor == normalise(anchor)]
@@ -78,9 +88,9 @@ def test_glossary_lists_every_term_of_the_list_once_and_every_document_term_exis
                    if line.startswith("| ") and re.search(r"[\u4e00-\u9fff]", line.split("|")[1])
                    and not line.startswith("| 中文")]
     assert sorted(first_cells) == sorted(t.chinese for t in terms)
-    seeds = "".join(p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt"))) if SEEDS.exists() else None
+    seeds = "".join(DOCUMENTS.values()) if DOCUMENTS else None
     for t in terms:
-        if seeds is not None:
+        if seeds is not None and not build_glossary.beyond(t):
             assert t.chinese in seeds, f"glossary_terms.tsv line {t.line}: {t.chinese} is not in the source documents"
         if t.notebook == "-":
             assert t.note.lower().startswith("not"), f"{t.chinese}: a term the course does not teach needs a note"
@@ -124,3 +134,110 @@ def test_glossary_tool_rejects_a_term_that_is_not_where_the_list_says(tmp_path):
     bad.write_text(header + "\nperceptron\tperceptron\t-\t\tnot taught\n", encoding="utf-8")
     with pytest.raises(ValueError, match="no Chinese character"):
         build_glossary.read_terms(bad)
+
+
+# ------------------------------------------------------------------------------------------ errata
+def _notebook(path, markdown_cells):
+    cells = [{"cell_type": "markdown", "id": f"c{i}", "metadata": {}, "source": text}
+             for i, text in enumerate(markdown_cells)]
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}),
+                    encoding="utf-8")
+
+
+def _table(path, rows):
+    path.write_text("\t".join(build_errata.COLUMNS) + "\n" + "".join("\t".join(r) + "\n" for r in rows),
+                    encoding="utf-8")
+
+
+def test_errata_join_every_box_to_its_quoted_sentence(tmp_path):
+    """The page quotes the sentence, its translation and the box's correction, under its document."""
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    _notebook(nbs / "03_demo.ipynb", ["## 1. Sigmoid\n\n> **Common misconception.** \"tanh never saturates\".\n"
+                                      "> It does, like the sigmoid.\n",
+                                      "## 2. History\n\nThe perceptron is from 1957."])
+    table = tmp_path / "rows.tsv"
+    _table(table, [["03_demo", "tanh never saturates", "", "000", "§3.1.1", "可以避免梯度消失", "it avoids vanishing", "", ""],
+                   ["03_demo", "", "2. History", "004", "§2", "1943年", "in 1943", "", "It is from 1957."]])
+    entries = build_errata.entries(build_errata.read_rows(table), nbs)
+    page = build_errata.render(entries)
+    assert "**000 §3.1.1:** 「可以避免梯度消失」 (*it avoids vanishing*)" in page
+    assert "**Correct:** \"tanh never saturates\". It does, like the sigmoid." in page
+    assert "(../notebooks/03_demo.ipynb#1.-Sigmoid)" in page and "(../notebooks/03_demo.ipynb#2.-History)" in page
+    assert page.index("## 000") < page.index("可以避免梯度消失") < page.index("## 001")
+    assert page.index("## 004") < page.index("It is from 1957.")
+
+
+def test_errata_tool_rejects_a_box_without_a_row_and_a_row_without_its_box(tmp_path):
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    _notebook(nbs / "03_demo.ipynb", ["## 1. A\n\n> **Common misconception.** First claim.\n",
+                                      "> **Common misconception.** Second claim.\n"])
+    table = tmp_path / "rows.tsv"
+    _table(table, [["03_demo", "First claim", "", "-", "", "", "", "", ""],
+                   ["03_demo", "No such claim", "", "-", "", "", "", "", ""],
+                   ["03_demo", "", "9. Missing", "001", "§1", "句子", "a sentence", "", "The fix."]])
+    with pytest.raises(ValueError) as err:
+        build_errata.entries(build_errata.read_rows(table), nbs)
+    message = str(err.value)
+    assert "'No such claim' is in no box" in message
+    assert "no heading '9. Missing'" in message
+    assert "a misconception box has no row" in message and "Second claim" in message
+    _table(table, [["03_demo", "claim", "", "-", "", "", "", "", ""]])   # matches both boxes
+    with pytest.raises(ValueError, match="is in 2 boxes"):
+        build_errata.entries(build_errata.read_rows(table), nbs)
+
+
+@pytest.mark.parametrize("row, message", [
+    (["03_demo", "x", "", "005", "§1", "句子", "gloss", "", ""], "doc must be one of"),
+    (["03_demo", "x", "", "000", "§1", "", "gloss", "", ""], "needs its section, the quote and its English gloss"),
+    (["03_demo", "x", "", "-", "§1", "", "", "", ""], "takes no section, quote or gloss"),
+    (["03_demo", "x", "A heading", "-", "", "", "", "", ""], "not both"),
+    (["03_demo", "", "A heading", "000", "§1", "句子", "gloss", "", ""], "needs the correction itself"),
+    (["03_demo", "x", "", "000", "§1", "句子", "gloss", "", "a fix"], "states its own correction"),
+    (["03_demo", "x", "", "000", "§1", "句子"], "columns, expected"),
+])
+def test_errata_tool_rejects_a_malformed_row(tmp_path, row, message):
+    table = tmp_path / "rows.tsv"
+    _table(table, [row])
+    with pytest.raises(ValueError, match=re.escape(message)):
+        build_errata.read_rows(table)
+
+
+def test_errata_tool_finds_a_misquoted_sentence():
+    rows = [build_errata.Row("03_demo", "x", "", "000", "§1", "可以……避免", "g", "", "", 2),
+            build_errata.Row("03_demo", "x", "", "001", "§1", "不在这里", "g", "", "", 3)]
+    documents = {"000": "它可以\n很好地避免", "001": "别的句子"}
+    assert build_errata.misquoted(rows, documents) == ["line 3: '不在这里' is not in document 001"]
+
+
+@pytest.mark.skipif(DOCUMENTS is None, reason="COURSE_SOURCE_DOCS is not set: the source documents are not at hand")
+def test_every_errata_quote_occurs_in_its_source_document():
+    assert build_errata.misquoted(build_errata.read_rows(), DOCUMENTS) == []
+
+
+# ------------------------------------------------------------------------------ self-contained repo
+def _repository_files():
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+        files = [ROOT / p for p in listed.decode().split("\0") if p]
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout (e.g. an unpacked archive)
+        skip = {".git", ".venv", ".cache", "build", "node_modules"}
+        files = [p for p in ROOT.rglob("*") if p.is_file() and not skip & set(p.relative_to(ROOT).parts)]
+    return [p for p in files if p.is_file()]
+
+
+def test_nothing_in_the_repository_points_at_the_engineers_shared_folder():
+    """Students and instructors have only the repository: no file may lead them to the developers'
+    folder beside it (source documents, syllabus, style notes)."""
+    outside = re.compile("(?:\\.\\./|/work/)" + "shared" + r"\b|" + "shared/" + "seeds")
+    offenders = []
+    for path in _repository_files():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        for m in outside.finditer(text):
+            line = text.count("\n", 0, m.start()) + 1
+            offenders.append(f"{path.relative_to(ROOT)}:{line}: {m.group(0)}")
+    assert not offenders, "files that point outside the repository:\n" + "\n".join(offenders[:20])

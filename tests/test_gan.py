@@ -209,3 +209,37 @@ def test_more_bad_inputs():
         gan.init_gan(2, 0)
     with pytest.raises(TypeError, match="seed"):
         gan.init_gan(2, 2, seed=1.5)
+
+
+def test_train_gan_seeds_equals_one_train_gan_history_per_seed():
+    """Run k of the vmapped trainer is train_gan_history from init_gan(seed=seeds[k]) with seed=seeds[k]
+    (float32 data: equal up to float32 rounding, vmapped and unbatched kernels round differently)."""
+    X, _ = gan.make_ring(300, seed=1)
+    grid = np.stack(np.meshgrid(np.linspace(-3, 3, 5), np.linspace(-3, 3, 5)), -1).reshape(-1, 2)
+    kw = dict(steps=12, snapshots=3, batch_size=16, learning_rate=5e-3, n_samples=10, pack=2, d_steps=2, grid=grid)
+    seeds = [3, 0, 7]
+    out = gan.train_gan_seeds(X, seeds, latent_dim=4, hidden=(8, 8), **kw)
+    assert out["losses"].shape == (3, 12, 2) and out["samples"].shape == (3, 3, 10, 2)
+    assert out["d_grid"].shape == (3, 3, 25) and list(out["seeds"]) == seeds
+    for k, s in enumerate(seeds):
+        h = gan.train_gan_history(gan.init_gan(2, 4, (8, 8), seed=s, pack=2), X, seed=s, **kw)
+        np.testing.assert_allclose(out["losses"][k], h["losses"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(out["samples"][k], h["samples"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(out["d_grid"][k], h["d_grid"], rtol=1e-5, atol=1e-6)
+        for got, want in zip(jax.tree_util.tree_leaves(out["params"]), jax.tree_util.tree_leaves(h["params"])):
+            np.testing.assert_allclose(np.asarray(got)[k], np.asarray(want), rtol=1e-5, atol=1e-6)
+    assert gan.train_gan_seeds(X, [0], latent_dim=2, hidden=(4,), steps=2, snapshots=1, batch_size=8)["d_grid"] is None
+
+
+def test_train_gan_seeds_bad_inputs():
+    X = np.zeros((10, 2), np.float32)
+    with pytest.raises(TypeError, match="seeds must be"):
+        gan.train_gan_seeds(X, [0.5], latent_dim=2, steps=2, snapshots=1, batch_size=8)
+    with pytest.raises(TypeError, match="seeds must be"):
+        gan.train_gan_seeds(X, [], latent_dim=2, steps=2, snapshots=1, batch_size=8)
+    with pytest.raises(ValueError, match="batch_size"):
+        gan.train_gan_seeds(X, [0], latent_dim=2, steps=2, snapshots=1, batch_size=6, pack=4)
+    with pytest.raises(ValueError, match="X must be finite"):
+        gan.train_gan_seeds(np.full((10, 2), np.nan), [0], latent_dim=2, steps=2, snapshots=1, batch_size=8)
+    with pytest.raises(ValueError, match="latent_dim"):
+        gan.train_gan_seeds(X, [0], latent_dim=0, steps=2, snapshots=1, batch_size=8)

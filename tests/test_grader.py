@@ -1,18 +1,24 @@
 """The grader: helpers, wire format, static checks, and hostile submissions graded end to end.
 
 The hostile notebooks live in tests/grading/fixtures/ (written by tests/grading/make_fixtures.py from
-the chapter-03 student copy). They are graded once, by the real command (`python -m grader`), in a
-folder that also holds other students' files; each test then asserts the exact score of every task.
+the chapter-03 student copy). They are graded once, by the real command (`python -m grader`) with its
+operating-system sandbox (bubblewrap), in a folder that also holds honest students' files; each test
+then asserts the exact score of every task, that nothing outside the sandboxes changed (the project's
+files, a canary in the home folder, an earlier gradebook), that no process outlived the grading and
+that no feedback shows a hidden test or its inputs. Further tests check the kernel's layer without the
+audit hook, the refusal without bubblewrap (and --no-sandbox), and the forbidden-function stubs.
 """
 from __future__ import annotations
 
 import csv
 import hashlib
 import json
+import os
 import pathlib
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -270,35 +276,87 @@ EXPECTED = {
                                       "test_sigmoid_grad": ("failed", "expected an array"),
                                       "test_relu_grad": ("failed", "wrong dtype"),
                                       "test_softmax": ("failed", "wrong shape")}),
+    # sigmoid_grad uses activations.sigmoid, which only test_sigmoid forbids: it runs in a child of its own
     "forbidden_call": ([0, 2, 0, 2, 0], {"test_sigmoid": ("forbidden", "course_lib.activations.sigmoid"),
                                          "test_relu_grad": ("forbidden", "course_lib.activations.relu_grad"),
                                          "test_softmax": ("forbidden", "jax.nn.softmax")}),
+    # issue 20: attacks on the isolation itself; the attacked function raises unless the attack worked
+    "path_guard_bypass": ([0, 2, 2, 2, 3], {"test_sigmoid": ("error", "nothing outside the sandbox was reachable")}),
+    "spawn_escape": ([0, 2, 2, 2, 3], {"test_sigmoid": ("error", "no process could be started")}),
+    "cache_poison": ([0, 2, 2, 2, 3], {"test_sigmoid": ("error", "the compile cache is read-only")}),
+    "forbid_bypass": ([0, 2, 2, 2, 0], {"test_sigmoid": ("forbidden", "course_lib.activations.sigmoid"),
+                                        "test_softmax": ("forbidden", "course_lib.activations.softmax")}),
+    "hidden_leak": ([2, 2, 0, 2, 0], {"test_relu_grad": ("error", "inputs seen so far: [-1.0, 0.0, 2.0]"),
+                                      "test_softmax": ("error", "raised an exception of its own class")}),
 }
+HONEST = ["classmate", "zz_classmate"]  # copies of `good`, graded before and after every attacker
 
 
 def _digest(folder: pathlib.Path) -> dict:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
+def _project_digest() -> dict:
+    """Every file git tracks in the project, its .git pointer, and what the venv runs at startup (.pth)."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout.split(b"\0")
+    out = {}
+    for name in [f.decode() for f in files if f] + [".git"]:
+        path = REPO / name
+        if path.is_file():
+            out[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    for site in {pathlib.Path(p) for p in sys.path if "site-packages" in p and pathlib.Path(p).is_dir()}:
+        out[f"{site}: entries"] = ",".join(sorted(p.name for p in site.iterdir()))
+        for pth in site.glob("*.pth"):
+            out[str(pth)] = hashlib.sha256(pth.read_bytes()).hexdigest()
+    return out
+
+
+def _processes_with(marker: str) -> list:
+    found = []
+    for proc in pathlib.Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if proc.name.isdigit() and marker in cmdline and int(proc.name) != os.getpid():
+            found.append(cmdline[:200])
+    return found
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """Grade every fixture (plus an untouched classmate) with `python -m grader`, as an instructor would."""
+    """Grade every fixture (plus two untouched classmates) with `python -m grader`, as an instructor would,
+    with the operating-system sandbox on; record what lies outside the sandbox before and after."""
     root = tmp_path_factory.mktemp("grading")
     subs = root / "submissions"
     subs.mkdir()
     for case in EXPECTED:
         shutil.copy(FIXTURES / f"{case}.ipynb", subs / f"{case}.ipynb")
-    shutil.copy(FIXTURES / "good.ipynb", subs / "classmate.ipynb")
-    before = _digest(subs)
+    for name in HONEST:
+        shutil.copy(FIXTURES / "good.ipynb", subs / f"{name}.ipynb")
+    earlier = root / "earlier-run" / "gradebook.csv"     # a gradebook of an earlier grading run
+    earlier.parent.mkdir()
+    earlier.write_text("student,assignment,task,points\nann,03,test_sigmoid,2\n")
+    canary = pathlib.Path.home() / f".grader-canary-{os.getpid()}"
+    canary.write_text("the instructor's own file")
+    before = {"subs": _digest(subs), "project": _project_digest(), "earlier": earlier.read_text()}
     out = root / "out"
-    proc = subprocess.run(
-        [sys.executable, "-m", "grader", A03, str(subs), "--out", str(out), "--jobs", "2", "--timeout", "15",
-         "--cache", str(root / "cache")],
-        capture_output=True, text=True, cwd=REPO, timeout=1500)
+    cache = root / "cache"   # named on every sandbox's command line: finds leftover processes
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "grader", A03, str(subs), "--out", str(out), "--jobs", "2", "--timeout", "15",
+             "--cache", str(cache)], capture_output=True, text=True, cwd=REPO, timeout=1800)
+        time.sleep(6)  # longer than an escaped process would wait before it strikes
+        after = {"subs": _digest(subs), "project": _project_digest(), "earlier": earlier.read_text(),
+                 "canary": canary.read_text() if canary.exists() else None,
+                 "leftovers": _processes_with(str(cache)) + _processes_with("grader-escapee")}
+    finally:
+        canary.unlink(missing_ok=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(out / "gradebook.csv") as f:
         rows = list(csv.DictReader(f))
-    return {"rows": rows, "stdout": proc.stdout, "out": out, "subs": subs, "before": before, "root": root}
+    return {"rows": rows, "stdout": proc.stdout, "stderr": proc.stderr, "out": out, "subs": subs,
+            "before": before, "after": after, "root": root}
 
 
 def _rows(graded, student):
@@ -321,40 +379,79 @@ def test_hostile_submission_gets_exact_scores(graded, case):
             assert rows[task]["max_points"] == f"{FULL[task]:g}"
 
 
+@pytest.mark.parametrize("student", HONEST)
+def test_honest_students_get_full_marks_next_to_attackers(graded, student):
+    rows = _rows(graded, student)
+    assert [float(rows[t]["points"]) for t in TASKS] == EXPECTED["good"][0], rows
+
+
 def test_every_submission_is_graded_with_progress(graded):
     students = {r["student"] for r in graded["rows"]}
-    assert students == set(EXPECTED) | {"classmate"}
+    assert students == set(EXPECTED) | set(HONEST)
     lines = [line for line in graded["stdout"].splitlines() if line.startswith("[")]
     assert len(lines) == len(students) and lines[-1].startswith(f"[{len(students)}/{len(students)}]")
-    assert "graded 16 submission(s)" in graded["stdout"]
+    assert f"graded {len(students)} submission(s)" in graded["stdout"]
+    assert "WARNING" not in graded["stdout"] + graded["stderr"]
+    assert not (graded["out"] / "WARNING-no-sandbox.txt").exists()
     header = list(graded["rows"][0])
     assert header == ["student", "assignment", "task", "points", "max_points", "status", "reason"]
     manual = [r for r in graded["rows"] if r["student"] == "good" and r["task"].startswith("q_")]
     assert len(manual) == 3 and all(r["status"] == "manual" and r["points"] == "" for r in manual)
 
 
-def test_nothing_else_is_lost_or_overwritten(graded):
-    assert _digest(graded["subs"]) == graded["before"], "a submission file was modified"
+def test_nothing_outside_the_sandbox_changed(graded):
+    before, after = graded["before"], graded["after"]
+    assert after["subs"] == before["subs"], "a submission file was modified"
+    changed = {k for k in set(before["project"]) | set(after["project"])
+               if before["project"].get(k) != after["project"].get(k)}
+    assert not changed, f"project files changed: {sorted(changed)[:10]}"
+    assert after["earlier"] == before["earlier"], "an earlier gradebook was modified"
+    assert after["canary"] == "the instructor's own file", "the canary in the home folder was touched"
+    assert after["leftovers"] == [], "processes outlived the grading"
     text = (graded["out"] / "gradebook.csv").read_text()
     assert "HACKED" not in text
     for fb in (graded["out"] / "feedback").iterdir():
-        assert "HACKED" not in fb.read_text()
+        assert "HACKED" not in fb.read_text() and "ATTACK WORKED" not in fb.read_text()
     assert not pathlib.Path("/tmp/hacked_by_student.txt").exists()
     assert not (graded["root"] / "hacked_by_student.txt").exists()
-    assert _rows(graded, "classmate")["test_softmax"]["status"] == "passed"
+
+
+def _hidden_inputs() -> list[str]:
+    """The numbers the hidden tests of chapter 03 send (found by running them with a recording stand-in)."""
+    a = load_assignment(SOURCE03)
+    seen = []
+
+    def record(fn, cases, **kwargs):
+        for case in cases:
+            args = case["args"] if isinstance(case, dict) else case
+            seen.extend(float(v) for v in np.ravel(np.asarray(args[0], np.float64)))
+
+    ns = {"np": np, "check_function": record, "check_value": lambda *a, **k: None}
+    for name in a.student_names:
+        ns[name] = name
+    for task in a.tasks:
+        exec(task.hidden, ns)
+    visible = {-1.0, 0.0, 2.0, -2.0, 3.0, 0.5, 1.0}
+    return sorted({repr(v)[:7] for v in seen if v not in visible and len(repr(v)) >= 6})
 
 
 def test_feedback_says_what_failed_without_revealing_hidden_tests(graded):
     a = load_assignment(SOURCE03)
     hidden_lines = [line.strip() for t in a.tasks for line in t.hidden.splitlines()
                     if len(line.strip()) > 12 and line.strip() not in t.visible]
+    numbers = _hidden_inputs()
+    assert len(numbers) > 50 and "-1000.0" in numbers
     for fb in (graded["out"] / "feedback").iterdir():
         text = fb.read_text()
         assert len(text) < 20_000, f"{fb.name}: feedback too long"
         for line in hidden_lines:
             assert line not in text, f"{fb.name} reveals a hidden test line: {line}"
-        for secret in ("80.", "500.", "700.", "linspace", "default_rng", "_sigmoid64", "_softmax64"):
+        for secret in ("80.", "500.", "700.", "linspace", "default_rng", "_sigmoid64", "_softmax64", "Leak_"):
             assert secret not in text, f"{fb.name} reveals {secret}"
+        for number in numbers:
+            assert number not in text, f"{fb.name} reveals a hidden test input ({number})"
+    leak = (graded["out"] / "feedback" / "hidden_leak.md").read_text()
+    assert "inputs seen so far: [-1.0, 0.0, 2.0]" in leak  # the recording works: it only ever saw visible inputs
     bad = (graded["out"] / "feedback" / "bad_answers.md").read_text()
     assert "### Task 3: the derivative of ReLU: failed" in bad and "expected" in bad and "got" in bad
     assert "test_relu_grad" not in bad  # tasks are named by their titles, not their test cells
@@ -385,44 +482,250 @@ def test_cli_rejects_unknown_assignment(tmp_path):
     assert proc.returncode == 2 and "no source notebook" in proc.stderr
 
 
-# ----------------------------------------------------------------------------- defence in depth
-@pytest.mark.skipif(not hasattr(__import__("os"), "getuid") or __import__("os").getuid() != 0,
-                    reason="mount namespaces need root")
-def test_sandbox_hides_folders_even_from_code_that_gets_past_the_audit_hook(tmp_path):
-    """os.stat and _posixsubprocess are not audited: the hidden folders must be empty anyway."""
-    from grader.sandbox import Limits, RemoteFunction, Sandbox
+# ----------------------------------------------------------------------------- without bubblewrap
+def test_grader_refuses_untrusted_grading_when_bwrap_cannot_run(tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    shutil.copy(FIXTURES / "good.ipynb", subs / "ann.ipynb")
+    env = dict(os.environ, GRADER_BWRAP=str(tmp_path / "no" / "bwrap"))
+    proc = subprocess.run([sys.executable, "-m", "grader", A03, str(subs), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"bubblewrap was not found at {tmp_path / 'no' / 'bwrap'}" in proc.stderr
+    assert "--no-sandbox" in proc.stderr and "apt-get install bubblewrap" in proc.stderr
+    assert not (tmp_path / "out" / "gradebook.csv").exists()
 
-    secret = tmp_path / "secret"
-    secret.mkdir()
-    (secret / "answers.txt").write_text("42")
-    limits = Limits(timeout=60)
-    limits.run_dir = str(tmp_path / "run")
-    pathlib.Path(limits.run_dir).mkdir()
-    limits.hide = [str(secret), limits.run_dir]
-    code = f'''
-import os
-def probe():
-    out = {{"secret": os.path.exists({str(secret / "answers.txt")!r}), "proc": os.path.exists("/proc/1/root")}}
+
+def test_no_sandbox_grades_with_a_warning_on_the_console_and_in_the_output_folder(tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    shutil.copy(FIXTURES / "good.ipynb", subs / "ann.ipynb")
+    shutil.copy(FIXTURES / "path_guard_bypass.ipynb", subs / "eve.ipynb")
+    shutil.copy(FIXTURES / "spawn_escape.ipynb", subs / "mallory.ipynb")
+    env = dict(os.environ, GRADER_BWRAP=str(tmp_path / "no" / "bwrap"))
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "grader", A03, str(subs), "--out", str(out), "--no-sandbox",
+                           "--cache", "none"], capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "WARNING" in proc.stderr and "--no-sandbox" in proc.stderr and "without the operating-system" in proc.stderr
+    warning = (out / "WARNING-no-sandbox.txt").read_text()
+    assert "without the operating-system sandbox" in warning
+    with open(out / "gradebook.csv") as f:
+        rows = {(r["student"], r["task"]): r for r in csv.DictReader(f)}
+    assert [float(rows[("ann", t)]["points"]) for t in TASKS] == EXPECTED["good"][0]
+    # the guards inside the process (audit hook, seccomp) still stop the path-guard bypass and new processes
+    assert rows[("eve", "test_sigmoid")]["status"] == "error"
+    assert "nothing outside the sandbox was reachable" in rows[("eve", "test_sigmoid")]["reason"]
+    assert "no process could be started" in rows[("mallory", "test_sigmoid")]["reason"]
+    assert _processes_with("grader-escapee") == []
+
+
+# ----------------------------------------------------------------------------- the operating-system layer alone
+def _fixture_cell(case: str, grade_id: str) -> str:
+    nb = json.loads((FIXTURES / f"{case}.ipynb").read_text())
+    return next("".join(c["source"]) for c in nb["cells"]
+                if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def _bare_sandbox(tmp_path, source, **kwargs):
+    """A sandbox whose child runs ``source`` WITHOUT the audit hook: only the kernel's limits apply."""
+    from grader.sandbox import Limits, Sandbox
+
+    limits = Limits(timeout=60, cache_dir=kwargs.pop("cache_dir", None))
+    limits.run_dir = str(tmp_path)
+    limits.audit_hook = False
+    setup = {"id": "setup", "source": "import numpy as np\nimport jax\nimport jax.numpy as jnp"}
+    return Sandbox([setup, {"id": "code", "source": source}], limits=limits, **kwargs)
+
+
+@pytest.mark.parametrize("case, words", [
+    ("path_guard_bypass", "nothing outside the sandbox was reachable"),
+    ("spawn_escape", "no process could be started"),
+    ("cache_poison", "the compile cache is read-only"),
+])
+def test_attacks_are_contained_by_the_kernel_even_without_the_audit_hook(tmp_path, case, words):
+    from grader.sandbox import RemoteFunction
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "jit_exp-1234").write_bytes(b"a compiled kernel")
+    (cache / "jit_negative-1234").write_bytes(b"another kernel")
+    before = _digest(cache)
+    sandbox = _bare_sandbox(tmp_path, _fixture_cell(case, "sigmoid"), cache_dir=cache)
     try:
-        import _posixsubprocess
-        _posixsubprocess.fork_exec(["/bin/true"], [b"/bin/true"], True, (), None, None, -1, -1, -1, -1, -1,
-                                   -1, -1, -1, False, False, None, None, None, -1, None, False)
-        out["spawn"] = "ran"
-    except Exception as exc:
-        out["spawn"] = type(exc).__name__
-    with open("mine.txt", "w") as f:   # its own folder stays writable
-        f.write("ok")
-    out["own"] = open("mine.txt").read()
-    return out
-'''
-    sandbox = Sandbox([{"id": "c", "source": code}], limits=limits)
-    try:
-        got = RemoteFunction(sandbox, "probe")()
+        with pytest.raises(api.StudentCodeError, match=words):
+            RemoteFunction(sandbox, "sigmoid")(np.array([1.0], np.float32))
+        assert sandbox.isolated and sandbox.seccomp
     finally:
         sandbox.close()
-    assert sandbox.isolated
-    assert got == {"secret": False, "proc": False, "spawn": "PermissionError", "own": "ok"}
-    assert (secret / "answers.txt").read_text() == "42"
+    assert _digest(cache) == before
+    assert _processes_with("grader-escapee") == []
+
+
+def test_what_the_sandbox_sees_and_may_do(tmp_path):
+    """Without the audit hook: uid, namespaces, file system view, network, processes, limits."""
+    from grader.sandbox import RemoteFunction
+
+    IPC_KEY = 0x6A7E57  # noqa: N806  (a System V key no other program uses)
+    canary = pathlib.Path.home() / f".grader-canary-{os.getpid()}-probe"
+    canary.write_text("secret")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("42")
+    probe = f'''
+import ctypes, errno, os, resource, socket, sys
+def probe():
+    libc = ctypes.CDLL(None, use_errno=True)
+    out = {{"uid": (os.getuid(), os.getgid(), os.geteuid()), "pid": os.getpid()}}
+    out["sees"] = {{name: os.path.exists(path) for name, path in {{
+        "home canary": {str(canary)!r}, "test folder": {str(secret)!r}, "solutions": {str(REPO / "solutions")!r},
+        "tests": {str(REPO / "tests")!r}, "git": {str(REPO / ".git")!r}, "proc": "/proc/1", "etc": "/etc/passwd",
+        "course_lib": {str(REPO / "course_lib" / "activations.py")!r}, "python": sys.executable}}.items()}}
+    out["project"] = sorted(os.listdir({str(REPO)!r}))
+    def attempt(f):
+        try:
+            f()
+            return "ok"
+        except OSError as exc:
+            return errno.errorcode.get(exc.errno, str(exc.errno))
+    out["write"] = {{"tmp": attempt(lambda: open("/tmp/mine.txt", "w").write("x")),
+                     "root": attempt(lambda: open("/evil", "w")),
+                     "venv": attempt(lambda: open(sys.prefix + "/evil.pth", "w")),
+                     "course_lib": attempt(lambda: open({str(REPO / "course_lib" / "evil.py")!r}, "w")),
+                     "dev": attempt(lambda: open("/dev/evil", "w")), "dev/null": attempt(lambda: open("/dev/null", "w"))}}
+    def fill():
+        for i in range(100):
+            with open(f"/tmp/fill{{i}}", "wb") as f:
+                f.write(b"x" * 2**20)
+    out["big file"] = attempt(lambda: open("/tmp/big", "wb").write(b"x" * 40 * 2**20))
+    os.remove("/tmp/big")
+    out["fill /tmp"] = attempt(fill)
+    out["net"] = attempt(lambda: socket.create_connection(("1.1.1.1", 80), timeout=3))
+    out["fork"] = libc.fork(), ctypes.get_errno()
+    out["clone"] = libc.syscall(56, 17, 0, 0, 0, 0), ctypes.get_errno()
+    out["exec"] = libc.execv(b"/usr/bin/true", None), ctypes.get_errno()
+    out["kill zygote"] = libc.kill(1, 9), libc.kill(-1, 9)
+    out["setuid"] = libc.setuid(0), ctypes.get_errno()
+    out["ptrace"] = libc.ptrace(16, 1, 0, 0), ctypes.get_errno()  # PTRACE_ATTACH to the zygote
+    out["capabilities"] = sum(libc.prctl(23, cap, 0, 0, 0) == 1 for cap in range(64))  # PR_CAPBSET_READ
+    out["read memory"] = libc.process_vm_readv(1, None, 0, None, 0, 0), ctypes.get_errno()
+    out["new namespaces"] = [libc.unshare(flag) for flag in (0x10000000, 0x00020000, 0x20000000, 0x40000000)]
+    out["host name"] = os.uname().nodename
+    out["shm"] = libc.shmget({IPC_KEY}, 4096, 0o1600)  # a System V segment, in its own IPC namespace
+    out["limits"] = [resource.getrlimit(r)[0] for r in (resource.RLIMIT_AS, resource.RLIMIT_FSIZE,
+                                                        resource.RLIMIT_NPROC, resource.RLIMIT_NOFILE,
+                                                        resource.RLIMIT_CPU)]
+    return out
+'''
+    sandbox = _bare_sandbox(tmp_path, probe)
+    try:
+        got = RemoteFunction(sandbox, "probe")()
+        keys = [line.split()[0] for line in pathlib.Path("/proc/sysvipc/shm").read_text().splitlines()[1:]]
+        assert str(IPC_KEY) not in keys  # the segment exists in the sandbox's namespace only
+        sandbox.use(("second",), [])          # the kill above did not touch the zygote: it still forks
+        again = RemoteFunction(sandbox, "probe")()
+        zygote = sandbox.zygote.proc
+        assert again["sees"] == got["sees"]
+    finally:
+        sandbox.close()
+        canary.unlink()
+    # bwrap is gone, and with it every process of the sandbox; the zygote left (after ending its
+    # children) when the grader closed its socket: it was not killed
+    assert zygote.poll() == 0
+    assert got["uid"] == (65534, 65534, 65534)
+    assert got["pid"] < 10  # its own pid namespace
+    assert got["sees"] == {"home canary": False, "test folder": False, "solutions": False, "tests": False,
+                           "git": False, "proc": False, "etc": False, "course_lib": True, "python": True}
+    assert got["project"] == [".venv", "course_lib", "grader"]
+    assert got["write"] == {"tmp": "ok", "root": "EROFS", "venv": "EROFS", "course_lib": "EROFS", "dev": "EROFS",
+                            "dev/null": "ok"}
+    assert got["fill /tmp"] == "ENOSPC"  # /tmp holds 64 MB
+    assert got["big file"] == "EFBIG"    # no file above 32 MB (RLIMIT_FSIZE)
+    assert got["net"] == "ENETUNREACH"
+    assert got["fork"] == (-1, 1) and got["clone"] == (-1, 1) and got["exec"] == (-1, 1)  # EPERM (seccomp)
+    assert got["setuid"] == (-1, 22)  # EINVAL: root does not even exist in its user namespace
+    assert got["ptrace"] == (-1, 1) and got["read memory"] == (-1, 1) and got["capabilities"] == 0
+    assert got["new namespaces"] == [-1, -1, -1, -1]  # user, mount, pid, network
+    assert got["host name"] == "sandbox" and got["shm"] >= 0
+    assert got["limits"] == [2048 * 2**20, 32 * 2**20, 256, 256, 190]
+    assert canary.parent.exists() and secret.read_text() == "42"
+
+
+def test_compile_cache_keeps_library_kernels_only(tmp_path):
+    """After the warm-up, entries compiled from functions the source notebook defines are deleted."""
+    from grader.grade import _prune_cache
+
+    for name in ("jit_exp-1a2b", "jit__where-3c4d", "jit_sigmoid-5e6f", "jit__sigmoid64-7a8b", "jit__lambda_-9c0d",
+                 "jit_softmax-1111"):
+        (tmp_path / name).write_bytes(b"kernel")
+    _prune_cache(tmp_path, load_assignment(SOURCE03))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jit__where-3c4d", "jit_exp-1a2b"]
+
+
+# ----------------------------------------------------------------------------- forbidden functions
+def test_stubs_leave_no_way_back_to_a_forbidden_function(tmp_path):
+    """In a fresh process: stub every function any assignment forbids, then look for the originals."""
+    names = sorted(set().union(*(load_assignment(p).forbid for p in sorted((REPO / "solutions").glob("*/*.ipynb")))))
+    script = tmp_path / "stubs.py"
+    script.write_text(f'''
+import collections, gc, importlib, inspect, json, sys, types, weakref
+import numpy as np
+sys.path.insert(0, {str(REPO)!r})
+from grader import _child
+names = {names!r}
+c_only, codes, calls = set(), [], {{}}
+for dotted in names:
+    _child._resolve(dotted)  # imports the module
+shared = collections.Counter(id(o.__code__) for o in gc.get_objects() if isinstance(o, types.FunctionType))
+for dotted in names:
+    owner, attr = _child._resolve(dotted)
+    obj = getattr(owner, attr, None)
+    if obj is None:
+        continue
+    try:  # arguments that fit the signature (wrappers check it before they call what they wrap)
+        params = inspect.signature(obj).parameters.values()
+        calls[dotted] = (sum(p.kind == p.POSITIONAL_OR_KEYWORD and p.default is p.empty for p in params),
+                         [p.name for p in params if p.kind == p.KEYWORD_ONLY and p.default is p.empty])
+    except (TypeError, ValueError):
+        calls[dotted] = (1, [])
+    funcs = _child._python_functions(obj)
+    if not funcs and not isinstance(obj, type):
+        c_only.add(id(obj))
+    codes += [weakref.ref(f.__code__) for f in funcs if shared[id(f.__code__)] == 1]  # not a decorator's code
+    del obj, funcs
+record = []
+files, modules = _child._install_stubs(names, record)
+gc.collect()
+report = {{"alive codes": sum(r() is not None for r in codes), "codes": len(codes), "raised": [], "called": [],
+           "in module dicts": []}}
+for dotted in names:
+    owner, attr = _child._resolve(dotted)
+    obj = getattr(owner, attr)
+    x = np.ones((2, 3), np.float32)
+    n, keywords = calls[dotted]
+    del record[:]
+    try:
+        obj(*[x] * n, **{{k: x for k in keywords}})
+        report["called"].append(dotted)
+    except PermissionError:
+        if dotted in record:
+            report["raised"].append(dotted)
+    except Exception as exc:
+        report["called"].append(dotted + ": " + repr(exc)[:200])
+for mod in list(sys.modules.values()):
+    for k, v in list(getattr(mod, "__dict__", {{}}).items()):
+        if id(v) in c_only:
+            report["in module dicts"].append(mod.__name__ + "." + k)
+report["protected"] = sorted(m for m in modules if m.startswith("course_lib"))
+print(json.dumps(report))
+''')
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=600,
+                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["codes"] > 100 and report["alive codes"] == 0     # no original code object survives
+    assert report["called"] == [] and report["raised"] == names     # every forbidden name records and raises
+    assert report["in module dicts"] == []                          # C callables (ufuncs) are gone too
+    assert "course_lib.activations" in report["protected"]         # its file cannot be loaded again
 
 
 def test_check_value_rejects_bad_dtype_mode():

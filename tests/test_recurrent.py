@@ -1,5 +1,7 @@
-"""course_lib.recurrent against independent references: float64 NumPy cells written here, jax.grad
-of a plain Python-loop unroll written here, finite differences, optax, and (if installed) PyTorch."""
+"""course_lib.recurrent (the reference wing) against independent references: float64 NumPy cells
+written here, jax.grad / jax.vjp of a plain Python-loop unroll written here, finite differences,
+optax, and (if installed) PyTorch. The fast wing is checked against this module in
+tests/test_fast_recurrent.py."""
 import numpy as np
 import jax
 import jax.numpy as jnp
@@ -82,34 +84,101 @@ def mask():
     return R.sequence_mask(np.array([6, 3, 1]), T, dtype="float64")
 
 
-# ----------------------------------------------------------------- cells
+# ----------------------------------------------------------------- one step, forward and backward
 @pytest.mark.parametrize("act", R.ACTIVATIONS)
-def test_rnn_cell_matches_numpy(act):
+def test_rnn_step_forward_matches_numpy(act):
     p = rand_params("rnn")
     rng = np.random.default_rng(2)
     h, x = rng.standard_normal((B, H)), rng.standard_normal((B, D))
-    got = R.rnn_cell(p, h, x, activation=act)
+    got, _ = R.rnn_step_forward(x, h, p, activation=act)
     np.testing.assert_allclose(got, np_rnn_cell({k: np.asarray(v) for k, v in p.items()}, h, x, act),
                                rtol=1e-12, atol=1e-14)
 
 
-def test_lstm_and_gru_cells_match_numpy():
+def test_lstm_and_gru_step_forward_match_numpy():
     rng = np.random.default_rng(3)
     h, c, x = rng.standard_normal((B, H)), rng.standard_normal((B, H)), rng.standard_normal((B, D))
     p = rand_params("lstm")
     pn = {k: np.asarray(v) for k, v in p.items()}
-    got_h, got_c = R.lstm_cell(p, (h, c), x)
+    (got_h, got_c), cache = R.lstm_step_forward(x, (h, c), p)
     want_h, want_c = np_lstm_cell(pn, (h, c), x)
     np.testing.assert_allclose(got_h, want_h, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(got_c, want_c, rtol=1e-12, atol=1e-14)
-    gates = R.lstm_cell_gates(p, (h, c), x)
-    np.testing.assert_allclose(gates["h"], want_h, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(gates["f"], sig(x @ pn["W_x"][:, H:2 * H] + h @ pn["W_h"][:, H:2 * H]
+    np.testing.assert_allclose(cache["c"], want_c, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(cache["f"], sig(x @ pn["W_x"][:, H:2 * H] + h @ pn["W_h"][:, H:2 * H]
                                                + pn["b"][H:2 * H]), rtol=1e-12)
     p = rand_params("gru")
-    got = R.gru_cell(p, h, x)
+    got, cache = R.gru_step_forward(x, h, p)
     np.testing.assert_allclose(got, np_gru_cell({k: np.asarray(v) for k, v in p.items()}, h, x),
                                rtol=1e-12, atol=1e-14)
+    assert 0 < float(cache["z"].min()) and float(cache["z"].max()) < 1
+
+
+def jnp_step(kind, act="tanh"):
+    """One step written here with jnp (not the library's): (x, state, params) -> state."""
+    sg = jax.nn.sigmoid
+
+    def step(x, state, p):
+        if kind == "rnn":
+            return {"tanh": jnp.tanh, "relu": lambda v: jnp.maximum(v, 0), "sigmoid": sg,
+                    "identity": lambda v: v}[act](x @ p["W_xh"] + state @ p["W_hh"] + p["b"])
+        if kind == "lstm":
+            h, c = state
+            z = x @ p["W_x"] + h @ p["W_h"] + p["b"]
+            n = h.shape[1]
+            c = sg(z[:, n:2 * n]) * c + sg(z[:, :n]) * jnp.tanh(z[:, 2 * n:3 * n])
+            return sg(z[:, 3 * n:]) * jnp.tanh(c), c
+        n = state.shape[1]
+        xw, hw = x @ p["W_x"] + p["b_x"], state @ p["W_h"] + p["b_h"]
+        r, z = sg(xw[:, :n] + hw[:, :n]), sg(xw[:, n:2 * n] + hw[:, n:2 * n])
+        return (1 - z) * jnp.tanh(xw[:, 2 * n:] + r * hw[:, 2 * n:]) + z * state
+    return step
+
+
+@pytest.mark.parametrize("kind,act", [("rnn", a) for a in R.ACTIVATIONS] + [("lstm", "tanh"), ("gru", "tanh")])
+def test_step_backward_equals_jax_vjp(kind, act):
+    """<cell>_step_backward(dstate, cache) = the VJP of a step written here, for every input."""
+    rng = np.random.default_rng(8)
+    p = rand_params(kind)
+    x = rng.standard_normal((B, D))
+    state = (rng.standard_normal((B, H)), rng.standard_normal((B, H))) if kind == "lstm" else rng.standard_normal((B, H))
+    dstate = jax.tree_util.tree_map(lambda a: rng.standard_normal(a.shape), state)
+    forward = {"rnn": lambda x, s, p: R.rnn_step_forward(x, s, p, activation=act),
+               "lstm": R.lstm_step_forward, "gru": R.gru_step_forward}[kind]
+    backward = {"rnn": R.rnn_step_backward, "lstm": R.lstm_step_backward, "gru": R.gru_step_backward}[kind]
+    out, cache = forward(x, state, p)
+    want, vjp = jax.vjp(jnp_step(kind, act), x, state, p)
+    for o, w in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(want)):
+        np.testing.assert_allclose(o, w, rtol=1e-12, atol=1e-14)
+    got = backward(dstate, cache)
+    assert set(got[2]) == set(p)
+    for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(vjp(dstate))):
+        np.testing.assert_allclose(g, w, rtol=1e-11, atol=1e-13)
+
+
+def test_lstm_step_backward_matches_finite_differences():
+    """The LSTM step backward against central differences in float64 (no autodiff at all)."""
+    rng = np.random.default_rng(13)
+    p = rand_params("lstm")
+    x, h, c = (rng.standard_normal((2, D)), rng.standard_normal((2, H)), rng.standard_normal((2, H)))
+    w_h, w_c = rng.standard_normal((2, H)), rng.standard_normal((2, H))
+    _, cache = R.lstm_step_forward(x, (h, c), p)
+    dx, (dh_prev, dc_prev), dparams = R.lstm_step_backward((w_h, w_c), cache)
+    pn = {k: np.asarray(v) for k, v in p.items()}
+
+    def loss(x, h, c, W_h):
+        h_new, c_new = np_lstm_cell({**pn, "W_h": W_h}, (h, c), x)
+        return float(np.sum(h_new * w_h) + np.sum(c_new * w_c))
+
+    args = [x, h, c, pn["W_h"]]
+    for k, got in enumerate([dx, dh_prev, dc_prev, dparams["W_h"]]):
+        fd = np.zeros_like(args[k])
+        for idx in np.ndindex(args[k].shape):
+            plus, minus = [a.copy() for a in args], [a.copy() for a in args]
+            plus[k][idx] += 1e-6
+            minus[k][idx] -= 1e-6
+            fd[idx] = (loss(*plus) - loss(*minus)) / 2e-6
+        np.testing.assert_allclose(got, fd, rtol=1e-7, atol=1e-8)
 
 
 def test_gru_has_two_gates_and_lstm_three():
@@ -266,99 +335,6 @@ def jnp_unroll_from(kind, p, xs, mask, h0):
     return jnp.stack(outs, 1), h, c
 
 
-# ----------------------------------------------------------------- batch split over CPU devices
-@pytest.fixture
-def split_every_batch(monkeypatch):
-    """Every even batch is split over 2 CPU devices (course_lib._parallel), however small."""
-    if len(jax.devices("cpu")) < 2:
-        pytest.skip("course_lib kept one CPU device (COURSE_LIB_CPU_DEVICES=1 or one core)")
-    monkeypatch.setattr(R, "_PARALLEL_WORK", 0.0)
-    R._run.clear_cache()                       # the split is decided when _run is traced
-    yield
-    R._run.clear_cache()
-
-
-def _splits(kind, p, xs):
-    return "shard_map" in str(jax.make_jaxpr(lambda p, xs: R.run(kind, p, xs))(p, xs))
-
-
-@pytest.mark.parametrize("kind", R.KINDS)
-@pytest.mark.parametrize("use_mask", [False, True])
-@pytest.mark.parametrize("reverse", [False, True])
-def test_split_batch_values_and_gradients_equal_references(kind, use_mask, reverse, split_every_batch):
-    """With the batch of 4 split into 2 x 2 over the CPU devices, the outputs equal the NumPy loop
-    and the gradients (weights summed over the devices, inputs and initial state per share) equal
-    jax.grad of the plain unroll written here."""
-    rng = np.random.default_rng(11)
-    p = rand_params(kind)
-    xs4 = jnp.asarray(rng.standard_normal((4, T, D)))
-    m = R.sequence_mask(np.array([6, 2, 5, 1]), T, dtype="float64") if use_mask else jnp.ones((4, T))
-    h0 = jnp.asarray(rng.standard_normal((4, H)))
-    w_out, w_h = rng.standard_normal((4, T, H)), rng.standard_normal((4, H))
-    assert _splits(kind, p, xs4)
-
-    hs, final = R.run(kind, p, xs4, mask=m if use_mask else None, reverse=reverse)
-    want_hs, want_final = np_run(kind, p, xs4, m if use_mask else None, reverse)
-    np.testing.assert_allclose(hs, want_hs, rtol=1e-11, atol=1e-13)
-    for got, want in zip(jax.tree_util.tree_leaves(final), jax.tree_util.tree_leaves(want_final)):
-        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-13)
-
-    def loss_lib(p, xs, h0):
-        state0 = (h0, 0.5 * h0) if kind == "lstm" else h0
-        hs, final = R.run(kind, p, xs, state0, mask=m if use_mask else None, reverse=reverse)
-        return jnp.sum(hs * w_out) + jnp.sum((final[0] if kind == "lstm" else final) * w_h)
-
-    def loss_ref(p, xs, h0):
-        flip = (lambda a: a[:, ::-1]) if reverse else (lambda a: a)
-        hs, h, _ = jnp_unroll_from(kind, p, flip(xs), flip(m), h0)
-        return jnp.sum(flip(hs) * w_out) + jnp.sum(h * w_h)
-
-    got = jax.jit(jax.grad(loss_lib, argnums=(0, 1, 2)))(p, xs4, h0)
-    want = jax.grad(loss_ref, argnums=(0, 1, 2))(p, xs4, h0)
-    for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
-        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
-
-
-@pytest.mark.parametrize("kind", R.KINDS)
-def test_split_batch_under_vmap_equals_one_device(kind, split_every_batch):
-    """Chapter 11 trains a stack of models with jax.vmap: the split works under vmap (and jit)."""
-    rng = np.random.default_rng(12)
-    ps = jax.tree_util.tree_map(lambda *a: jnp.stack(a), rand_params(kind, 0), rand_params(kind, 1))
-    xs2 = jnp.asarray(rng.standard_normal((2, 4, T, D)))
-
-    def loss(ps, xs2):
-        return jnp.sum(jnp.sin(jax.vmap(lambda p, x: R.run(kind, p, x)[0])(ps, xs2)))
-
-    got = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(ps, xs2)
-    want = [jax.value_and_grad(lambda p, x: jnp.sum(jnp.sin(np_free_unroll(kind, p, x))), argnums=(0, 1))(
-        jax.tree_util.tree_map(lambda a: a[i], ps), xs2[i]) for i in range(2)]
-    np.testing.assert_allclose(got[0], want[0][0] + want[1][0], rtol=1e-12)
-    for i in range(2):
-        for g, w in zip(jax.tree_util.tree_leaves((jax.tree_util.tree_map(lambda a: a[i], got[1][0]),
-                                                    got[1][1][i])),
-                        jax.tree_util.tree_leaves(want[i][1])):
-            np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
-
-
-def np_free_unroll(kind, p, xs):
-    """The plain unroll from a zero state, no mask."""
-    return jnp_unroll_from(kind, p, xs, jnp.ones(xs.shape[:2]), jnp.zeros((xs.shape[0], H)))[0]
-
-
-def test_which_batches_are_split(split_every_batch, monkeypatch):
-    """An odd batch of 2 devices is not split; below the work threshold nothing is; the issue's
-    benchmark shape (B=32, T=50, D=16, H=64) is, with the threshold course_lib ships."""
-    p = R.init("lstm", D, H, dtype="float64")
-    assert not _splits("lstm", p, jnp.zeros((3, T, D)))
-    assert _splits("lstm", p, jnp.zeros((2, T, D)))
-    monkeypatch.undo()                         # the shipped threshold
-    R._run.clear_cache()
-    assert not _splits("lstm", p, jnp.zeros((4, T, D)))
-    big = R.init("lstm", 16, 64, dtype="float64")
-    assert _splits("lstm", big, jnp.zeros((32, 50, 16)))
-    assert not _splits("gru", R.init("gru", 16, 64), jnp.zeros((16, 50, 16)))
-
-
 def test_lstm_gradient_matches_finite_differences(xs):
     p = rand_params("lstm")
     w = np.random.default_rng(5).standard_normal((B, T, H))
@@ -378,28 +354,36 @@ def test_lstm_gradient_matches_finite_differences(xs):
         assert abs(fd - g[idx]) <= 1e-7 * max(1.0, abs(fd))
 
 
-@pytest.mark.parametrize("act", R.ACTIVATIONS)
-def test_hand_written_bptt_equals_jax_grad(act, xs):
-    p = rand_params("rnn")
+@pytest.mark.parametrize("kind,act", [("rnn", a) for a in R.ACTIVATIONS] + [("lstm", "tanh"), ("gru", "tanh")])
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_sequence_backward_equals_jax_vjp_of_plain_unroll(kind, act, use_mask, xs, mask):
+    """sequence_forward's outputs and final state equal a plain Python loop of a step written here;
+    sequence_backward (BPTT over the library's step backwards) equals jax.vjp of that loop, for a
+    loss on every output and on the final state (h and c), with and without a mask."""
+    p = rand_params(kind)
     rng = np.random.default_rng(6)
-    h0 = jnp.asarray(rng.standard_normal((B, H)))
+    m = mask if use_mask else jnp.ones((B, T))
+    state0 = ((rng.standard_normal((B, H)), rng.standard_normal((B, H))) if kind == "lstm"
+              else rng.standard_normal((B, H)))
     dhs = jnp.asarray(rng.standard_normal((B, T, H)))
-    hs, cache = R.rnn_forward(xs, h0, p["W_xh"], p["W_hh"], p["b"], activation=act)
+    dstate_T = jax.tree_util.tree_map(lambda a: rng.standard_normal(a.shape), state0)
+    hs, state_T, cache = R.sequence_forward(kind, xs, state0, p, mask=m if use_mask else None, activation=act)
 
-    def ref(xs, h0, W_xh, W_hh, b):
-        h, out = h0, []
-        phi = {"tanh": jnp.tanh, "relu": lambda v: jnp.maximum(v, 0), "sigmoid": jax.nn.sigmoid,
-               "identity": lambda v: v}[act]
+    def ref(xs, state0, p):
+        state, out, step = state0, [], jnp_step(kind, act)
         for s in range(T):
-            h = phi(xs[:, s] @ W_xh + h @ W_hh + b)
-            out.append(h)
-        return jnp.stack(out, 1)
+            mt = m[:, s:s + 1]
+            state = jax.tree_util.tree_map(lambda a, b: mt * a + (1 - mt) * b, step(xs[:, s], state, p), state)
+            out.append(mt * (state[0] if kind == "lstm" else state))
+        return jnp.stack(out, 1), state
 
-    args = (xs, h0, p["W_xh"], p["W_hh"], p["b"])
-    np.testing.assert_allclose(hs, ref(*args), rtol=1e-12, atol=1e-14)
-    _, vjp = jax.vjp(ref, *args)
-    for got, want in zip(R.rnn_backward(dhs, cache), vjp(dhs)):
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    (want_hs, want_state), vjp = jax.vjp(ref, xs, state0, p)
+    np.testing.assert_allclose(hs, want_hs, rtol=1e-12, atol=1e-14)
+    for g, w in zip(jax.tree_util.tree_leaves(state_T), jax.tree_util.tree_leaves(want_state)):
+        np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14)
+    got = R.sequence_backward(kind, dhs, cache, dstate_T)
+    for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(vjp((dhs, dstate_T)))):
+        np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
 
 
 def test_bptt_over_three_steps_by_hand():
@@ -407,10 +391,10 @@ def test_bptt_over_three_steps_by_hand():
     rng = np.random.default_rng(7)
     W_xh, W_hh, b = rng.standard_normal((2, 3)), 0.5 * rng.standard_normal((3, 3)), rng.standard_normal(3)
     xs = rng.standard_normal((1, 3, 2))
-    hs, cache = R.rnn_forward(xs, None, W_xh, W_hh, b)
+    hs, _, cache = R.sequence_forward("rnn", xs, None, {"W_xh": W_xh, "W_hh": W_hh, "b": b})
     dhs = np.zeros((1, 3, 3))
     dhs[0, 2] = 1.0                                    # L = sum(h_3)
-    _, dh0, _, dW_hh, _ = R.rnn_backward(dhs, cache)
+    _, dh0, dparams = R.sequence_backward("rnn", dhs, cache)
     # by hand in NumPy: h_t = tanh(a_t), delta_t = dL/da_t
     h = [np.zeros(3)]
     for t in range(3):
@@ -419,21 +403,9 @@ def test_bptt_over_three_steps_by_hand():
     d2 = (W_hh @ d3) * (1 - h[2] ** 2)
     d1 = (W_hh @ d2) * (1 - h[1] ** 2)
     want = np.outer(h[2], d3) + np.outer(h[1], d2) + np.outer(h[0], d1)
-    np.testing.assert_allclose(dW_hh, want, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(dparams["W_hh"], want, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(dh0[0], W_hh @ d1, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(hs[0], np.stack(h[1:]), rtol=1e-12)
-
-
-def test_rnn_step_forward_backward_equal_jax_vjp():
-    rng = np.random.default_rng(8)
-    x, h, W_xh, W_hh, b = (rng.standard_normal(s) for s in [(B, D), (B, H), (D, H), (H, H), (H,)])
-    dh = rng.standard_normal((B, H))
-    out, cache = R.rnn_step_forward(x, h, W_xh, W_hh, b)
-    f = lambda x, h, W_xh, W_hh, b: jnp.tanh(x @ W_xh + h @ W_hh + b)  # noqa: E731
-    want, vjp = jax.vjp(f, x, h, W_xh, W_hh, b)
-    np.testing.assert_allclose(out, want, rtol=1e-12)
-    for got, w in zip(R.rnn_step_backward(dh, cache), vjp(dh)):
-        np.testing.assert_allclose(got, w, rtol=1e-12, atol=1e-14)
 
 
 def test_hidden_gradient_norms_equal_jacobian_products():
@@ -588,17 +560,37 @@ def test_mismatched_hidden_sizes_are_named():
         R.lstm({**p, "W_h": jnp.ones((H, 3 * H))}, jnp.ones((1, 2, D)))
     with pytest.raises(ValueError, match=r"params\['b_h'\] must have shape \(15,\)"):
         R.gru({**R.init_gru(D, H), "b_h": jnp.ones(12)}, jnp.ones((1, 2, D)))
-    with pytest.raises(ValueError, match=r"W_xh must have shape \(D, 5\) to match W_hh"):
-        R.rnn_forward(jnp.ones((1, 2, D)), None, jnp.ones((D, 4)), jnp.ones((H, H)), jnp.ones(H))
-    with pytest.raises(ValueError, match="W_hh must be square"):
-        R.rnn_step_forward(jnp.ones((1, D)), jnp.ones((1, H)), jnp.ones((D, H)), jnp.ones((H, 4)), jnp.ones(H))
-    with pytest.raises(ValueError, match=r"h must have shape \(B, H\) = \(2, 5\)"):
-        R.gru_cell(R.init_gru(D, H), jnp.ones((2, 4)), jnp.ones((2, D)))
+    with pytest.raises(ValueError, match=r"params\['W_xh'\] must have shape \(D, 5\) to match the hidden size"):
+        R.sequence_forward("rnn", jnp.ones((1, 2, D)), None,
+                           {"W_xh": jnp.ones((D, 4)), "W_hh": jnp.ones((H, H)), "b": jnp.ones(H)})
+    with pytest.raises(ValueError, match=r"params\['W_hh'\] must have shape \(H, 1\*H\)"):
+        R.rnn_step_forward(jnp.ones((1, D)), jnp.ones((1, H)),
+                           {"W_xh": jnp.ones((D, H)), "W_hh": jnp.ones((H, 4)), "b": jnp.ones(H)})
+    with pytest.raises(ValueError, match=r"h_prev must have shape \(B, H\) = \(2, 5\)"):
+        R.gru_step_forward(jnp.ones((2, D)), jnp.ones((2, 4)), R.init_gru(D, H))
     with pytest.raises(ValueError, match=r"x must have shape \(B, D\) with D=4"):
-        R.rnn_cell(R.init_rnn(D, H), jnp.ones((2, H)), jnp.ones((2, 3)))
+        R.rnn_step_forward(jnp.ones((2, 3)), jnp.ones((2, H)), R.init_rnn(D, H))
+    with pytest.raises(TypeError, match=r"state_prev must be a pair \(h_prev, c_prev\)"):
+        R.lstm_step_forward(jnp.ones((2, D)), jnp.ones((2, H)), R.init_lstm(D, H))
+    with pytest.raises(ValueError, match="x must be finite"):
+        R.lstm_step_forward(np.full((2, D), np.nan), None, R.init_lstm(D, H))
+    _, cache = R.gru_step_forward(jnp.ones((2, D)), None, R.init_gru(D, H))
+    with pytest.raises(ValueError, match=r"dh must have shape \(B, H\) = \(2, 5\)"):
+        R.gru_step_backward(jnp.ones((2, H + 1)), cache)
+    with pytest.raises(TypeError, match="cache must be the cache returned by lstm_step_forward"):
+        R.lstm_step_backward((jnp.ones((2, H)), jnp.ones((2, H))), cache)
+    with pytest.raises(TypeError, match=r"dstate must be a pair \(dh, dc\)"):
+        _, lcache = R.lstm_step_forward(jnp.ones((2, D)), None, R.init_lstm(D, H))
+        R.lstm_step_backward(jnp.ones((2, H)), lcache)
+    _, _, cache = R.sequence_forward("rnn", jnp.ones((1, 2, D)), None, R.init_rnn(D, H))
     with pytest.raises(ValueError, match="dhs must have the shape of hs"):
-        _, cache = R.rnn_forward(jnp.ones((1, 2, D)), None, jnp.ones((D, H)), jnp.ones((H, H)), jnp.ones(H))
-        R.rnn_backward(jnp.ones((1, 3, H)), cache)
+        R.sequence_backward("rnn", jnp.ones((1, 3, H)), cache)
+    with pytest.raises(TypeError, match=r"cache\['steps'\] must be the cache returned by sequence_forward\('gru'"):
+        R.sequence_backward("gru", jnp.ones((1, 2, H)), cache)
+    with pytest.raises(TypeError, match=r"cache must be the cache returned by sequence_forward \(a dict"):
+        R.sequence_backward("rnn", jnp.ones((1, 2, H)), cache["steps"])
+    with pytest.raises(ValueError, match="kind must be one of"):
+        R.sequence_forward("elman", jnp.ones((1, 2, D)), None, R.init_rnn(D, H))
 
 
 def test_bad_options_of_helpers():
@@ -616,11 +608,11 @@ def test_bad_options_of_helpers():
         R.clip_by_global_norm({"a": jnp.ones(2)}, 0.0)
     with pytest.raises(ValueError, match="loss_step must be a step index"):
         R.hidden_gradient_norms("rnn", R.init_rnn(D, H), jnp.ones((1, 4, D)), loss_step=4)
-    with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
+    with pytest.raises(ValueError, match="hidden_size must be an int >= 1, got 0"):
         R.init_gru(D, 0)
     with pytest.raises(ValueError, match="prompt must hold token ids"):
         R.generate("gru", R.init_sequence_model("gru", 3, 4, 3), np.array([5]), 2, jax.random.PRNGKey(0))
-    with pytest.raises(ValueError, match="steps must be a positive integer"):
+    with pytest.raises(ValueError, match="steps must be an int >= 1, got 0"):
         R.fit(lambda p, b: 0.0, {}, lambda k, d: None, jax.random.PRNGKey(0), steps=0,
               optimizer=optim.sgd(0.1))
 
@@ -636,13 +628,13 @@ def test_cells_equal_torch_with_copied_weights():
     p = {"W_x": cell.weight_ih.detach().numpy().T, "W_h": cell.weight_hh.detach().numpy().T,
          "b": (cell.bias_ih + cell.bias_hh).detach().numpy()}
     want_h, want_c = cell(x, (h, c))
-    got_h, got_c = R.lstm_cell(p, (h.numpy(), c.numpy()), x.numpy())
+    (got_h, got_c), _ = R.lstm_step_forward(x.numpy(), (h.numpy(), c.numpy()), p)
     np.testing.assert_allclose(got_h, want_h.detach().numpy(), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(got_c, want_c.detach().numpy(), rtol=1e-12, atol=1e-14)
     gcell = torch.nn.GRUCell(D, H).double()
     p = {"W_x": gcell.weight_ih.detach().numpy().T, "W_h": gcell.weight_hh.detach().numpy().T,
          "b_x": gcell.bias_ih.detach().numpy(), "b_h": gcell.bias_hh.detach().numpy()}
-    np.testing.assert_allclose(R.gru_cell(p, h.numpy(), x.numpy()), gcell(x, h).detach().numpy(),
+    np.testing.assert_allclose(R.gru_step_forward(x.numpy(), h.numpy(), p)[0], gcell(x, h).detach().numpy(),
                                rtol=1e-12, atol=1e-14)
 
 

@@ -176,3 +176,75 @@ def test_bad_inputs_raise_clear_errors(params, digits):
     with pytest.raises(ValueError, match="sizes must be"):
         R.learning_curve(lambda X, y: None, lambda m, X, y: 0.0, np.zeros((5, 1)), np.zeros(5),
                          np.zeros((2, 1)), np.zeros(2), [0, 3])
+
+
+# ---------------------------------------------------------------- multi-seed training sweep
+def _sweep_data():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(30, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int32) + (X[:, 2] > 1).astype(np.int32)
+    Xv = rng.normal(size=(11, 4))
+    yv = (Xv[:, 0] + Xv[:, 1] > 0).astype(np.int32)
+    return X, y, Xv, yv
+
+
+def test_mlp_sweep_equals_a_plain_optax_loop_per_run():
+    """Every (lam, seed) run equals a separate Python loop: optax.adam on CE + lam/2 sum W^2 (float64),
+    from init_mlp(seed) with the mini-batches of numpy.random.default_rng(seed)."""
+    optax = pytest.importorskip("optax")
+    from course_lib import layers
+    X, y, Xv, yv = _sweep_data()
+    sizes, lams, seeds, epochs, bs, lr = (4, 8, 3), [0.0, 0.1], [0, 5], 3, 8, 0.01
+    out = R.mlp_sweep(sizes, X, y, Xv, yv, lams=lams, seeds=seeds, epochs=epochs, batch_size=bs, learning_rate=lr)
+    assert out["val_loss"].shape == (2, 2, epochs) and out["train_acc"].shape == (2, 2)
+
+    def ce(p, xb, yb):
+        logp = jax.nn.log_softmax(layers.mlp_apply(p, xb, "relu"))
+        return -jnp.mean(logp[jnp.arange(len(yb)), yb])
+
+    for i, lam in enumerate(lams):
+        for j, seed in enumerate(seeds):
+            p = layers.init_mlp(sizes, "he", seed=seed, dtype=np.float64)
+            opt = optax.adam(lr)
+            state = opt.init(p)
+            rng = np.random.default_rng(seed)
+            grad = jax.jit(jax.grad(lambda p, xb, yb: ce(p, xb, yb) + 0.5 * lam * sum(jnp.sum(l["W"] ** 2) for l in p)))
+            val_loss, train_loss = [], []
+            for _ in range(epochs):
+                perm = rng.permutation(len(X))[: (len(X) // bs) * bs].reshape(-1, bs)
+                losses = []
+                for ib in perm:
+                    losses.append(float(ce(p, X[ib], y[ib])))
+                    updates, state = opt.update(grad(p, X[ib], y[ib]), state, p)
+                    p = optax.apply_updates(p, updates)
+                train_loss.append(np.mean(losses))
+                val_loss.append(float(ce(p, Xv, yv)))
+            np.testing.assert_allclose(out["val_loss"][i, j], val_loss, rtol=1e-9)
+            np.testing.assert_allclose(out["train_loss"][i, j], train_loss, rtol=1e-9)
+            logits = np.asarray(layers.mlp_apply(p, Xv, "relu"))
+            np.testing.assert_allclose(out["val_acc"][i, j, -1], np.mean(logits.argmax(1) == yv))
+            norm = np.sqrt(sum(float(np.sum(np.asarray(l["W"]) ** 2)) for l in p))
+            assert out["weight_norm"][i, j] == pytest.approx(norm, rel=1e-9)
+            for mine, ref in zip(jax.tree_util.tree_leaves(out["params"]), jax.tree_util.tree_leaves(p)):
+                np.testing.assert_allclose(np.asarray(mine)[i, j], ref, rtol=1e-8, atol=1e-12)
+
+
+def test_mlp_sweep_bad_inputs_raise_clear_errors():
+    X, y, Xv, yv = _sweep_data()
+    kw = dict(lams=[0.0], seeds=[0], epochs=1, batch_size=8)
+    with pytest.raises(ValueError, match="lams must be"):
+        R.mlp_sweep((4, 8, 3), X, y, Xv, yv, **{**kw, "lams": [-1.0]})
+    with pytest.raises(TypeError, match="seeds must be"):
+        R.mlp_sweep((4, 8, 3), X, y, Xv, yv, **{**kw, "seeds": [0.5]})
+    with pytest.raises(ValueError, match="X must have sizes"):
+        R.mlp_sweep((5, 8, 3), X, y, Xv, yv, **kw)
+    with pytest.raises(ValueError, match="class indices"):
+        R.mlp_sweep((4, 8, 2), X, y, Xv, yv, **kw)
+    with pytest.raises(ValueError, match="batch_size must be at most"):
+        R.mlp_sweep((4, 8, 3), X, y, Xv, yv, **{**kw, "batch_size": 31})
+    with pytest.raises(ValueError, match="epochs must be a positive int"):
+        R.mlp_sweep((4, 8, 3), X, y, Xv, yv, **{**kw, "epochs": 0})
+    with pytest.raises(ValueError, match="X_val must have shape"):
+        R.mlp_sweep((4, 8, 3), X, y, Xv[:, :3], yv, **kw)
+    with pytest.raises(ValueError, match="X must be finite"):
+        R.mlp_sweep((4, 8, 3), np.where(X > 1, np.nan, X), y, Xv, yv, **kw)

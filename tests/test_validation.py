@@ -1,5 +1,7 @@
 """course_lib._validation: each helper raises with the argument's name, and value checks are skipped
 for tracers (under jax.jit/grad/vmap) while shape and dtype checks still run."""
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -107,6 +109,35 @@ def test_check_positive():
         V.check_positive("fast", "lr")
 
 
+def test_check_bool():
+    assert V.check_bool(True, "flag") is True and V.check_bool(np.bool_(False), "flag") is False
+    for bad in (1, 0, "yes", None):
+        with pytest.raises(TypeError, match="flag must be True or False"):
+            V.check_bool(bad, "flag")
+
+
+def test_checked_validates_then_runs_the_body_compiled():
+    calls = []
+
+    def check(x, scale=2.0):
+        calls.append(V.is_concrete(x))
+        return V.check_finite(V.as_float_array(x, "x"), "x"), float(scale)
+
+    @V.checked(check, static_argnames="scale")
+    def double(x, scale=2.0):
+        """The body: plain math."""
+        return scale * x
+
+    np.testing.assert_array_equal(double(np.array([1.0, 2.0])), [2.0, 4.0])
+    np.testing.assert_array_equal(double(np.array([1.0]), scale=3.0), [3.0])
+    with pytest.raises(ValueError, match="x must be finite"):             # concrete: value checks
+        double(np.array([np.nan]))
+    np.testing.assert_array_equal(jax.jit(double)(np.array([1.0])), [2.0])  # traced: no value check
+    assert calls == [True, True, True, False]
+    assert inspect.unwrap(double).__doc__ == "The body: plain math."
+    assert "return scale * x" in inspect.getsource(inspect.unwrap(double))
+
+
 def test_check_probability():
     p = np.array([0.0, 0.5, 1.0])
     assert V.check_probability(p, "p") is p
@@ -207,3 +238,46 @@ def test_is_binary_np_matches_numpy_isin_and_works_inside_jit():
     seen = []
     jax.jit(lambda x: (seen.append(V.is_binary_np(closed)), x)[1])(1.0)
     assert seen == [False]                       # evaluated while tracing, not staged
+
+
+def test_check_number_type_and_range():
+    assert V.check_number(3, "a") == 3.0 and V.check_number(np.float32(0.5), "a", low=0, high=1) == 0.5
+    assert V.check_number(jnp.asarray(2.0), "a") == 2.0                 # a 0-d array is a number
+    for bad in ("0.5", True, None, [0.5], np.ones(2)):
+        with pytest.raises(TypeError, match="a must be a number"):
+            V.check_number(bad, "a")
+    with pytest.raises(ValueError, match=r"a must be a finite number in \[0, 1\), got 1"):
+        V.check_number(1, "a", low=0, high=1, high_open=True)
+    with pytest.raises(ValueError, match=r"a must be a finite number in \(0, inf\), got 0.0"):
+        V.check_number(0.0, "a", low=0, low_open=True)
+    with pytest.raises(ValueError, match=r"a must be a finite number in \(-inf, inf\), got nan"):
+        V.check_number(float("nan"), "a")
+
+
+def test_check_int_and_int_pairs():
+    assert V.check_int(np.int64(3), "n", minimum=1) == 3
+    for bad in (3.0, True, "3", None):
+        with pytest.raises(TypeError, match="n must be an int"):
+            V.check_int(bad, "n")
+    with pytest.raises(ValueError, match="n must be an int >= 1, got 0"):
+        V.check_int(0, "n", minimum=1)
+    assert V.as_int_pair(2, "s") == (2, 2) and V.as_int_pair([1, np.int32(3)], "s") == (1, 3)
+    for bad in (1.5, (1, 2, 3), (1, 2.0), "12", (True, 1)):
+        with pytest.raises(TypeError, match="s must be an int or a pair of ints"):
+            V.as_int_pair(bad, "s")
+    with pytest.raises(ValueError, match=r"s must be >= 1, got \(1, 0\)"):
+        V.as_int_pair((1, 0), "s", minimum=1)
+
+
+def test_check_key_nonempty_and_cache():
+    assert V.check_key(jax.random.key(0)) is not None and V.check_key(jax.random.PRNGKey(0)) is not None
+    for bad in (0, np.zeros(3, np.uint32), np.zeros(2, np.float32), "key"):
+        with pytest.raises(TypeError, match=r"key must be a JAX random key \(jax.random.key\(seed\)\)"):
+            V.check_key(bad)
+    V.check_nonempty(np.zeros((2, 3)), "x", axes=(0, 1))
+    with pytest.raises(ValueError, match=r"x must not be empty along axis 1, got shape \(2, 0\)"):
+        V.check_nonempty(np.zeros((2, 0)), "x", axes=(0, 1))
+    assert V.check_cache({"a": 1, "b": 2}, "cache", "f_forward", ("a", "b")) == {"a": 1, "b": 2}
+    for bad in ((1, 2), {"a": 1}):
+        with pytest.raises(TypeError, match=r"cache must be the cache returned by f_forward \(a dict with a, b\)"):
+            V.check_cache(bad, "cache", "f_forward", ("a", "b"))

@@ -113,6 +113,22 @@ def test_alpha_moves_only_the_leaky_curve(explorer):
     np.testing.assert_allclose(np.asarray(explorer.f_line.get_ydata())[neg], 0.0)
 
 
+def test_alpha_slider_is_disabled_unless_leaky_relu_is_shown(explorer):
+    """The slope alpha only exists for Leaky ReLU: elsewhere its slider is disabled (moving it would
+    change nothing on screen)."""
+    for name in wa.ACTIVATIONS:
+        explorer.controls["activation"].value = name
+        assert explorer.controls["alpha"].disabled == (name != "leaky_relu")
+
+
+def test_tangent_is_drawn_solid_and_long_enough_to_read(explorer):
+    explorer.controls["activation"].value = "sigmoid"
+    explorer.controls["x"].value = 2.0
+    (x0, x1), _ = explorer.tangent.get_data()
+    assert explorer.tangent.get_linestyle() == "-" and explorer.tangent.get_linewidth() >= 2
+    assert x1 - x0 >= 3.0 and explorer.tangent.get_zorder() > explorer.f_line.get_zorder()
+
+
 def test_saturation_and_dead_notes(explorer):
     explorer.controls["activation"].value = "sigmoid"
     explorer.controls["x"].value = 4.95

@@ -10,7 +10,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from course_lib.widgets.base import Explorer, LiveFigure, link_controls, new_figure, panel
+from course_lib.widgets import base
+from course_lib.widgets.base import Explorer, LiveFigure, encode_png, link_controls, new_figure, panel
 
 
 def decode(png):
@@ -258,3 +259,91 @@ def test_explorer_connect_rejects_bad_layout_arguments():
         ex._connect(widget=widgets.HBox(), extra=[widgets.Button()])
     with pytest.raises(ValueError, match="widget .* excludes figures and extra"):
         ex._connect(widget=widgets.HBox(), figures=[ex.live])
+
+
+def test_figures_are_rendered_at_twice_the_pixels_they_are_shown_with():
+    fig, _ = new_figure(figsize=(5.0, 2.0))
+    live = LiveFigure(fig)
+    assert base.PIXEL_RATIO == 2 and fig.canvas.get_width_height() == (800, 320)
+    assert decode(live.image.value).shape == (320, 800, 3)
+    assert live.image.width == "400" and live.image.layout.max_width == "100%"      # CSS pixels
+    fig, _ = new_figure(figsize=(5.0, 2.0), pixel_ratio=1)
+    assert LiveFigure(fig).image.width == "400" and fig.canvas.get_width_height() == (400, 160)
+    with pytest.raises(ValueError, match="pixel_ratio"):
+        new_figure(pixel_ratio=0)
+
+
+def test_encode_png_is_lossless_and_checks_its_input():
+    rgba = np.random.default_rng(0).integers(0, 256, (7, 9, 4), dtype=np.uint8)
+    png = encode_png(rgba)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    np.testing.assert_array_equal(decode(png), rgba[:, :, :3])           # Pillow decodes it exactly
+    with pytest.raises(ValueError, match="rgba"):
+        encode_png(rgba[:, :, :3])
+    with pytest.raises(ValueError, match="rgba"):
+        encode_png(rgba.astype(np.float32))
+
+
+def test_a_restored_background_brings_its_axes_positions_back():
+    """Two layouts of one axes with a fixed aspect (a wide and a square image): each background
+    remembers where the axes was drawn, so a blit after switching draws the image inside its axes,
+    exactly as a full redraw of that state does."""
+    fig, ax = new_figure(figsize=(4.0, 3.0))
+    wide, square = np.random.default_rng(1).random((10, 40)), np.random.default_rng(2).random((8, 8))
+    im = ax.imshow(wide, interpolation="nearest")
+    live = LiveFigure(fig, animated=[im])
+    live.freeze_layout()
+    backgrounds = {}
+    for name, arr in (("wide", wide), ("square", square)):
+        im.set_data(arr)
+        im.set_extent((-0.5, arr.shape[1] - 0.5, arr.shape[0] - 0.5, -0.5))
+        ax.set(xlim=(-0.5, arr.shape[1] - 0.5), ylim=(arr.shape[0] - 0.5, -0.5))
+        live.redraw()
+        backgrounds[name] = (live.save_background(), ax.get_position().frozen(), decode(live.image.value))
+    assert backgrounds["wide"][1].bounds != backgrounds["square"][1].bounds
+    im.set_data(wide)
+    im.set_extent((-0.5, 39.5, 9.5, -0.5))
+    ax.set(xlim=(-0.5, 39.5), ylim=(9.5, -0.5))
+    live.restore_background(backgrounds["wide"][0])
+    live.blit()
+    assert ax.get_position(original=False).bounds == backgrounds["wide"][1].bounds
+    np.testing.assert_array_equal(decode(live.image.value), backgrounds["wide"][2])
+    with pytest.raises(TypeError, match="background"):
+        live.restore_background("not a background")
+
+
+def test_explorer_labels_are_as_wide_as_their_text():
+    class Named(Explorer):
+        def __init__(self):
+            fig, _ = new_figure()
+            self.live = LiveFigure(fig)
+            self.controls = {"a": widgets.FloatSlider(description="a long description"),
+                             "b": widgets.FloatSlider(description="fixed", style={"description_width": "50px"})}
+            self._connect()
+
+        def update(self, a, b):
+            pass
+
+    ex = Named()
+    assert ex.controls["a"].style.description_width == "initial"
+    assert ex.controls["b"].style.description_width == "50px"
+
+
+@pytest.mark.parametrize("origin,aspect", [("upper", "auto"), ("lower", "equal"), ("upper", "equal")])
+def test_nearest_image_draws_exactly_what_matplotlib_draws(origin, aspect):
+    """NearestImage's NumPy upsampling gives the same pixels as Matplotlib's own nearest-neighbour
+    resampler (the reference), NaN cells transparent included, for both origins and aspects."""
+    from course_lib.widgets.base import NearestImage, nearest_imshow
+
+    data = np.random.default_rng(0).random((9, 60))
+    data[2, 5:9] = np.nan
+    pictures = []
+    for fast in (False, True):
+        fig, ax = new_figure(figsize=(8, 3))
+        kw = dict(origin=origin, aspect=aspect, cmap="viridis")
+        im = nearest_imshow(ax, data, **kw) if fast else ax.imshow(data, interpolation="nearest", **kw)
+        assert isinstance(im, NearestImage) == fast
+        pictures.append(decode(LiveFigure(fig, animated=[im]).image.value))
+    np.testing.assert_array_equal(pictures[0], pictures[1])
+    im.set_interpolation("bilinear")              # anything else: Matplotlib's own path
+    assert im.make_image(fig.canvas.get_renderer())[0] is not None

@@ -126,3 +126,25 @@ def test_bad_inputs():
         we.build_threshold_explorer(np.array([0, 1]))
     with pytest.raises(ValueError, match="probabilities"):
         we.build_threshold_explorer(np.array([0, 1]), np.array([-1.0, 2.0]))
+
+
+def test_switching_the_method_is_a_blit_that_equals_a_full_redraw(stepper, monkeypatch):
+    """Each method has its own precomputed background (objective curve, limits, title): switching
+    reuses it, and the result is exactly what a full redraw of that state draws."""
+    import io
+
+    from PIL import Image
+
+    def pixels(png):
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+    assert set(stepper._backgrounds) == {"k-means", "EM"}
+    for method in ("EM", "k-means", "EM"):
+        calls = []
+        with monkeypatch.context() as m:
+            m.setattr(stepper.live, "redraw", lambda: calls.append("redraw"))
+            stepper.controls["method"].value = method
+        assert calls == []
+        blitted = pixels(stepper.live.image.value)
+        stepper.live.redraw()
+        np.testing.assert_array_equal(blitted, pixels(stepper.live.image.value))

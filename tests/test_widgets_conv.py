@@ -3,8 +3,11 @@
 References: scipy.signal.correlate2d in float64 (what the editor must show), course_lib.conv
 (what the explorer must show), and numpy shifts (equivariance of the convolution).
 """
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 from scipy.signal import correlate2d
 
 from course_lib import conv
@@ -45,8 +48,33 @@ def test_typing_a_weight_switches_to_custom_and_updates(editor):
     editor.controls["w11"].value = 2.0
     assert editor.controls["preset"].value == "custom"
     np.testing.assert_allclose(editor.output, 2.0 * editor.images["square"], rtol=1e-6)
+    # the colours are output / max|output|: scaling the kernel leaves the picture as it was, and only
+    # the readout (range, sum of weights) says what changed
+    assert "sum of weights +2.000" in editor.readout.value and "+2.000]" in editor.readout.value
+    editor.controls["w01"].value = 1.0                 # a second tap: the output's shape changes
+    ref = correlate2d(editor.images["square"].astype(np.float64), editor.kernel.astype(np.float64), mode="same")
+    np.testing.assert_allclose(editor.output, ref, rtol=1e-6)
     assert editor.live.image.value != png
-    assert "sum of weights +2.000" in editor.readout.value
+
+
+def _pixels(png):
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
+@pytest.mark.parametrize("order", [("china", "digit", "china"), ("digit", "china", "flower", "digit")])
+def test_blitted_output_lies_where_a_full_redraw_puts_it(order):
+    """The images have different shapes, so each has its own layout (axes positions). A blit after a
+    switch must put the output image exactly where a full redraw of the same state draws it (the
+    bug: drawn with the last-built layout's positions, up and to the right of its axes)."""
+    imgs = wc.load_images()
+    images = {"china": imgs["china"], "flower": imgs["flower"],
+              "digit": next(v for k, v in imgs.items() if k.startswith("digit"))}
+    ed = wc.build_kernel_editor(images)
+    for name in order:
+        ed.controls["image"].value = name
+        blitted = _pixels(ed.live.image.value)
+        ed.live.redraw()
+        np.testing.assert_array_equal(blitted, _pixels(ed.live.image.value))
 
 
 def test_image_switch_changes_input_artist(editor):

@@ -95,6 +95,34 @@ def test_playground_learns_and_redraws_without_training(playground):
     assert not pg.values["trained"]
 
 
+def test_untrained_playground_shows_every_setting_and_disables_the_snapshot_slider(playground):
+    """Without a run the snapshot slider has nothing to show (disabled); each model setting still
+    changes the figure: it names the network that Train will fit."""
+    pg = playground
+    pg.train()
+    assert not pg.controls["epoch"].disabled
+    pg.controls["depth"].value = 3 if pg.controls["depth"].value != 3 else 2
+    assert not pg.values["trained"] and pg.controls["epoch"].disabled
+    for name, value in (("depth", 4), ("width", 5), ("activation", "relu"), ("lr", 0.1)):
+        png = pg.live.image.value
+        pg.controls[name].value = value
+        assert pg.live.image.value != png, name
+    assert pg.label.get_text() == "press Train: 4 x 5 relu, lr 0.1"
+    pg.train()
+    assert pg.values["trained"] and not pg.controls["epoch"].disabled
+
+
+def test_playground_learning_rate_is_exactly_on_its_slider():
+    """The browser draws a slider's value on the slider's own grid; a value off the grid would come
+    back changed and discard the run. The rate given is one of the slider's exact options."""
+    pg = PG.build_playground(dataset="xor", lr=0.07, train=False)
+    assert pg.controls["lr"].value == 0.07 and 0.07 in pg.controls["lr"].options
+    assert set(PG.LEARNING_RATES) <= set(pg.controls["lr"].options)
+    for bad in (0.0, 1.5, float("nan"), "0.1", True):
+        with pytest.raises(ValueError, match="lr must be"):
+            PG.build_playground(lr=bad, train=False)
+
+
 def test_playground_is_an_explorer_with_train_button_and_readout():
     from course_lib.widgets.base import Explorer
 
@@ -191,6 +219,18 @@ def test_flow_widget_shows_vanishing_and_stable(flow):
     assert flow.values["norms"].max() > 1e3  # too large: exploding
     hist = flow.table["hist"][GF.ACTIVATIONS.index("relu"), GF.SCALES.index(3.0), GF.DEPTHS.index(20)]
     np.testing.assert_array_equal(hist.sum(axis=1), GF.N_IN * GF.WIDTH)  # every weight counted once
+
+
+def test_flow_figure_is_readable(flow):
+    """Integer ticks for layers (never 2.5), a named colour bar, labels not cut ("hidden la...")."""
+    flow.controls["depth"].value = 3
+    fig = flow.live.fig
+    ax, ax_h = fig.axes[0], fig.axes[1]
+    flow.live.redraw()
+    for ticks in (ax.get_xticks(), ax_h.get_yticks()):
+        np.testing.assert_array_equal(ticks, np.round(ticks))
+    assert fig.axes[2].get_ylabel() == "weights per bin / largest bin"          # the colour bar
+    assert all(c.style.description_width == "initial" for c in flow.controls.values())
 
 
 def test_flow_bad_args():

@@ -71,11 +71,35 @@ def test_gates_widget_follows_controls():
     arr = np.ma.filled(im_g.get_array().astype(float), np.nan)
     assert np.isnan(arr[:, 2:]).all() and np.isfinite(arr[:, :2]).all()
     np.testing.assert_allclose(arr[:, :2], np.asarray(gates["c"][3, :2]).T, rtol=1e-6)
-    assert "sequence 3" in live.animated[2].get_text()
     gates_widget = W.LSTMGates(p, xs, mask=mask)
     gates_widget.controls["example"].value = 3
     mean = float(np.mean(np.asarray(gates["f"][3, :2])))
     assert f"mean over the valid steps {mean:.3f}" in gates_widget.readout.value
+    assert gates_widget.readout.value.startswith("sequence 3: forget gate f")
+
+
+def test_gates_widget_names_the_gate_in_words_title_and_colour_bar():
+    """Readable: toggles say "forget gate f", not "f"; the heat map's title and its colour bar name
+    the gate shown, and the colour range is the gate's own (a sigmoid gate 0..1, c its data's)."""
+    p = R.init_lstm(3, 5, seed=1)
+    xs = np.random.default_rng(0).standard_normal((2, 6, 3)).astype(np.float32)
+    g = W.LSTMGates(p, xs, input_labels=["x one", "x two", "x three"])
+    labels = [label for label, _ in g.controls["gate"].options]
+    assert labels == ["input gate i", "forget gate f", "candidate g", "output gate o", "cell state c",
+                      "hidden state h"]
+    colorbar_ax = g.live.fig.axes[-1]
+    for key, name, clim in (("i", "input gate i", (0, 1)), ("g", "candidate g", (-1, 1)),
+                            ("c", "cell state c", (-g.c_max, g.c_max))):
+        png = g.live.image.value
+        g.controls["gate"].value = key
+        assert name in g.ax_g.get_title() and name in colorbar_ax.get_ylabel()
+        np.testing.assert_allclose(g.im_g.get_clim(), clim)
+        assert g.live.image.value != png
+    ticks = g.live.fig.axes[0].get_yticklabels()
+    assert [t.get_text() for t in ticks] == ["x one", "x two", "x three"]
+    assert min(t.get_fontsize() for t in ticks) >= 9            # readable at the size shown
+    with pytest.raises(ValueError, match="input_labels"):
+        W.LSTMGates(p, xs, input_labels=["only one"])
 
 
 def test_widgets_are_explorers_and_the_functions_return_their_parts(data):

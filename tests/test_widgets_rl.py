@@ -143,6 +143,13 @@ def test_each_control_updates_only_its_figure(explorer):
     assert explorer.bandit_live.image.value == bandit_png
 
 
+def test_strength_is_disabled_without_shaping(explorer):
+    """k only scales a shaping: with shaping "none" its slider is disabled (it would change nothing)."""
+    for key in ("none", "potential", "naive"):
+        explorer.controls["shaping"].value = key
+        assert explorer.controls["strength"].disabled == (key == "none")
+
+
 def test_bad_inputs(curves):
     with pytest.raises(ValueError, match="shaping"):
         wrl.build_rl_explorer(shaping="bonus", curves=curves)

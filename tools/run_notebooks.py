@@ -5,11 +5,16 @@
 Cells run top to bottom in a fresh kernel of the current environment (the .venv), with the notebook's
 folder as working directory and a per-cell timeout. Stops with exit 1 at the first error, printing it.
 Prints each notebook's wall time (not stored anywhere).
+
+Stream outputs are stored settled: consecutive pieces of one stream are merged and a line redrawn with
+carriage returns (``course_lib.progress.bar``) keeps only its last state, as JupyterLab shows it and as
+nbval compares it (see ``settle_streams``).
 """
 from __future__ import annotations
 
 import argparse
 import pathlib
+import re
 import sys
 import tempfile
 import time
@@ -28,6 +33,33 @@ def ipc_config(runtime_dir):
 
     connection_file = str(pathlib.Path(runtime_dir).resolve() / "kernel.json")
     return Config({"KernelManager": {"transport": "ipc", "connection_file": connection_file}})
+
+
+_REDRAWN = re.compile(r"[^\n]*\r(?=[^\n])")       # a line's text up to its last carriage return
+
+
+def settle_streams(outputs):
+    """``outputs`` with every run of consecutive stream outputs of one name that contains a carriage
+    return merged into one, keeping on each of its lines only what follows the line's last carriage
+    return (a progress bar's redraws become its final state). The first line keeps one leading
+    carriage return, so that nbval, which merges *all* pieces of a stream before it drops redrawn text,
+    finds exactly what it finds in a fresh run. Everything else is left as it was."""
+    runs = []
+    for out in outputs:
+        if (out.get("output_type") == "stream" and runs and runs[-1][0].get("output_type") == "stream"
+                and runs[-1][0]["name"] == out["name"]):
+            runs[-1].append(out)
+        else:
+            runs.append([out])
+    settled = []
+    for group in runs:
+        text = "".join(out["text"] for out in group) if group[0].get("output_type") == "stream" else ""
+        if "\r" not in text:
+            settled.extend(group)
+            continue
+        group[0]["text"] = _REDRAWN.sub(lambda m: "\r" if m.start() == 0 else "", text)
+        settled.append(group[0])
+    return settled
 
 
 def run(path: pathlib.Path, timeout: int) -> float:
@@ -53,7 +85,7 @@ def run(path: pathlib.Path, timeout: int) -> float:
     for cell in current.cells:
         if cell.cell_type == "code":
             ran = next(executed)
-            cell.outputs, cell.execution_count = ran.outputs, ran.execution_count
+            cell.outputs, cell.execution_count = settle_streams(ran.outputs), ran.execution_count
             cell.metadata.pop("execution", None)
     # Stable metadata: no timings, the same kernelspec everywhere.
     current.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python",

@@ -28,6 +28,10 @@ CHAPTERS = {
     "13": ("gans", "Generative adversarial networks"),
     "14": ("reinforcement_learning", "Reinforcement learning"),
     "15": ("applications", "Applications"),
+    # beyond the source articles
+    "16": ("automatic_differentiation", "How automatic differentiation works"),
+    "17": ("training_deep_networks", "Training deep networks"),
+    "18": ("attention_and_transformers", "Attention and transformers"),
 }
 
 ROW = re.compile(r"^\| (\d\d) \| [^|]+ \|", re.M)

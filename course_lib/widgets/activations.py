@@ -3,7 +3,8 @@
 Question it answers: *where does an activation pass a useful gradient back, and where does it
 saturate (saturation, 饱和) or die?* Choose an activation (and Leaky ReLU's slope ``alpha``), move
 the input ``x``; the left panel shows ``f`` with its tangent at ``x``, the right panel ``f'``, and the
-readout prints ``f(x)`` and ``f'(x)`` as ``course_lib.activations`` computes them.
+readout prints ``f(x)`` and ``f'(x)`` as ``course_lib.activations`` computes them. The ``alpha``
+slider is disabled unless Leaky ReLU is selected (it changes nothing otherwise).
 
 Every curve is computed once, when the explorer is built, with ``course_lib.activations.get(name)``
 on a fixed grid of inputs (and of ``alpha`` values); moving a control only indexes those arrays and
@@ -132,8 +133,10 @@ class ActivationExplorer(Explorer):
             ax.grid(alpha=0.3)
         xg = self.x_grid
         (self.f_line,) = ax_f.plot(xg, np.zeros_like(xg), color="C0", lw=2)
-        (self.tangent,) = ax_f.plot([], [], color="C3", lw=1, ls="--")
-        (self.f_marker,) = ax_f.plot([], [], "o", color="C3", ms=7)
+        # the tangent: a solid line of its own colour, drawn over the curve and long enough to read
+        # its slope, f'(x), at a glance
+        (self.tangent,) = ax_f.plot([], [], color="C3", lw=2.2, solid_capstyle="round", zorder=3)
+        (self.f_marker,) = ax_f.plot([], [], "o", color="C3", ms=7, zorder=4)
         (self.d_line,) = ax_d.plot(xg, np.zeros_like(xg), color="C1", lw=2)
         (self.d_marker,) = ax_d.plot([], [], "o", color="C3", ms=7)
         # the activation's name is shown in the readout, not in the figure: text is the most
@@ -153,12 +156,13 @@ class ActivationExplorer(Explorer):
         i = self._index(self.x_grid, x, self._x_step)
         x0, f0, d0 = float(self.x_grid[i]), float(f_all[i]), float(d_all[i])
         self.values = {"activation": activation, "alpha": float(self.alphas[a_i]), "x": x0, "f": f0, "df": d0}
+        self.controls["alpha"].disabled = activation != "leaky_relu"     # the slope only exists there
 
         if self._shown != (activation, a_i):  # moving x alone leaves the curves' data untouched
             self._shown = (activation, a_i)
             self.f_line.set_ydata(f_all)
             self.d_line.set_ydata(d_all)
-        half = 1.0
+        half = 1.5
         self.tangent.set_data([x0 - half, x0 + half], [f0 - half * d0, f0 + half * d0])
         self.f_marker.set_data([x0], [f0])
         self.d_marker.set_data([x0], [d0])

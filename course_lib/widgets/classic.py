@@ -93,6 +93,13 @@ class ClusteringStepper(Explorer):
         ax_obj.set(xlabel="step")
         self.ax_obj = ax_obj
         self.live = LiveFigure(fig, animated=[self.points, self.centers, *self.ellipses, self.obj_marker])
+        # one static background per method (its objective curve, limits, title), drawn once: switching
+        # the method is then a blit, not a full redraw
+        self._backgrounds = {}
+        for method in ("k-means", "EM"):
+            self._set_method(method)
+            self.live.redraw()
+            self._backgrounds[method] = self.live.save_background()
 
     def _set_method(self, method):
         hist = self.km if method == "k-means" else self.em
@@ -104,12 +111,12 @@ class ClusteringStepper(Explorer):
                               else "mean log-likelihood (never decreases)")
         self.ax_obj.set_ylabel("inertia" if method == "k-means" else "log-likelihood per point (nats)")
         self._method = method
-        self.live.redraw()
 
     def update(self, method, step):
         t = int(np.clip(step, 0, self.n_steps))
         if method != self._method:
             self._set_method(method)
+            self.live.restore_background(self._backgrounds[method])
         if method == "k-means":
             colors = _COLORS[self.km["labels"][t]]
             centers = self.km["centers"][t]

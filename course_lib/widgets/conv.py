@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Explorer, LiveFigure, new_figure
+from .base import Explorer, LiveFigure, nearest_imshow, new_figure
 
 __all__ = ["WIDGETS", "PRESETS", "SHIFTS", "load_images", "apply_kernel", "shift_image",
            "shifted_features", "build_kernel_editor", "build_feature_explorer", "KernelEditor",
@@ -105,6 +105,8 @@ class KernelEditor(Explorer):
         for t, cell in enumerate(self.cells):
             self.controls[f"w{t // 3}{t % 3}"] = cell
         self.main_controls = ("preset", "image")
+        # choosing "custom" by hand keeps the weights, so the picture: nothing for a benchmark to time
+        self.bench_skip = {"preset": ("custom",)}
         self.output = None
         self._image_name = None
         self._setting_preset = False
@@ -138,7 +140,7 @@ class KernelEditor(Explorer):
         fig, (self.ax_in, self.ax_out) = new_figure(1, 2, figsize=(8.4, 3.2))
         first = next(iter(self.images.values()))
         self.im_in = self.ax_in.imshow(first, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        self.im_out = self.ax_out.imshow(np.zeros_like(first), cmap="RdBu_r", interpolation="nearest")
+        self.im_out = nearest_imshow(self.ax_out, np.zeros_like(first), cmap="RdBu_r")
         self.ax_in.set(title="input image", xlabel="x (pixels)", ylabel="y (pixels)")
         self.ax_out.set(title="output = conv2d(image, kernel)", xlabel="x (pixels)")
         # the colour scale is symmetric, +-max|output| (set per update): a static colour bar in units
@@ -148,11 +150,13 @@ class KernelEditor(Explorer):
 
         fig.colorbar(ScalarMappable(Normalize(-1.0, 1.0), "RdBu_r"), ax=self.ax_out, shrink=0.8,
                      label="output / max |output|")
-        self.range_text = self.ax_out.text(0.02, 0.02, "", transform=self.ax_out.transAxes, fontsize=9,
-                                           color="k", backgroundcolor="w")
-        self.live = LiveFigure(fig, animated=[self.im_out, self.range_text])
+        # the output's range goes to the HTML readout, not into the figure (no text over the image)
+        self.live = LiveFigure(fig, animated=[self.im_out])
+        self.live.freeze_layout()            # laid out for the first (largest) image, kept for all
         # one static background per image (input picture, axis limits), drawn once here: switching
-        # the image is then a blit like any other change, not a full redraw
+        # the image is then a blit like any other change, not a full redraw. The two images have
+        # different shapes, so the axes sit elsewhere in each background; restore_background puts
+        # them back where that background drew them, and the output is drawn inside its axes
         self._backgrounds = {}
         for name in self.images:
             self._show_input(name)
@@ -181,8 +185,6 @@ class KernelEditor(Explorer):
         lim = max(float(np.max(np.abs(self.output))), 1e-6)
         self.im_out.set_data(self.output)
         self.im_out.set_clim(-lim, lim)
-        self.range_text.set_text(f"{preset}: output from {self.output.min():+.2f} to "
-                                 f"{self.output.max():+.2f}")
         if image != self._image_name:                    # a new image: its precomputed background
             self._image_name = image
             self._show_input(image)
@@ -194,7 +196,8 @@ class KernelEditor(Explorer):
         if self.output is None:
             return
         k = self.kernel
-        self.readout.value = (f"sum of weights {k.sum():+.3f} "
+        preset = self.controls["preset"].value
+        self.readout.value = (f"<b>{preset}</b>: sum of weights {k.sum():+.3f} "
                               f"(1 keeps brightness, 0 responds only to change); "
                               f"output range [{self.output.min():+.3f}, {self.output.max():+.3f}]")
 
@@ -292,15 +295,15 @@ class FeatureExplorer(Explorer):
         fig, axes = new_figure(1, 4, figsize=(10.5, 2.9))
         self.ax_in, self.ax_map, self.ax_ref, self.ax_p = axes
         h, w = self.maps[0]["inputs"].shape[2:4]
-        self.im_in = self.ax_in.imshow(np.zeros((h, w)), cmap="gray_r", vmin=0, vmax=1,
-                                       extent=(-0.5, w - 0.5, h - 0.5, -0.5))
+        self.im_in = nearest_imshow(self.ax_in, np.zeros((h, w)), cmap="gray_r", vmin=0, vmax=1,
+                                    extent=(-0.5, w - 0.5, h - 0.5, -0.5))
         self.ax_in.set(title="shifted input", xlabel="x (pixels)", ylabel="y (pixels)")
         # feature maps are drawn on the input's pixel grid, so a move of one map cell is visible
-        self.im_map = self.ax_map.imshow(np.zeros((h, w)), cmap="viridis", vmin=0, vmax=1,
-                                         extent=(-0.5, w - 0.5, h - 0.5, -0.5), interpolation="nearest")
+        self.im_map = nearest_imshow(self.ax_map, np.zeros((h, w)), cmap="viridis", vmin=0, vmax=1,
+                                     extent=(-0.5, w - 0.5, h - 0.5, -0.5))
         self.ax_map.set(title="feature map of shifted input", xlabel="x (input pixels)")
-        self.im_ref = self.ax_ref.imshow(np.zeros((h, w)), cmap="viridis", vmin=0, vmax=1,
-                                         extent=(-0.5, w - 0.5, h - 0.5, -0.5), interpolation="nearest")
+        self.im_ref = nearest_imshow(self.ax_ref, np.zeros((h, w)), cmap="viridis", vmin=0, vmax=1,
+                                     extent=(-0.5, w - 0.5, h - 0.5, -0.5))
         self.ax_ref.set(title="map of unshifted input", xlabel="x (input pixels)")
         self.bars = self.ax_p.bar(np.arange(self.n_classes), np.zeros(self.n_classes), color="C0")
         self.ax_p.set(title="prediction (softmax)", xlabel="class", ylabel="probability", ylim=(0, 1),

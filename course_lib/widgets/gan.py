@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Explorer, LiveFigure, new_figure
+from .base import Explorer, LiveFigure, nearest_imshow, new_figure
 
 __all__ = ["WIDGETS", "GanViewer", "build_gan_viewer", "image_grid", "smooth"]
 
@@ -109,7 +109,7 @@ class GanViewer(Explorer):
         animated = []
         if self.images:
             self.grid_shape = (4, 8)
-            self.im = ax.imshow(self._tile(0), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+            self.im = nearest_imshow(ax, self._tile(0), cmap="gray_r", vmin=0, vmax=1)
             ax.set(title=f"{self.title}: generator samples (fixed z)", xticks=[], yticks=[])
             animated.append(self.im)
         else:

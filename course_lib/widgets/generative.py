@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Explorer, LiveFigure, new_figure
+from .base import Explorer, LiveFigure, nearest_imshow, new_figure
 
 __all__ = ["WIDGETS", "latent_grid", "decoded_grid", "mosaic", "default_vae", "build_latent_explorer",
            "LatentExplorer"]
@@ -140,7 +140,7 @@ class LatentExplorer(Explorer):
         ax_m.set(title="decoder on a latent grid (dots: encoded digits)", xlabel="latent z₁",
                  ylabel="latent z₂", xlim=ext, ylim=ext)
         (self.marker,) = ax_m.plot([0.0], [0.0], "o", ms=11, mfc="none", mec="red", mew=2.5)
-        self.digit = ax_d.imshow(np.zeros((8, 8)), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        self.digit = nearest_imshow(ax_d, np.zeros((8, 8)), cmap="gray_r", vmin=0, vmax=1)
         ax_d.set(title="decoded digit x̂ = sigmoid(dec(z))", xlabel="pixel column", ylabel="pixel row")
         self.live = LiveFigure(fig, animated=[self.marker, self.digit])
 

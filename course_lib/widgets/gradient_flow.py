@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from matplotlib.ticker import MaxNLocator
+
 from .base import Explorer, LiveFigure, new_figure, panel
 
 __all__ = ["WIDGETS", "ACTIVATIONS", "DEPTHS", "SCALES", "MAX_DEPTH", "WIDTH", "BINS",
@@ -168,6 +170,10 @@ class GradientFlow(Explorer):
         self.image = ax_h.imshow(np.zeros((MAX_DEPTH, len(BINS) - 1)), origin="lower", aspect="auto",
                                  cmap="viridis", vmin=0, vmax=1,
                                  extent=(BINS[0], BINS[-1], 0.5, MAX_DEPTH + 0.5))
+        # layers are whole numbers: ticks only at integers (never 2.5 or 7.5)
+        for axis in (ax.xaxis, ax_h.yaxis):
+            axis.set_major_locator(MaxNLocator(integer=True))
+        fig.colorbar(self.image, ax=ax_h, label="weights per bin / largest bin")
         self.label = ax.text(0.02, 0.03, "", transform=ax.transAxes, va="bottom", fontsize=9,
                              bbox=dict(facecolor="white", alpha=0.8, edgecolor="none"))
         self.live = LiveFigure(fig, animated=[self.line, self.out_point, self.image, self.label])

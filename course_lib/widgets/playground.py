@@ -23,7 +23,7 @@ import numpy as np
 
 from .base import Explorer, LiveFigure, new_figure
 
-__all__ = ["WIDGETS", "DATASETS", "ACTIVATIONS", "MAX_WIDTH", "MAX_DEPTH", "STEPS", "SNAPSHOTS",
+__all__ = ["WIDGETS", "DATASETS", "ACTIVATIONS", "LEARNING_RATES", "MAX_WIDTH", "MAX_DEPTH", "STEPS", "SNAPSHOTS",
            "playground_data", "init_playground_params", "train_playground", "unpad_params", "surface_grid", "build_playground",
            "Playground"]
 
@@ -192,6 +192,10 @@ def unpad_params(padded, width: int, depth: int):
     return out
 
 
+#: Learning rates offered by the playground's slider (a rate given to the builder is added).
+LEARNING_RATES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+
+
 class Playground(Explorer):
     """Controls, the current data set, the last training run and the live figure."""
 
@@ -210,8 +214,11 @@ class Playground(Explorer):
             "width": widgets.IntSlider(value=width, min=1, max=MAX_WIDTH, description="units/layer"),
             "activation": widgets.Dropdown(options=list(ACTIVATIONS), value=activation,
                                            description="activation"),
-            "lr": widgets.FloatLogSlider(value=lr, base=10, min=-3, max=0, step=0.25,
-                                         description="learning rate", readout_format=".3f"),
+            # a fixed list of rates: a FloatLogSlider snaps a value that is off its grid (0.03 with
+            # steps of 10^0.25) to the nearest grid point when the browser draws it, which sent a new
+            # value back and discarded the run trained at build time ("press Train" on first view)
+            "lr": widgets.SelectionSlider(options=sorted(set(LEARNING_RATES) | {float(lr)}), value=float(lr),
+                                          description="learning rate"),
             "epoch": widgets.IntSlider(value=SNAPSHOTS, min=0, max=SNAPSHOTS, description="snapshot"),
         }
         self.main_controls = ("epoch", "dataset", "noise")
@@ -220,6 +227,7 @@ class Playground(Explorer):
         self.readout = widgets.HTML()
         self.run = None
         self.values: dict = {}
+        self._shown: dict = {}
         self._build_figure()
         self.X, self.y = playground_data(dataset, noise)
         if train:
@@ -270,11 +278,15 @@ class Playground(Explorer):
         k = int(self.controls["epoch"].value)
         self.points.set_offsets(self.X)
         self.points.set_array(self.y.astype(float))
+        self.controls["epoch"].disabled = self.run is None      # no run: no snapshot to show
         if self.run is None:
+            c = self._shown if self._shown else {k: w.value for k, w in self.controls.items()}
             self.image.set_data(np.full((GRID, GRID), 0.5))
             self.loss_line.set_data([], [])
             self.loss_marker.set_data([], [])
-            self.label.set_text("press Train")
+            # the network the Train button will fit, so that every setting shows on the figure
+            self.label.set_text(f"press Train: {c['depth']} x {c['width']} {c['activation']}, "
+                                f"lr {float(c['lr']):.3g}")
             self.values = {"trained": False, "snapshot": k}
             self.readout.value = "<code>settings changed: press Train to fit this network</code>"
         else:
@@ -298,4 +310,6 @@ def build_playground(dataset: str = "circles", noise: float = 0.05, width: int =
         raise ValueError(f"dataset must be one of {', '.join(map(repr, DATASETS))}; got {dataset!r}")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}; got {activation!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 1:
+        raise ValueError(f"lr must be a number in (0, 1], got {lr!r}")
     return Playground(dataset, noise, width, depth, activation, lr, train)

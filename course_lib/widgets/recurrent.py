@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from course_lib import recurrent as R
-from course_lib.widgets.base import Explorer, LiveFigure, new_figure
+from course_lib.widgets.base import Explorer, LiveFigure, nearest_imshow, new_figure
 
 __all__ = ["WIDGETS", "gradient_through_time_data", "gradient_through_time_widget", "lstm_gates_widget",
            "build_gradient_through_time", "build_lstm_gates", "GradientThroughTime", "LSTMGates",
@@ -108,14 +108,14 @@ class GradientThroughTime(Explorer):
         self.live = LiveFigure(fig, animated=[*self.lines.values(), self.vline])
         self.controls = {
             "length": widgets.SelectionSlider(options=list(data["lengths"]), value=data["lengths"][-1],
-                                              description="length T"),
+                                              description="sequence length T"),
             "scale": widgets.SelectionSlider(options=list(data["scales"]), value=1.0 if 1.0 in data["scales"]
-                                             else data["scales"][0], description="W scale"),
+                                             else data["scales"][0], description="recurrent weight scale"),
             "activation": widgets.Dropdown(options=list(RNN_ACTIVATIONS), value="tanh",
-                                           description="RNN act."),
+                                           description="RNN activation"),
             "gate_bias": widgets.SelectionSlider(options=list(data["gate_biases"]),
                                                  value=data["gate_biases"][min(1, len(data["gate_biases"]) - 1)],
-                                                 description="f/z bias"),
+                                                 description="forget (LSTM) / update (GRU) gate bias"),
         }
         self._connect()
 
@@ -146,52 +146,94 @@ def gradient_through_time_widget(data=None):
     return w.widget, w.live, w.controls
 
 
-_GATE_RANGE = {"i": (0.0, 1.0), "f": (0.0, 1.0), "o": (0.0, 1.0), "g": (-1.0, 1.0), "h": (-1.0, 1.0)}
-_GATE_NAME = {"i": "input gate i", "f": "forget gate f", "o": "output gate o", "g": "candidate g",
-              "c": "cell state c", "h": "hidden state h"}
+#: What the gate viewer can show: key -> (button label, colour-bar label, colour map, fixed range or
+#: None for the cell state, whose range is that of the data).
+_GATES = {
+    "i": ("input gate i", "input gate i (0 = write nothing, 1 = write g)", "viridis", (0.0, 1.0)),
+    "f": ("forget gate f", "forget gate f (0 = forget, 1 = keep c)", "viridis", (0.0, 1.0)),
+    "g": ("candidate g", "candidate g (tanh, not a gate)", "coolwarm", (-1.0, 1.0)),
+    "o": ("output gate o", "output gate o (0 = hide, 1 = show)", "viridis", (0.0, 1.0)),
+    "c": ("cell state c", "cell state c", "coolwarm", None),
+    "h": ("hidden state h", "hidden state h = o * tanh(c)", "coolwarm", (-1.0, 1.0)),
+}
+_GATE_NAME = {k: v[0] for k, v in _GATES.items()}
 
 
 class LSTMGates(Explorer):
-    """Heat maps of an LSTM's gates over one input sequence (see :func:`lstm_gates_widget`)."""
+    """Heat maps of an LSTM's gates over one input sequence (see :func:`lstm_gates_widget`).
+
+    The bottom panel shows one gate (or state) for every hidden unit and time step, with a colour
+    bar named after it; its title names the gate. Each gate has its own static layout (title,
+    colour map, colour bar), drawn once when the viewer is built, so switching gates is a blit.
+    """
 
     def __init__(self, params, xs, *, mask=None, input_labels=None, max_units=32):
         import ipywidgets as widgets
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
 
         self.gates = {k: np.asarray(v) for k, v in R.lstm_gate_activations(params, xs).items()}
         self.xs = xs = np.asarray(xs)
         n, steps, d = xs.shape
+        if input_labels is not None and len(input_labels) != d:
+            raise ValueError(f"input_labels must name the {d} input features, got {len(input_labels)}")
         self.mask = np.ones((n, steps)) if mask is None else np.asarray(mask)
         self.units = units = min(max_units, self.gates["h"].shape[2])
         self.c_max = float(np.max(np.abs(self.gates["c"][..., :units]))) or 1.0
-        fig, (ax_in, ax_g) = new_figure(2, 1, figsize=(8.0, 4.6), sharex=True,
-                                        gridspec_kw={"height_ratios": [1, 2]})
-        self.im_in = ax_in.imshow(np.zeros((d, steps)), aspect="auto", cmap="gray_r", vmin=-2, vmax=2,
-                                  interpolation="nearest")
-        ax_in.set_ylabel("input feature")
-        if input_labels is not None:
-            ax_in.set_yticks(range(d))
-            ax_in.set_yticklabels(list(input_labels), fontsize=7)
-        self.im_g = ax_g.imshow(np.zeros((units, steps)), aspect="auto", cmap="coolwarm", vmin=-1, vmax=1,
-                                interpolation="nearest")
-        ax_g.set_xlabel("time step")
+        fig, (ax_in, ax_g) = new_figure(2, 1, figsize=(8.0, 5.6), sharex=True,
+                                        gridspec_kw={"height_ratios": [max(d, 4), 16]})
+        self.im_in = nearest_imshow(ax_in, np.zeros((d, steps)), aspect="auto", cmap="gray_r", vmin=-2, vmax=2)
+        ax_in.set_ylabel("input")
+        ax_in.set_title("input sequence (one row per input feature)", fontsize=10)
+        labels = list(input_labels) if input_labels is not None else [f"x[{j}]" for j in range(d)]
+        step = max(1, d // 12)                   # at most ~12 readable labels
+        ax_in.set_yticks(range(0, d, step))
+        ax_in.set_yticklabels(labels[::step], fontsize=9)
+        fig.colorbar(self.im_in, ax=ax_in, label="input value", fraction=0.04, pad=0.01)
+        self.im_g = nearest_imshow(ax_g, np.zeros((units, steps)), aspect="auto", cmap="viridis", vmin=0, vmax=1)
+        ax_g.set_xlabel("time step t")
         ax_g.set_ylabel("hidden unit")
-        self.title = ax_in.set_title("")      # short (text is slow to draw); details in the readout
-        self.live = LiveFigure(fig, animated=[self.im_in, self.im_g, self.title])
+        self._mappable = ScalarMappable(Normalize(0.0, 1.0), "viridis")
+        self._colorbar = fig.colorbar(self._mappable, ax=ax_g, fraction=0.04, pad=0.01)
+        self.ax_g = ax_g
+        self.live = LiveFigure(fig, animated=[self.im_in, self.im_g])
+        self._backgrounds = {}
+        for key in _GATES:                       # one static layout per gate, drawn once
+            self._show_layout(key)
+            self.live.redraw()
+            self._backgrounds[key] = self.live.save_background()
+        self._layout = None
         self.controls = {
             "example": widgets.IntSlider(min=0, max=n - 1, value=0, description="sequence"),
-            "gate": widgets.ToggleButtons(options=list("ifgoch"), value="f", description="show",
-                                          style={"button_width": "40px"}),
+            "gate": widgets.ToggleButtons(options=[(v[0], k) for k, v in _GATES.items()], value="f",
+                                          description="show", style={"button_width": "112px"}),
         }
         self._connect()
+
+    def _range(self, gate):
+        fixed = _GATES[gate][3]
+        return fixed if fixed is not None else (-self.c_max, self.c_max)
+
+    def _show_layout(self, gate):
+        name, bar_label, cmap, _ = _GATES[gate]
+        lo, hi = self._range(gate)
+        self.im_g.set_cmap(cmap)
+        self.im_g.set_clim(lo, hi)
+        self._mappable.set_cmap(cmap)
+        self._mappable.set_clim(lo, hi)
+        self._colorbar.set_label(bar_label)
+        self.ax_g.set_title(f"{name} of each hidden unit over time", fontsize=10)
 
     def update(self, example, gate):
         gates, units = self.gates, self.units
         valid = self.mask[example] > 0
         self.im_in.set_data(np.where(valid[None, :], self.xs[example].T, np.nan))
-        lo, hi = _GATE_RANGE.get(gate, (-self.c_max, self.c_max))
+        if gate != self._layout:                 # that gate's title, colour map and colour bar
+            self._layout = gate
+            self._show_layout(gate)
+            self.live.restore_background(self._backgrounds[gate])
+        lo, hi = self._range(gate)
         self.im_g.set_data(np.where(valid[None, :], gates[gate][example, :, :units].T, np.nan))
-        self.im_g.set_clim(lo, hi)
-        self.title.set_text(f"sequence {example}: {_GATE_NAME[gate]}")
         self.live.blit()
         self.readout.value = (f"sequence {example}: {_GATE_NAME[gate]}, colour range {lo:.2g} to {hi:.2g}; "
                               f"mean over the valid steps {gates[gate][example][valid, :units].mean():.3f}")

@@ -220,6 +220,7 @@ class RLExplorer(Explorer):
             self.bandit_live.blit()
             self._bandit_shown = bandit_key
 
+        self.controls["strength"].disabled = shaping == "none"      # no shaping: k changes nothing
         row = self.table[shaping]
         V, policy, true_value = row["V"][k], row["policy"][k], float(row["true_value"][k])
         live = ~self.world.terminal

