@@ -547,7 +547,7 @@ def check_raises(student_fn, cases, exception=ValueError, *, match="", forbid=()
         except StudentCodeError as exc:
             if exc.kind not in ("error", "unsupported") or not exc.exc_type:
                 _fail(f"{label}: {exc}{call}", exc.kind)
-            raised, message = exc.exc_type, str(exc)
+            raised, message = exc.exc_type, exc.detail or str(exc)  # detail: never shown in a hidden test
         except (TaskFailed, KeyboardInterrupt):
             raise
         except Exception as exc:  # local mode

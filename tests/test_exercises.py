@@ -20,6 +20,7 @@ import sys
 
 import pytest
 
+from grader.api import _resolve
 from grader.generate import expected_copies, leaks
 from grader.grade import Grader
 from grader.notebook import BEGIN_SOLUTION, END_SOLUTION, load_assignment, split_hidden, string_constants
@@ -86,6 +87,9 @@ def test_format(src):
             assert meta["schema_version"] == 3
         if meta and meta.get("solution"):
             assert BEGIN_SOLUTION in "".join(cell["source"]), f"{meta['grade_id']}: no solution markers"
+    for dotted in sorted(a.forbid):  # a misspelt name would forbid nothing
+        owner, attr = _resolve(dotted)
+        assert owner is not None and hasattr(owner, attr), f"a forbid list names {dotted}, which does not exist"
     for task in a.tasks:
         assert "check_" in task.visible, f"{task.grade_id}: visible tests must call check_function/check_value"
         assert task.hidden.strip(), f"{task.grade_id}: no hidden tests"
