@@ -166,11 +166,15 @@ def read_exact(fd: int, n: int, deadline: float | None) -> bytes:
     return bytes(buf)
 
 
-def read_message(fd: int, deadline: float | None = None, limit: int = MAX_MESSAGE):
+def read_message(fd: int, deadline: float | None = None, limit: int = MAX_MESSAGE, header_limit: int = 16 * 2**20):
+    """One message from ``fd``: (header dict, payload bytes). Anything malformed is a ValueError."""
     hlen, plen = struct.unpack("<QQ", read_exact(fd, 16, deadline))
-    if hlen > 16 * 2**20 or plen > limit:
+    if hlen > header_limit or plen > limit:
         raise ValueError("message too large")
-    header = json.loads(read_exact(fd, hlen, deadline))
+    try:
+        header = json.loads(read_exact(fd, hlen, deadline))
+    except (ValueError, RecursionError, UnicodeDecodeError) as exc:  # (nesting deeper than the parser allows)
+        raise ValueError(f"malformed message: {type(exc).__name__}") from None
     if not isinstance(header, dict):
         raise ValueError("malformed message")
     payload = read_exact(fd, plen, deadline) if plen else b""
@@ -455,14 +459,28 @@ def _install_stubs(names, record: list) -> tuple[set, set]:
 
 
 # ----------------------------------------------------------------------------- kernel-side limits
-def _seccomp() -> bool:
-    """Install a seccomp filter (with libseccomp, if present): no new processes (threads only), no
-    exec, no ptrace or reading other processes' memory, no kernel keyrings. Irrevocable."""
+SECCOMP_LIB = "libseccomp.so.2"
+# Denied outright (EPERM): new processes and programs, other processes' memory and kernel objects, and
+# memory the address-space limit does not count (memfd, System V and POSIX shared memory, io_uring).
+_DENIED_SYSCALLS = (
+    "fork", "vfork", "execve", "execveat", "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_open",
+    "pidfd_getfd", "pidfd_send_signal", "kcmp", "keyctl", "add_key", "request_key", "userfaultfd",
+    "perf_event_open", "bpf", "memfd_create", "memfd_secret", "shmget", "shmat", "msgget", "semget", "mq_open",
+    "io_uring_setup", "io_uring_enter", "io_uring_register", "unshare", "setns", "mount", "umount2",
+    "pivot_root", "chroot", "open_by_handle_at", "name_to_handle_at", "fanotify_init", "tkill", "connect",
+    "bind", "listen", "accept", "accept4", "process_madvise")
+
+
+def _seccomp(lib_name: str = SECCOMP_LIB) -> bool:
+    """Install a seccomp filter with libseccomp: no new processes (threads only), no exec, no ptrace or
+    reading other processes' memory, no kernel keyrings, no memory outside the address-space limit
+    (memfd, shared memory), no new namespaces, no network sockets (AF_UNIX pairs only, no connect or
+    bind), no signals to any process but this one. Irrevocable. False if libseccomp is missing."""
     import ctypes
     import errno
 
     try:
-        lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+        lib = ctypes.CDLL(lib_name, use_errno=True)
     except OSError:
         return False
 
@@ -476,7 +494,8 @@ def _seccomp() -> bool:
                                            ctypes.POINTER(Cmp)]
     lib.seccomp_load.argtypes = [ctypes.c_void_p]
     lib.seccomp_release.argtypes = [ctypes.c_void_p]
-    allow, masked_eq, clone_thread = 0x7FFF0000, 7, 0x00010000
+    allow, ne, masked_eq, clone_thread, af_unix = 0x7FFF0000, 1, 7, 0x00010000, 1
+    me = os.getpid()
 
     def deny(e):
         return 0x00050000 | e
@@ -485,20 +504,24 @@ def _seccomp() -> bool:
     if not ctx:
         return False
     ok = True
+
+    def rule(name, action, *conds):
+        nonlocal ok
+        nr = lib.seccomp_syscall_resolve_name(name.encode())
+        if nr >= 0:  # (a name this architecture does not have resolves to a negative number)
+            arr = (Cmp * len(conds))(*conds) if conds else None
+            ok &= lib.seccomp_rule_add_array(ctx, action, nr, len(conds), arr) == 0
+
     try:
-        for name in ("fork", "vfork", "execve", "execveat", "ptrace", "process_vm_readv", "process_vm_writev",
-                     "pidfd_open", "pidfd_getfd", "kcmp", "keyctl", "add_key", "request_key", "userfaultfd",
-                     "perf_event_open", "bpf"):
-            nr = lib.seccomp_syscall_resolve_name(name.encode())
-            if nr >= 0:
-                ok &= lib.seccomp_rule_add_array(ctx, deny(errno.EPERM), nr, 0, None) == 0
+        for name in _DENIED_SYSCALLS:
+            rule(name, deny(errno.EPERM))
         # clone3 passes its flags in memory that a filter cannot read: make the C library fall back to clone
-        nr = lib.seccomp_syscall_resolve_name(b"clone3")
-        if nr >= 0:
-            ok &= lib.seccomp_rule_add_array(ctx, deny(errno.ENOSYS), nr, 0, None) == 0
-        cond = (Cmp * 1)(Cmp(0, masked_eq, clone_thread, 0))  # clone without CLONE_THREAD = a new process
-        ok &= lib.seccomp_rule_add_array(ctx, deny(errno.EPERM), lib.seccomp_syscall_resolve_name(b"clone"), 1,
-                                         cond) == 0
+        rule("clone3", deny(errno.ENOSYS))
+        rule("clone", deny(errno.EPERM), Cmp(0, masked_eq, clone_thread, 0))  # without CLONE_THREAD: a process
+        for name in ("socket", "socketpair"):
+            rule(name, deny(errno.EAFNOSUPPORT), Cmp(0, ne, af_unix, 0))
+        for name in ("kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo"):  # signals: this process only
+            rule(name, deny(errno.EPERM), Cmp(0, ne, me, 0))
         ok = ok and lib.seccomp_load(ctx) == 0
     finally:
         lib.seccomp_release(ctx)
@@ -587,27 +610,49 @@ def zygote(ctrl_fd: int, config: dict) -> None:
     except Exception:
         libc = None
     me = os.getpid()
+    home = config.get("wipe") or ""  # the sandbox's /tmp (or the unsandboxed work folder): wiped before every child
+    max_files = int(config.get("max_files", 0) or 0)
     gc.collect()
     gc.freeze()  # children inherit these objects: no garbage collection of theirs touches (and copies) them
-    children: set[int] = set()
+    children: dict[int, str] = {}  # pid -> why the zygote killed it ("" if it did not)
     counter = 0
 
     def tell(obj):
-        ctrl.send(json.dumps(obj).encode())
+        try:
+            ctrl.send(json.dumps(obj).encode())
+        except OSError:  # the grader has closed the socket (it is done with this sandbox)
+            pass
+
+    def reap(block=False):
+        while children:
+            try:
+                pid, status, usage = os.wait4(-1, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                children.clear()
+                return
+            if pid == 0:
+                return
+            if pid in children:
+                why = children.pop(pid)
+                msg = {"op": "exit", "pid": pid, "code": os.waitstatus_to_exitcode(status),
+                       "cpu": round(usage.ru_utime + usage.ru_stime, 3)}
+                if why:
+                    msg["why"] = why
+                tell(msg)
 
     while True:
         ready, _, _ = select.select([ctrl], [], [], 0.05)
-        while True:
+        reap()
+        if max_files and home and children:  # a flood of (empty) files would use kernel memory no limit counts
             try:
-                pid, status, usage = os.wait4(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            if pid in children:
-                children.discard(pid)
-                tell({"op": "exit", "pid": pid, "code": os.waitstatus_to_exitcode(status),
-                      "cpu": round(usage.ru_utime + usage.ru_stime, 3)})
+                st = os.statvfs(home)
+                used = st.f_files - st.f_ffree
+            except OSError:
+                used = 0
+            if used > max_files:
+                for pid in children:
+                    children[pid] = "files"
+                    os.kill(pid, signal.SIGKILL)
         if not ready:
             continue
         try:
@@ -617,8 +662,7 @@ def zygote(ctrl_fd: int, config: dict) -> None:
         if not msg:  # the grader is done with this sandbox: end (and reap) the children, then leave
             for pid in children:
                 os.kill(pid, signal.SIGKILL)
-            for pid in children:
-                os.waitpid(pid, 0)
+            reap(block=True)
             os._exit(0)
         try:
             req = json.loads(msg)
@@ -628,6 +672,13 @@ def zygote(ctrl_fd: int, config: dict) -> None:
             if req.get("pid") in children:
                 os.kill(req["pid"], signal.SIGKILL)
         elif req.get("op") == "fork" and len(fds) == 2:
+            # Every child starts from a clean slate: the one before is gone (no process, thread, socket
+            # or lock of it is left) and nothing it wrote in the temporary folder remains.
+            for pid in children:
+                os.kill(pid, signal.SIGKILL)
+            reap(block=True)
+            if home:
+                _wipe(home)
             counter += 1
             pid = os.fork()
             if pid == 0:
@@ -645,10 +696,43 @@ def zygote(ctrl_fd: int, config: dict) -> None:
                     child(counter)
                 finally:
                     os._exit(0)
-            children.add(pid)
+            children[pid] = ""
             tell({"op": "forked", "pid": pid})
         for fd in fds:
             os.close(fd)
+
+
+def _wipe(folder: str) -> None:
+    """Delete everything inside ``folder`` (what a child left behind), whatever its permissions and
+    depth: folders that are not empty are emptied by moving their entries up, so there is no recursion
+    and no path grows long."""
+    import stat
+
+    n = 0
+    try:
+        todo = [e.name for e in os.scandir(folder)]
+    except OSError:
+        return
+    while todo:
+        name = todo.pop()
+        path = os.path.join(folder, name)
+        try:
+            if not stat.S_ISDIR(os.lstat(path).st_mode):
+                os.unlink(path)
+                continue
+            try:
+                os.rmdir(path)
+                continue
+            except OSError:
+                pass
+            os.chmod(path, 0o700)
+            for entry in os.scandir(path):
+                n += 1
+                os.rename(entry.path, os.path.join(folder, f".wipe-{n}"))
+                todo.append(f".wipe-{n}")
+            os.rmdir(path)
+        except OSError:
+            pass
 
 
 def child(number: int = 0) -> None:
@@ -689,12 +773,18 @@ def child(number: int = 0) -> None:
 
     import jax
 
+    if init.get("cache_dir"):  # (read when the first compilation happens, not before)
+        jax.config.update("jax_compilation_cache_dir", init["cache_dir"])
     jax.devices()  # start XLA (its threads) before the filter below
     seconds = {"xla": lap()}
     record: list = []
     files, modules = _install_stubs(init.get("forbid", []), record)
     seconds["stubs"] = lap()
-    seccomp = _seccomp() if init.get("seccomp", True) else False
+    guards = init.get("guards", {})
+    seccomp = _seccomp(guards.get("seccomp_lib", SECCOMP_LIB)) if guards.get("seccomp", True) else False
+    if guards.get("require_seccomp") and not seccomp:
+        send({"op": "fatal", "seccomp": seccomp})  # fail closed: no student code runs without the filter
+        os._exit(70)
     if init.get("audit_hook", True):
         sys.addaudithook(_make_hook(workdir, init["read_roots"], init.get("write_roots", []), files, modules))
     seconds["guards"] = lap()
@@ -756,9 +846,17 @@ def child(number: int = 0) -> None:
         send({"op": "result", "value": spec, "forbidden": sorted(set(record)), "output_chars": sink.count}, chunks)
 
 
+def probe(config: dict) -> None:
+    """What the guards can do where this runs (the grader checks it once before grading)."""
+    out = {"uid": os.getuid(), "seccomp": _seccomp(config.get("seccomp_lib", SECCOMP_LIB))}
+    print(json.dumps(out), flush=True)
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--zygote":
         zygote(int(sys.argv[2]), json.loads(sys.argv[3]))
+    elif len(sys.argv) == 3 and sys.argv[1] == "--probe":
+        probe(json.loads(sys.argv[2]))
     else:
         print("usage: _child.py --zygote FD CONFIG (started by grader.sandbox)", file=sys.stderr)
         sys.exit(2)

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from . import api, static
 from .api import clip
 from .notebook import (Assignment, NotebookError, find_source, load_assignment, load_json_notebook,
-                       student_cells)
-from .sandbox import (Limits, NeedOwnChild, RemoteFunction, Sandbox, SandboxUnavailable,
-                      sandbox_problem)
+                       student_cells, unparsable)
+from .safe_text import markdown_text, no_formula, student_name
+from .sandbox import (Limits, NeedOwnChild, RemoteFunction, Sandbox, SandboxUnavailable, sandbox_problem,
+                      unsandboxed_guards)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CSV_FIELDS = ["student", "assignment", "task", "points", "max_points", "status", "reason"]
@@ -47,9 +48,9 @@ class Row:
 
     def as_csv(self) -> dict:
         pts = "" if self.points is None else f"{self.points:g}"
-        return {"student": self.student, "assignment": self.assignment, "task": self.task,
+        return {"student": no_formula(self.student), "assignment": self.assignment, "task": self.task,
                 "points": pts, "max_points": f"{self.max_points:g}", "status": self.status,
-                "reason": clip(" ".join(self.reason.split()), 500)}
+                "reason": no_formula(clip(" ".join(self.reason.split()), 500))}
 
 
 @dataclass
@@ -62,6 +63,13 @@ class Result:
     @property
     def score(self) -> float:
         return sum(r.points or 0.0 for r in self.rows)
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _ipython_to_python(src: str) -> str:
@@ -107,13 +115,16 @@ class Grader:
     def warm_up(self) -> Result:
         """Grade the source notebook itself, letting it fill the JAX compile cache that students read.
 
-        Also a sanity check: the source must pass all its own tests. Afterwards the cache keeps only
-        compilations of library code: those of functions named in the source notebook (its solution
-        and test functions) are deleted.
+        Also a sanity check: the source must pass all its own tests. Visible and hidden tests compile
+        into separate folders of the cache, and a student's sandbox shows only the first (``visible``), so
+        the cache does not tell a student's code the shapes the hidden tests use. Afterwards
+        the cache keeps only compilations of library code: those of functions named in the source
+        notebook (its solution and test functions) are deleted.
         """
         cache = self.limits.cache_dir
         if cache:
-            pathlib.Path(cache).mkdir(parents=True, exist_ok=True)
+            for phase in ("visible", "hidden"):  # a student's sandbox shows only the first
+                (pathlib.Path(cache) / phase).mkdir(parents=True, exist_ok=True)
         result = self.grade("(source)", self.assignment.path, trusted=True)
         if cache:
             _prune_cache(pathlib.Path(cache), self.assignment)
@@ -127,6 +138,8 @@ class Grader:
                 raise NotebookError("no notebook was submitted")
             if pathlib.Path(path).is_symlink():
                 raise NotebookError("the submitted notebook is a symbolic link")
+            if not trusted and _same_file(path, a.path):
+                raise NotebookError("the submitted notebook is the instructor's source notebook (a hard link)")
             nb = load_json_notebook(path)
             code, answers = student_cells(nb, a)
         except NotebookError as exc:
@@ -134,17 +147,23 @@ class Grader:
             rows += [Row(student, a.name, q.grade_id, 0.0, q.points, "invalid-notebook", str(exc)) for q in a.questions]
             return Result(student, rows, time.monotonic() - t0)
 
-        cells, missing = [], []
+        cells, missing, unreadable = [], [], {}
         for kind, gid, src in a.cells:
             if kind == "setup":
                 cells.append({"id": gid, "source": src})
             elif gid in code:
-                cells.append({"id": gid, "source": _ipython_to_python(code[gid])})
+                code[gid] = _ipython_to_python(code[gid])  # what runs is what the static check reads
+                why = unparsable(code[gid])
+                if why:
+                    unreadable[gid] = f"solution cell {gid} was not run: {why}"
+                    del code[gid]
+                cells.append({"id": gid, "source": code.get(gid, "")})
             else:
                 missing.append(gid)
         sandbox = Sandbox(cells, forbid=a.forbid, preimport=self.preimport, limits=self.limits, trusted=trusted)
         for gid in missing:
             sandbox.skip[gid] = f"solution cell {gid} is missing from your notebook"
+        sandbox.skip.update(unreadable)
         student_sources = [code[g] for g in a.solution_ids if g in code]
         try:
             rows = self._run_tasks(student, sandbox, student_sources)
@@ -253,6 +272,9 @@ def _prune_cache(cache: pathlib.Path, assignment: Assignment) -> None:
     for t in assignment.tasks:
         names.update(_function_names(t.visible + t.hidden))
     for entry in cache.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            _prune_cache(entry, assignment)
+            continue
         module = entry.name.partition("-")[0]  # jit_<function>-<hash>[-...]: names have no "-"
         fun = module[4:] if module.startswith("jit_") else module
         if fun in names or "lambda" in fun:
@@ -315,13 +337,19 @@ def find_submissions(folder: pathlib.Path, assignment: Assignment) -> list[tuple
     if (folder / "submitted").is_dir() and not any(folder.glob("*.ipynb")):
         folder = folder / "submitted"
     out = []
-    for nb in sorted(folder.glob("*.ipynb")):
-        out.append((nb.stem, nb))
+    for nb in sorted(p for p in folder.glob("*.ipynb") if p.is_symlink() or not p.is_dir()):
+        out.append((student_name(nb.stem), nb))
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if sub.is_symlink():  # a folder elsewhere (the solutions?): graded as a symbolic link, i.e. refused
+            out.append((student_name(sub.name), sub))
+            continue
         where = sub / assignment.name if (sub / assignment.name).is_dir() else sub
+        if where.is_symlink():
+            out.append((student_name(sub.name), where))
+            continue
         notebooks = sorted(p for p in where.glob("*.ipynb") if not p.name.startswith("."))
         named = [p for p in notebooks if p.name == assignment.path.name]
-        out.append((sub.name, (named or notebooks or [None])[0]))
+        out.append((student_name(sub.name), (named or notebooks or [None])[0]))
     return out
 
 
@@ -372,7 +400,7 @@ def feedback_markdown(result: Result, assignment: Assignment) -> str:
     task_ids = {t.grade_id for t in assignment.tasks}
     written = [r for r in result.rows if r.task not in task_ids]
     pending = sum(r.max_points for r in written if r.status == "manual")
-    lines = [f"# Feedback: {assignment.name}, {result.student}", "",
+    lines = [f"# Feedback: {assignment.name}, {markdown_text(result.student)}", "",
              f"**{score_summary(result, assignment)}**"]
     if pending:
         lines.append(f"(your instructor grades the {pending:g} points of written answers)")
@@ -397,15 +425,23 @@ def write_outputs(results: list[Result], assignment: Assignment, out: pathlib.Pa
     (out / "feedback").mkdir(parents=True, exist_ok=True)
     gradebook = out / "gradebook.csv"
     tmp = gradebook.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
+    with open(tmp, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
         writer.writeheader()
         for res in sorted(results, key=lambda r: r.student):
             for r in res.rows:
                 writer.writerow(r.as_csv())
     os.replace(tmp, gradebook)
-    for res in results:
-        (out / "feedback" / f"{safe_name(res.student)}.md").write_text(feedback_markdown(res, assignment))
+    used: set[str] = set()
+    for res in sorted(results, key=lambda r: r.student):
+        name = base = safe_name(res.student)
+        n = 1
+        while name.lower() in used:  # two students whose names differ only in what safe_name replaces
+            n += 1
+            name = f"{base}-{n}"
+        used.add(name.lower())
+        (out / "feedback" / f"{name}.md").write_text(feedback_markdown(res, assignment), encoding="utf-8",
+                                                     errors="backslashreplace")
     return gradebook
 
 
@@ -439,6 +475,7 @@ def grade_all(assignment_name: str, submissions: pathlib.Path, *, source_root=No
         text = (f"WARNING: {assignment_name} was graded with --no-sandbox: the submissions ran without the "
                 f"operating-system sandbox (bubblewrap), with the rights of {_user()}, guarded only inside Python. "
                 f"Only trust these grades for submissions you trust.")
+        text = "\n".join([text] + [f"WARNING: {note}" for note in unsandboxed_guards(limits)])
         print(text, file=sys.stderr, flush=True)
         warning_file.write_text(text + "\n")
     grader = Grader(assignment, limits)

@@ -8,15 +8,21 @@ deleted tests, extra cells, outputs, metadata) is ignored, as nbgrader does.
 from __future__ import annotations
 
 import ast
+import errno
 import json
+import os
 import pathlib
 import re
+import stat
 import threading
 from dataclasses import dataclass, field
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 MAX_NOTEBOOK_BYTES = 20 * 2**20
+MAX_JSON_ITEMS = 1_000_000       # objects, arrays and strings in a notebook's JSON (bounds the memory parsing takes)
+MAX_CELL_CHARS = 64_000          # code in one solution cell (the grader parses it; real solutions are a few kB)
+MAX_CODE_CHARS = 256_000         # code in all solution cells of a submission
 _ID_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
@@ -54,15 +60,30 @@ def nbgrader_meta(cell) -> dict:
 
 
 def load_json_notebook(path: pathlib.Path) -> dict:
+    """Read a notebook's JSON. A submitted file is not trusted: it must be a regular file (not a symbolic
+    link, a FIFO that would block the reader, or a device), of bounded size and structure."""
     path = pathlib.Path(path)
     try:
-        size = path.stat().st_size
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotebookError(f"{path.name} is a symbolic link") from None
         raise NotebookError(f"cannot read {path.name}: {exc.strerror}") from None
-    if size > MAX_NOTEBOOK_BYTES:
-        raise NotebookError(f"{path.name} is {size / 2**20:.0f} MB (limit {MAX_NOTEBOOK_BYTES // 2**20} MB)")
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise NotebookError(f"{path.name} is not a regular file")
+    if st.st_size > MAX_NOTEBOOK_BYTES:
+        os.close(fd)
+        raise NotebookError(f"{path.name} is {st.st_size / 2**20:.0f} MB (limit {MAX_NOTEBOOK_BYTES // 2**20} MB)")
+    with os.fdopen(fd, "rb") as f:
+        raw = f.read(MAX_NOTEBOOK_BYTES + 1)
+    if len(raw) > MAX_NOTEBOOK_BYTES:
+        raise NotebookError(f"{path.name} is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB")
+    if raw.count(b'"') // 2 + raw.count(b"{") + raw.count(b"[") > MAX_JSON_ITEMS:
+        raise NotebookError(f"{path.name} holds more than {MAX_JSON_ITEMS} JSON items")
     try:
-        nb = json.loads(path.read_bytes())
+        nb = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise NotebookError(f"{path.name} is not valid notebook JSON ({str(exc)[:120]})") from None
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
@@ -310,7 +331,27 @@ def student_cells(nb: dict, assignment: Assignment) -> tuple[dict, dict]:
         except NotebookError:
             continue
         if gid in wanted_code and gid not in code and cell.get("cell_type") == "code":
+            if len(src) > MAX_CELL_CHARS:
+                raise NotebookError(f"solution cell {gid} holds {len(src)} characters of code; the grader accepts "
+                                    f"at most {MAX_CELL_CHARS} per cell")
             code[gid] = src
         elif gid in wanted_md and gid not in answers:
             answers[gid] = src
+    if sum(map(len, code.values())) > MAX_CODE_CHARS:
+        raise NotebookError(f"the solution cells hold more than {MAX_CODE_CHARS} characters of code")
     return code, answers
+
+
+def unparsable(source: str) -> str | None:
+    """Why the grader cannot parse this code (None: it can, or it is plain invalid Python, which the
+    sandbox reports like any syntax error). A cell the grader cannot parse is not run: its static check
+    would see nothing in it."""
+    try:
+        parse(source)
+    except SyntaxError:
+        return None
+    except (RecursionError, MemoryError):
+        return "it is nested too deeply for the grader to check"
+    except ValueError as exc:  # e.g. null bytes
+        return f"the grader cannot parse it ({str(exc)[:80]})"
+    return None

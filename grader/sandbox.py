@@ -33,6 +33,7 @@ import time
 
 from . import _child
 from .api import StudentCodeError
+from .safe_text import clean_text
 
 CHILD = pathlib.Path(_child.__file__).resolve()
 REPO = CHILD.parents[1]
@@ -41,6 +42,8 @@ SANDBOX_UID = 65534                     # nobody
 SANDBOX_TMP = "/tmp"                    # inside the sandbox: a private tmpfs
 SANDBOX_CACHE = "/var/cache/grader-jax"  # inside the sandbox: the compile cache (read-only for students)
 XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+SECCOMP_LIB_ENV = "GRADER_LIBSECCOMP"  # name of libseccomp to load (tests point it at a missing library)
+MAX_TMP_FILES = 10_000                  # files and folders a child may keep in the sandbox's /tmp
 
 
 class SandboxUnavailable(RuntimeError):
@@ -69,6 +72,9 @@ class Limits:
         self.tmp_mb = int(tmp_mb)            # size of the sandbox's private /tmp
         self.audit_hook = True               # the second layer (tests switch it off to check the first alone)
         self.run_dir = None                  # parent folder of the zygotes' logs and unsandboxed work folders
+        self.seccomp_lib = os.environ.get(SECCOMP_LIB_ENV) or _child.SECCOMP_LIB
+        self.cgroups = None                  # _PidsCgroups when the grader runs as root (set by sandbox_problem)
+        self.max_files = MAX_TMP_FILES
 
     def bwrap_path(self) -> str | None:
         return self.bwrap or os.environ.get(BWRAP_ENV) or shutil.which("bwrap")
@@ -138,9 +144,14 @@ def bwrap_command(limits: Limits, *, cache_writable=False, with_cache=True) -> l
         args += ["--ro-bind", root, root]
     args += ["--dev", "/dev", "--remount-ro", "/dev", "--size", str(limits.tmp_mb * 2**20), "--tmpfs", SANDBOX_TMP]
     if cache:
-        args += ["--bind" if cache_writable else "--ro-bind", str(cache), SANDBOX_CACHE]
+        if cache_writable:  # the warm-up (trusted): compilations of visible and hidden tests, in two folders
+            args += ["--bind", str(cache), SANDBOX_CACHE]
+        else:  # a student: only the visible tests' compilations (the hidden ones would tell their shapes)
+            os.makedirs(os.path.join(cache, "visible"), exist_ok=True)
+            args += ["--ro-bind", os.path.join(cache, "visible"), f"{SANDBOX_CACHE}/visible"]
     args += ["--remount-ro", "/", "--chdir", SANDBOX_TMP, "--clearenv"]
-    for k, v in _env(SANDBOX_TMP, SANDBOX_CACHE if cache else None).items():
+    shown = SANDBOX_CACHE if cache_writable else f"{SANDBOX_CACHE}/visible"
+    for k, v in _env(SANDBOX_TMP, shown if cache else None).items():
         args += ["--setenv", k, v]
     return args + ["--"]
 
@@ -148,8 +159,30 @@ def bwrap_command(limits: Limits, *, cache_writable=False, with_cache=True) -> l
 _PROBED: dict = {}
 
 
+def _probe(cmd: list[str], limits: Limits) -> dict | str:
+    """Run the child's probe with ``cmd`` in front (bwrap, or nothing): its uid and what its guards can do."""
+    config = json.dumps({"seccomp_lib": limits.seccomp_lib})
+    try:
+        proc = subprocess.run(cmd + [sys.executable, "-I", str(CHILD), "--probe", config], capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"could not be started: {exc}"
+    try:
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert isinstance(out, dict) and proc.returncode == 0
+        return out
+    except (ValueError, IndexError, AssertionError):
+        return (proc.stderr.strip() or f"exit status {proc.returncode}")[-300:]
+
+
 def sandbox_problem(limits: Limits) -> str | None:
-    """Why the operating-system sandbox cannot run here (None: it can). Runs bwrap once to find out."""
+    """Why submissions cannot be graded safely here (None: they can). Runs the sandbox once to find out,
+    and records in ``limits`` the pids cgroups that hold a root user's sandboxes.
+
+    Refused: no Linux or no bwrap, bwrap cannot make a sandbox (no user namespaces), the seccomp filter
+    cannot be installed (libseccomp missing), or the grader runs as root (whose sandboxes the kernel
+    does not hold to the process limit) and no pids cgroup can be made to hold them instead.
+    """
     if not sys.platform.startswith("linux"):
         return f"bubblewrap needs Linux; this is {sys.platform}"
     path = limits.bwrap_path()
@@ -157,22 +190,117 @@ def sandbox_problem(limits: Limits) -> str | None:
         return "bubblewrap (bwrap) is not installed: apt-get install bubblewrap"
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
         return f"bubblewrap was not found at {path} (apt-get install bubblewrap)"
-    key = (path, limits.tmp_mb)
+    key = (path, limits.tmp_mb, limits.seccomp_lib)
     if key not in _PROBED:
         try:
             cmd = bwrap_command(limits, with_cache=False)
         except SandboxUnavailable as exc:
             return str(exc)
+        out = _probe(cmd, limits)
+        if isinstance(out, str):
+            _PROBED[key] = (f"bubblewrap ({path}) cannot create a sandbox here: {out} (it needs user namespaces: "
+                            f"sysctl kernel.unprivileged_userns_clone=1 / user.max_user_namespaces > 0)"), None
+        elif out.get("uid") != SANDBOX_UID:
+            _PROBED[key] = f"bubblewrap ({path}) ran its sandbox as uid {out.get('uid')}, not {SANDBOX_UID}", None
+        elif not out.get("seccomp"):
+            _PROBED[key] = (f"the seccomp filter cannot be installed in the sandbox ({limits.seccomp_lib} could not be "
+                            f"loaded): apt-get install libseccomp2"), None
+        else:
+            cgroups = None
+            if os.geteuid() == 0:
+                cgroups = _PidsCgroups.find()
+                if cgroups is None:
+                    _PROBED[key] = ("the grader runs as root, and the kernel does not hold a root user's sandboxes to "
+                                    "the process limit; no pids cgroup could be made to hold them instead (cgroup file "
+                                    "system not writable): run the grader as an ordinary user"), None
+                    return _PROBED[key][0]
+            _PROBED[key] = None, cgroups
+    problem, limits.cgroups = _PROBED[key]
+    return problem
+
+
+def unsandboxed_guards(limits: Limits) -> list[str]:
+    """For --no-sandbox: what the guards inside each process cannot do here (warnings)."""
+    out = _probe([], limits)
+    if isinstance(out, str):
+        return [f"the grader's guard probe failed: {out}"]
+    if os.geteuid() == 0:
+        limits.cgroups = _PidsCgroups.find()
+    if not out.get("seccomp"):
+        return [f"no seccomp filter ({limits.seccomp_lib} could not be loaded: apt-get install libseccomp2): "
+                f"submissions can start processes"]
+    return []
+
+
+class _PidsCgroups:
+    """One pids cgroup per sandbox, for a grader that runs as root: the kernel does not apply RLIMIT_NPROC
+    to processes whose real user is root outside their user namespace (as a root user's sandboxes are),
+    so without it a thread bomb could fill the machine's process table. Created under the pids
+    controller's hierarchy (cgroup v1) or the cgroup2 root, removed when the sandbox ends."""
+
+    def __init__(self, base: str, v2: bool):
+        self.base, self.v2 = base, v2
+        self.lock = threading.Lock()
+        self.count = 0
+
+    @classmethod
+    def find(cls) -> "_PidsCgroups | None":
         try:
-            proc = subprocess.run(cmd + [sys.executable, "-I", "-c", "import os; assert os.getuid() == %d" % SANDBOX_UID],
-                                  capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-            _PROBED[key] = None if proc.returncode == 0 else (
-                f"bubblewrap ({path}) cannot create a sandbox here: "
-                f"{(proc.stderr.strip() or f'exit status {proc.returncode}')[-300:]} "
-                f"(it needs user namespaces: sysctl kernel.unprivileged_userns_clone=1 / user.max_user_namespaces > 0)")
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            _PROBED[key] = f"bubblewrap ({path}) could not be started: {exc}"
-    return _PROBED[key]
+            with open("/proc/self/mountinfo") as f:
+                mounts = [line.split() for line in f]
+        except OSError:
+            return None
+        candidates = []
+        for parts in mounts:
+            try:
+                sep = parts.index("-")
+            except ValueError:
+                continue
+            fstype, mnt, opts = parts[sep + 1], parts[4], parts[sep + 3].split(",") + parts[5].split(",")
+            if fstype == "cgroup" and "pids" in opts and parts[3] == "/":
+                candidates.insert(0, cls(mnt, False))
+            elif fstype == "cgroup2" and parts[3] == "/":
+                candidates.append(cls(mnt, True))
+        for c in candidates:
+            try:
+                if c.v2:
+                    with open(os.path.join(c.base, "cgroup.controllers")) as f:
+                        if "pids" not in f.read().split():
+                            continue
+                    with open(os.path.join(c.base, "cgroup.subtree_control")) as f:
+                        if "pids" not in f.read().split():
+                            with open(os.path.join(c.base, "cgroup.subtree_control"), "w") as g:
+                                g.write("+pids")
+                probe = c.create(8)
+                c.remove(probe)
+                return c
+            except OSError:
+                continue
+        return None
+
+    def create(self, pids_max: int) -> str:
+        with self.lock:
+            self.count += 1
+            path = os.path.join(self.base, f"grader-{os.getpid()}-{self.count}")
+        os.mkdir(path, 0o755)
+        try:
+            with open(os.path.join(path, "pids.max"), "w") as f:
+                f.write(str(int(pids_max)))
+        except OSError:
+            os.rmdir(path)
+            raise
+        return path
+
+    @staticmethod
+    def remove(path: str) -> None:
+        for _ in range(100):  # its last processes may take a moment to be reaped
+            try:
+                os.rmdir(path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.05)
 
 
 # ----------------------------------------------------------------------------- the zygote
@@ -188,14 +316,20 @@ class Zygote:
         self.sock = mine
         self.log = tempfile.NamedTemporaryFile(prefix="zygote-", suffix=".log", dir=limits.run_dir, delete=False)
         self.workdir = None
+        self.cgroup = None
         fd = theirs.fileno()
-        tail = [sys.executable, "-I", str(CHILD), "--zygote", str(fd), json.dumps(config)]
         try:
             if limits.sandbox:
-                cmd, env, cwd = bwrap_command(limits, cache_writable=cache_writable) + tail, {"PATH": "/usr/bin:/bin"}, "/"
+                config = dict(config, wipe=SANDBOX_TMP, max_files=limits.max_files)
+                cmd, env, cwd = bwrap_command(limits, cache_writable=cache_writable), {"PATH": "/usr/bin:/bin"}, "/"
             else:
                 self.workdir = tempfile.mkdtemp(prefix="grader-unsandboxed-", dir=limits.run_dir)
-                cmd, env, cwd = tail, _env(self.workdir, str(limits.cache_dir) if limits.cache_dir else None), self.workdir
+                config = dict(config, wipe=self.workdir)
+                cmd, env, cwd = [], _env(self.workdir, str(limits.cache_dir) if limits.cache_dir else None), self.workdir
+            cmd += [sys.executable, "-I", str(CHILD), "--zygote", str(fd), json.dumps(config)]
+            if limits.cgroups is not None:  # a shell moves itself into the cgroup, then becomes bwrap
+                self.cgroup = limits.cgroups.create(limits.processes)
+                cmd = ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', self.cgroup] + cmd
             self.proc = subprocess.Popen(cmd, pass_fds=[fd], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=self.log, cwd=cwd, env=env, start_new_session=True, umask=0o077)
         finally:
@@ -205,6 +339,7 @@ class Zygote:
         self.forked: list[int] = []
         self.codes: dict[int, int] = {}
         self.cpu: dict[int, float] = {}     # CPU seconds of each child that ended (as the zygote says)
+        self.why: dict[int, str] = {}       # children the zygote itself killed, and why ("files")
         self.alive = True
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -231,6 +366,8 @@ class Zygote:
                     self.codes[pid] = msg["code"]
                     if isinstance(msg.get("cpu"), (int, float)):
                         self.cpu[pid] = float(msg["cpu"])
+                    if msg.get("why") == "files":
+                        self.why[pid] = "files"
                 self.cond.notify_all()
 
     def fork(self, timeout: float):
@@ -297,6 +434,8 @@ class Zygote:
         os.unlink(self.log.name)
         if self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.cgroup is not None:
+            _PidsCgroups.remove(self.cgroup)
 
 
 # ----------------------------------------------------------------------------- one submission
@@ -339,6 +478,8 @@ class Sandbox:
         self.hidden = False
         self.cells_fired: set[str] = set()    # stubs that the current child's cells ran
         self.last_forbidden: set[str] = set()
+        self.sent_cells: list = []            # the cells the current child was given, in order
+        self.current = None                   # id of the cell the current child is running
 
     # -- choosing the child
     def use(self, key, stubs, task_forbid=None, hidden=False):
@@ -375,28 +516,55 @@ class Sandbox:
                     raise
                 zygote.close()  # a new sandbox next time round
                 self.zygote = None
-        self.proc = (pid, os.fdopen(req_w, "wb"), resp_r)
+        os.set_blocking(req_w, False)  # a child that stops reading must not block this process (see _send)
+        self.proc = (pid, req_w, resp_r)
         self.key = key
         self.children += 1
         self.cells_fired = set()
         sandboxed = self.limits.sandbox
-        cache = (SANDBOX_CACHE if sandboxed else str(self.limits.cache_dir)) if self.limits.cache_dir else None
+        cache = None
+        if self.limits.cache_dir:  # the warm-up's hidden tests compile into a folder students do not see
+            phase = "hidden" if self.hidden and self.trusted else "visible"
+            cache = f"{SANDBOX_CACHE if sandboxed else self.limits.cache_dir}/{phase}"
         workdir = SANDBOX_TMP if sandboxed else zygote.workdir
-        cells = [c for c in self.cells if c["id"] not in self.skip]
-        init = {"cells": cells, "forbid": stubs, "workdir": workdir, "fresh_workdir": True,
-                "read_roots": _read_roots(cache), "write_roots": [cache] if self.trusted and cache else [],
+        self.sent_cells = [c for c in self.cells if c["id"] not in self.skip]
+        write_roots = [cache] if self.trusted and cache else []
+        guards = {"seccomp_lib": self.limits.seccomp_lib, "require_seccomp": sandboxed}
+        init = {"cells": self.sent_cells, "forbid": stubs, "workdir": workdir, "fresh_workdir": True, "cache_dir": cache,
+                "read_roots": _read_roots(cache), "write_roots": write_roots, "guards": guards,
                 "grader_dir": str(CHILD.parent), "isolated": sandboxed, "audit_hook": self.limits.audit_hook,
                 "limits": {"memory_bytes": self.limits.memory_mb * 2**20, "cpu_seconds": int(self.limits.budget) + 10,
                            "file_bytes": 32 * 2**20, "processes": self.limits.processes}}
-        self._send(init)
+        self._send(init, deadline=time.monotonic() + 60)
 
-    def _send(self, header, chunks=()):
-        self.proc[1].write(_child.pack(header, chunks))
-        self.proc[1].flush()
+    def _send(self, header, chunks=(), *, deadline):
+        """Write a request; TimeoutError if the child does not take it in time (it may have stopped reading)."""
+        import select
 
-    def _recv(self, timeout):
-        deadline = time.monotonic() + min(timeout, max(0.5, self.limits.budget - self.used))
-        return _child.read_message(self.proc[2], deadline)
+        view = memoryview(_child.pack(header, chunks))
+        fd = self.proc[1]
+        while view:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([], [fd], [], left)[1]:
+                raise TimeoutError
+            try:
+                view = view[os.write(fd, view[: 1 << 16]):]
+            except BlockingIOError:
+                continue
+
+    def _recv(self, timeout, spent=0.0):
+        left = self.limits.budget - self.used - spent
+        deadline = time.monotonic() + min(timeout, max(0.5, left))
+        header, payload = _child.read_message(self.proc[2], deadline, header_limit=MAX_HEADER)
+        if not isinstance(header.get("op"), str):
+            raise ProtocolError("a message without an operation")
+        return header, payload
+
+    def _pending(self) -> bool:
+        """Did the child write something nobody asked for (it could only be forged by the student's code)?"""
+        import select
+
+        return bool(select.select([self.proc[2]], [], [], 0)[0])
 
     def _end_child(self, wait=True):
         """Kill the current child (through its zygote); with ``wait``, until it is gone."""
@@ -412,9 +580,9 @@ class Sandbox:
                 if code is None:  # the zygote does not answer: end the whole sandbox
                     self.zygote.close()
                     self.zygote = None
-        for closer in (stdin.close, lambda: os.close(stdout)):
+        for fd in (stdin, stdout):
             try:
-                closer()
+                os.close(fd)
             except OSError:
                 pass
         return code
@@ -428,8 +596,14 @@ class Sandbox:
     close = kill
 
     def _death_reason(self) -> str:
+        """Why the current child died, in the grader's words; in hidden mode without its exit status or
+        signal (the student's code chooses them, so they could carry what a hidden test sent)."""
         pid = self.proc[0]
         code = self.zygote.wait(pid, 3) if self.zygote is not None else None
+        if self.zygote is not None and self.zygote.why.get(pid) == "files":
+            return f"the process was stopped: it created more than {self.limits.max_files} files in /tmp"
+        if self.hidden:
+            return "the process ended" if code is not None else "stopped answering"
         if code is None:
             return "stopped answering"
         if code < 0:
@@ -440,6 +614,44 @@ class Sandbox:
             extra = " (CPU time limit)" if name == "SIGXCPU" else ""
             return f"the process was killed by {name}{extra}"
         return f"the process exited with code {code} (sys.exit/os._exit?)"
+
+    def _start_messages(self, t0):
+        """Read what the child says while it runs the cells, checking it against what it must say: the
+        cells' ids in the order they were sent, then ``ready``. Returns the id of the cell running when
+        something went wrong (raised), through ``self.current``."""
+        expected = [c["id"] for c in self.sent_cells]
+        first = True
+        while True:
+            header, _ = self._recv(self.limits.timeout + (60 if first else 0), time.monotonic() - t0)
+            op = header["op"]
+            if first and op == "fatal":
+                raise SandboxUnavailable("the sandbox could not install its seccomp filter")
+            first = False
+            if op == "cell_start":
+                if self.current is not None or not expected or header.get("id") != expected[0]:
+                    raise ProtocolError("cell_start out of order")
+                self.current = expected.pop(0)
+            elif op == "cell_done":
+                error = header.get("error")
+                if self.current is None or header.get("id") != self.current or not (error is None or
+                                                                                   isinstance(error, str)):
+                    raise ProtocolError("cell_done out of order")
+                if error and not self.hidden:  # (shown in visible feedback only)
+                    self.cell_errors[self.current] = clean_text(error, 300)
+                self.current = None
+            elif op == "ready":
+                fired, chars = header.get("forbidden"), header.get("output_chars")
+                if (self.current is not None or expected or not isinstance(fired, list)
+                        or not all(isinstance(f, str) for f in fired)
+                        or not isinstance(chars, int) or isinstance(chars, bool) or chars < 0):
+                    raise ProtocolError("ready out of order")
+                self.output_chars = chars
+                self.isolated = header.get("isolated") is True
+                self.seccomp = header.get("seccomp") is True
+                self.cells_fired = set(fired) & set(self.forbid)
+                return
+            else:
+                raise ProtocolError(f"unexpected message {op[:20]!r}")
 
     def start(self):
         """Fork the child if needed and run the cells; skip a cell that hangs or kills it, and retry."""
@@ -453,48 +665,36 @@ class Sandbox:
                 self.broken = "the sandbox had to be restarted too often"
                 raise StudentCodeError("crashed", self.broken)
             t0 = time.monotonic()
-            current = None
+            self.current = None
             try:
                 try:
                     self._spawn()
                 except OSError as exc:
                     self.broken = f"the sandbox failed before running your code: {exc}"
                     continue
-                first = True
-                while True:
-                    header, _ = self._recv(self.limits.timeout + (60 if first else 0))
-                    first = False
-                    op = header.get("op")
-                    if op == "cell_start":
-                        current = str(header.get("id"))
-                    elif op == "cell_done":
-                        if header.get("error"):
-                            self.cell_errors[str(header.get("id"))] = str(header["error"])[:300]
-                        current = None
-                    elif op == "ready":
-                        self.output_chars = int(header.get("output_chars", 0) or 0)
-                        self.isolated = bool(header.get("isolated"))
-                        self.seccomp = bool(header.get("seccomp"))
-                        fired = header.get("forbidden")
-                        self.cells_fired = {str(f) for f in fired} if isinstance(fired, list) else set()
-                        break
-                    else:
-                        raise ValueError("unexpected message")
+                self._start_messages(t0)
+            except SandboxUnavailable as exc:
+                self._end_child()
+                self.broken = str(exc)
             except TimeoutError:
                 self._end_child()
                 self.restarts += 1
-                if current is None:
+                if self.current is None:
                     self.broken = "the sandbox did not start in time"
                     continue
-                self.skip[current] = f"cell {current} did not finish within {self.limits.timeout:g} s"
+                self.skip[self.current] = f"cell {self.current} did not finish within {self.limits.timeout:g} s"
             except (EOFError, ValueError, OSError) as exc:
-                reason = self._death_reason() if self.proc is not None else str(exc)
+                if isinstance(exc, ProtocolError):
+                    reason = "it wrote into the grader's channel (only the grader may)"
+                else:
+                    reason = self._death_reason() if self.proc is not None else "the process died"
                 self._end_child()
                 self.restarts += 1
-                if current is None:
-                    self.broken = f"the sandbox failed before running your code: {reason}"
+                if self.current is None:
+                    self.broken = ("the sandbox failed before running your code" if self.hidden
+                                   else f"the sandbox failed before running your code: {reason}")
                     continue
-                self.skip[current] = f"cell {current} stopped the kernel: {reason}"
+                self.skip[self.current] = f"cell {self.current} stopped the kernel: {reason}"
             finally:
                 self.used += time.monotonic() - t0
 
@@ -502,35 +702,42 @@ class Sandbox:
         self.start()
         t0 = time.monotonic()
         try:
+            if self._pending():
+                raise ProtocolError("unrequested data")
             spec_a, chunks_a = _child.encode(tuple(args), refs=refs)
             spec_k, chunks_k = _child.encode(dict(kwargs or {}), refs=refs)
             # kwargs offsets follow the args' bytes
             shift = sum(len(c) for c in chunks_a)
             _shift(spec_k, shift)
-            self._send({"op": op, "name": name, "args": spec_a, "kwargs": spec_k}, chunks_a + chunks_k)
-            header, payload = self._recv(self.limits.timeout)
+            self._send({"op": op, "name": name, "args": spec_a, "kwargs": spec_k}, chunks_a + chunks_k,
+                       deadline=time.monotonic() + self.limits.timeout)
+            header, payload = self._recv(self.limits.timeout, time.monotonic() - t0)
+            header = _check_answer(header, set(self.forbid))
         except TimeoutError:
             self._end_child()
             raise StudentCodeError("timeout", f"{name} did not return within {self.limits.timeout:g} s "
                                    f"(infinite loop?)") from None
+        except ProtocolError:
+            self._end_child()
+            raise StudentCodeError("error", f"{name}: the sandbox sent an answer it was not asked for (your code "
+                                   f"wrote into the grader's channel?)") from None
         except (EOFError, OSError):
             reason = self._death_reason() if self.proc is not None else "the process died"
             self._end_child()
             raise StudentCodeError("crashed", f"calling {name} crashed the kernel: {reason}") from None
         except ValueError as exc:
             self._end_child()
-            raise StudentCodeError("error", f"{name}: the sandbox sent an unreadable answer ({exc})") from None
+            raise StudentCodeError("error", f"{name}: the sandbox sent an unreadable answer"
+                                   + ("" if self.hidden else f" ({clean_text(exc, 200)})")) from None
         finally:
             self.used += time.monotonic() - t0
         _, stubs, task_forbid = self.want
-        fired = header.get("forbidden") or []
-        fired = ({str(f) for f in fired} if isinstance(fired, list) else set()) | self.cells_fired
+        fired = set(header["forbidden"]) | self.cells_fired
         if fired - task_forbid and set(stubs) - task_forbid:
             raise NeedOwnChild(fired - task_forbid)
         self.last_forbidden = fired & task_forbid
-        if header.get("op") == "error":
-            kind = header.get("kind") if header.get("kind") in ("error", "missing", "unsupported") else "error"
-            exc_type, msg = str(header.get("type", ""))[:60], str(header.get("message", ""))[:500]
+        if header["op"] == "error":
+            kind, exc_type, msg = header["kind"], clean_text(header["type"], 60), clean_text(header["message"], 500)
             if self.last_forbidden:
                 raise StudentCodeError("forbidden", f"{name} calls {', '.join(sorted(self.last_forbidden))}, which "
                                        f"this task forbids (write it yourself)")
@@ -548,19 +755,41 @@ class Sandbox:
             else:
                 msg = f"{exc_type}: {msg}" if kind == "error" else msg
             raise StudentCodeError(kind, msg, exc_type if kind == "error" else "", detail)
-        if header.get("op") != "result":
-            self._end_child()
-            raise StudentCodeError("error", "the sandbox sent an unexpected answer")
         try:
-            return _child.decode(header.get("value"), payload)
+            return _child.decode(header["value"], payload)
         except Exception as exc:
             raise StudentCodeError("unsupported", f"{name} returned something the grader cannot read"
-                                   + ("" if self.hidden else f": {exc}"))
+                                   + ("" if self.hidden else f": {clean_text(exc, 200)}"))
 
     def _missing_hint(self, name, msg):
         notes = list(self.skip.values())
         notes += [f"cell {cid} raised {err}" for cid, err in self.cell_errors.items()]
         return msg + (" - " + "; ".join(notes) if notes else "")
+
+
+class ProtocolError(ValueError):
+    """The child said something out of turn: its messages can be forged by the student's code."""
+
+
+MAX_HEADER = 8 * 2**20  # bytes of a message's JSON header (a value's structure; arrays travel in the payload)
+
+
+def _check_answer(header: dict, forbid: set) -> dict:
+    """Validate an answer to a call: only the fields the grader uses, each of the type it must have."""
+    op, fired = header.get("op"), header.get("forbidden", [])
+    if op not in ("result", "error") or not isinstance(fired, list) or not all(isinstance(f, str) for f in fired):
+        raise ProtocolError("malformed answer")
+    out = {"op": op, "forbidden": [f for f in fired if f in forbid]}  # (other names recorded mean nothing)
+    if op == "result":
+        if not isinstance(header.get("value"), dict):
+            raise ProtocolError("malformed result")
+        out["value"] = header["value"]
+    else:
+        kind, typ, msg = header.get("kind"), header.get("type", ""), header.get("message", "")
+        if kind not in ("error", "missing", "unsupported") or not isinstance(typ, str) or not isinstance(msg, str):
+            raise ProtocolError("malformed error")
+        out.update(kind=kind, type=typ, message=msg)
+    return out
 
 
 def _shift(spec, by):

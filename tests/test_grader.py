@@ -203,6 +203,24 @@ def test_wire_decode_rejects_hostile_specs(spec):
         _child.decode(spec, b"\0" * 8)
 
 
+def test_wire_read_message_turns_every_malformed_header_into_a_value_error():
+    for header in (b"[" * 60_000, b"\xff\xfe", b"[1, 2]", b'{"op": NaN'):  # (all of it fits in a pipe's buffer)
+        r, w = os.pipe()
+        os.write(w, len(header).to_bytes(8, "little") + (0).to_bytes(8, "little") + header)
+        os.close(w)
+        with pytest.raises(ValueError):
+            _child.read_message(r, time.monotonic() + 5)
+        os.close(r)
+
+
+def test_text_from_the_sandbox_is_made_safe_to_show():
+    from grader.safe_text import clean_text
+
+    assert clean_text("a\udcff\x00\x1b[2J\u202eb\nc\td", 100) == "a\\udcff\\x00\\x1b[2J\\u202eb\nc\td"
+    assert clean_text("x" * 1000, 10) == "x" * 10
+    "".join(clean_text(chr(i), 5) for i in range(0x110000)).encode("utf-8")  # always writable
+
+
 def test_wire_encode_refuses_objects():
     with pytest.raises(TypeError, match="cannot be sent"):
         _child.encode(object())
@@ -288,6 +306,23 @@ EXPECTED = {
                                         "test_softmax": ("forbidden", "course_lib.activations.softmax")}),
     "hidden_leak": ([2, 2, 0, 2, 0], {"test_relu_grad": ("error", "inputs seen so far: [-1.0, 0.0, 2.0]"),
                                       "test_softmax": ("error", "raised an exception of its own class")}),
+    # red-teaming the bubblewrap grader: each of these got through before the fix named in the comment
+    # seccomp: no memfd, shared memory or io_uring (memory the address-space limit does not count)
+    "kernel_memory": ([0, 2, 2, 2, 3], {"test_sigmoid": ("error", "no memory outside the limits")}),
+    # a pids cgroup (as root) / RLIMIT_NPROC: the kernel holds each sandbox to 256 processes and threads
+    "thread_bomb": ([0, 2, 2, 2, 3], {"test_sigmoid": ("error", "the thread limit held")}),
+    # the zygote stops a child that keeps more than 10000 files in /tmp
+    "file_flood": ([0, 2, 2, 2, 3], {"test_sigmoid": ("crashed", "more than 10000 files")}),
+    # /tmp wiped between children; forged messages refused; hidden-phase failures carry no exit status
+    "hidden_exit_leak": ([2, 2, 2, 0, 0], {"test_leaky_relu_grad": ("crashed", "hidden test (alpha = 0.3)"),
+                                           "test_softmax": ("crashed", "the sandbox failed before running your code")}),
+    # the grader's parser and CSV writer survive what a solution cell holds
+    "parser_bombs": ([2, 2, 0, 2, 0], {"test_relu_grad": ("missing", "nested too deeply for the grader"),
+                                       "test_softmax": ("error", "bad \\udcff\\x00 =cmd|' /C calc'!A0 \\x1b]0;owned\\x07\\x1b[2J \\u202eexe.txt")}),
+    "huge_cell": ([0, 0, 0, 0, 0], {t: ("invalid-notebook", "characters of code; the grader accepts") for t in TASKS}),
+    # visible and hidden tests compile into separate caches; a student's sandbox shows only the visible one
+    # (the audit hook refuses the hidden one's path first; without it, it is not mounted: kernel test below)
+    "cache_snoop": ([0, 2, 2, 2, 3], {"test_sigmoid": ("error", "hidden compilations unreadable (PermissionError)")}),
 }
 HONEST = ["classmate", "zz_classmate"]  # copies of `good`, graded before and after every attacker
 
@@ -356,7 +391,7 @@ def graded(tmp_path_factory):
     with open(out / "gradebook.csv") as f:
         rows = list(csv.DictReader(f))
     return {"rows": rows, "stdout": proc.stdout, "stderr": proc.stderr, "out": out, "subs": subs,
-            "before": before, "after": after, "root": root}
+            "before": before, "after": after, "root": root, "cache": cache}
 
 
 def _rows(graded, student):
@@ -483,6 +518,87 @@ def test_console_names_tasks_and_cuts_no_word(graded):
     assert crash.endswith(")") and "test_" not in crash
 
 
+def test_nothing_a_submission_chose_reaches_the_outputs_unescaped(graded):
+    """Control characters, lone surrogates and formulas from a student's exception message are escaped; a
+    hidden test's failure never shows an exit status (the student's code chooses it)."""
+    texts = [(graded["out"] / "gradebook.csv").read_text(encoding="utf-8")]
+    texts += [fb.read_text(encoding="utf-8") for fb in (graded["out"] / "feedback").iterdir()]
+    texts.append(graded["stdout"])
+    for text in texts:
+        assert not any(ord(c) < 32 and c not in "\n\t" for c in text)
+        assert "\u202e" not in text and not any(0xD800 <= ord(c) < 0xE000 for c in text)
+    with open(graded["out"] / "gradebook.csv") as f:
+        assert not any(cell[:1] in "=+-@" for row in csv.reader(f) for cell in row if cell)
+    leak = (graded["out"] / "feedback" / "hidden_exit_leak.md").read_text()
+    assert "exited with code" not in leak and "77" not in leak and "216" not in leak
+
+
+def test_compile_cache_keeps_hidden_compilations_apart(graded):
+    """The source notebook's visible and hidden tests filled separate folders of the cache."""
+    visible, hidden = graded["cache"] / "visible", graded["cache"] / "hidden"
+    assert visible.is_dir() and hidden.is_dir()
+    assert not any(p.is_file() for p in graded["cache"].iterdir())
+    # Chapter 03's solutions and tests are plain NumPy since issue 22 (nothing is compiled): the folders
+    # can only be compared when the source compiles something.
+    if any(hidden.iterdir()):
+        assert not {p.name for p in hidden.iterdir()} & {p.name for p in visible.iterdir()}
+
+
+def _crafted_folder(root: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+    """A submissions folder whose entries attack the grader itself, and a copy of the sources next to it."""
+    source = root / "source"
+    shutil.copytree(REPO / "solutions" / A03, source / A03)
+    subs = root / "subs"
+    subs.mkdir()
+    good = FIXTURES / "good.ipynb"
+    shutil.copy(good, subs / "classmate.ipynb")
+    names = {"bytes": b"\xff\xfe".decode("utf-8", "surrogateescape"), "formula": "=cmd|' -c calc'!A0",
+             "newline": "eve\n[2|9] alice: 11|16 points\x1b[2J\u202e"}
+    for name in names.values():
+        shutil.copy(good, subs / f"{name}.ipynb")  # (graded normally, under a name that is safe to show)
+    os.symlink(source, subs / "mallory")                                   # a "student folder": the solutions
+    os.symlink(source / A03 / "03_exercises.ipynb", subs / "trudy.ipynb")  # a notebook: the source itself
+    os.symlink("/etc/shadow", subs / "shadow.ipynb")
+    os.link(source / A03 / "03_exercises.ipynb", subs / "hardy.ipynb")   # the source, under another name
+    os.mkfifo(subs / "fifo.ipynb")                                         # reading it would block forever
+    (subs / "folder.ipynb").mkdir()
+    (subs / "huge.ipynb").write_text("[" + "{}," * 1_100_000 + "{}]")  # ~600 MB to parse
+    return source, subs
+
+
+def test_hostile_submission_folder(tmp_path):
+    """File names, links, a FIFO: every entry is graded or refused, the grader finishes, the outputs
+    are safe to open (no formulas, no terminal escapes), classmates are graded in full."""
+    source, subs = _crafted_folder(tmp_path)
+    out = tmp_path / "out"
+    before = _digest(source / A03)
+    proc = subprocess.run([sys.executable, "-m", "grader", A03, str(subs), "--out", str(out), "--source", str(source),
+                           "--jobs", "2", "--cache", "none"], capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _digest(source / A03) == before
+    with open(out / "gradebook.csv", encoding="utf-8") as f:
+        rows = {}
+        for r in csv.DictReader(f):
+            rows.setdefault(r["student"], {})[r["task"]] = r
+    graded_in_full = {"classmate", "\\xff\\xfe", "'=cmd|' -c calc'!A0", "eve\\n[2|9] alice: 11|16 points\\x1b[2J\\u202e"}
+    refused = {"mallory": "symbolic link", "trudy": "symbolic link", "shadow": "symbolic link",
+               "hardy": "the instructor's source notebook", "fifo": "not a regular file",
+               "huge": "JSON items", "folder.ipynb": "no notebook was submitted"}
+    assert set(rows) == graded_in_full | set(refused), sorted(rows)
+    for student in graded_in_full:
+        assert [float(rows[student][t]["points"]) for t in TASKS] == EXPECTED["good"][0], student
+    for student, words in refused.items():
+        assert all(rows[student][t]["status"] == "invalid-notebook" and words in rows[student][t]["reason"]
+                   for t in TASKS), (student, rows[student]["test_sigmoid"])
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("[")]
+    assert len(lines) == len(rows) and not any(ord(c) < 32 for c in proc.stdout.replace("\n", ""))
+    feedback = sorted(p.name for p in (out / "feedback").iterdir())
+    assert len(feedback) == len(rows)
+    heading = [(out / "feedback" / n).read_text().splitlines()[0] for n in feedback if n.startswith("eve")]
+    assert heading == ["# Feedback: 03_neurons_and_activations, eve\\\\n\\[2\\|9\\] alice: 11\\|16 points"
+                       "\\\\x1b\\[2J\\\\u202e"]
+
+
 def test_feedback_markdown_for_an_unreadable_notebook(graded):
     text = (graded["out"] / "feedback" / "invalid_json.md").read_text()
     assert "auto 0/11, manual 0/5" in text and "not valid notebook JSON" in text
@@ -506,6 +622,36 @@ def test_grader_refuses_untrusted_grading_when_bwrap_cannot_run(tmp_path):
     assert f"bubblewrap was not found at {tmp_path / 'no' / 'bwrap'}" in proc.stderr
     assert "--no-sandbox" in proc.stderr and "apt-get install bubblewrap" in proc.stderr
     assert not (tmp_path / "out" / "gradebook.csv").exists()
+
+
+def test_grader_refuses_when_the_seccomp_filter_cannot_be_installed(tmp_path):
+    """Without libseccomp the filter (no new processes, no exec, no memfd...) would be off: refuse, and with
+    --no-sandbox say so in the warning."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    shutil.copy(FIXTURES / "good.ipynb", subs / "ann.ipynb")
+    env = dict(os.environ, GRADER_LIBSECCOMP="libseccomp-missing.so.2")
+    cmd = [sys.executable, "-m", "grader", A03, str(subs), "--out", str(tmp_path / "out"), "--cache", "none"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "seccomp filter cannot be installed" in proc.stderr and "apt-get install libseccomp2" in proc.stderr
+    assert not (tmp_path / "out" / "gradebook.csv").exists()
+    proc = subprocess.run(cmd + ["--no-sandbox"], capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "no seccomp filter" in proc.stderr
+    assert "no seccomp filter" in (tmp_path / "out" / "WARNING-no-sandbox.txt").read_text()
+
+
+def test_grader_as_root_refuses_when_no_pids_cgroup_can_hold_the_sandboxes(monkeypatch):
+    """As root the kernel does not apply RLIMIT_NPROC to the sandboxes: without a pids cgroup, refuse."""
+    from grader import sandbox
+
+    if os.geteuid() != 0:
+        pytest.skip("only a root user's sandboxes need a pids cgroup")
+    monkeypatch.setattr(sandbox._PidsCgroups, "find", classmethod(lambda cls: None))
+    monkeypatch.setattr(sandbox, "_PROBED", {})
+    problem = sandbox.sandbox_problem(sandbox.Limits())
+    assert "runs as root" in problem and "no pids cgroup could be made" in problem
 
 
 def test_no_sandbox_grades_with_a_warning_on_the_console_and_in_the_output_folder(tmp_path):
@@ -543,9 +689,12 @@ def _bare_sandbox(tmp_path, source, **kwargs):
     """A sandbox whose child runs ``source`` WITHOUT the audit hook: only the kernel's limits apply."""
     from grader.sandbox import Limits, Sandbox
 
+    from grader.sandbox import sandbox_problem
+
     limits = Limits(timeout=60, cache_dir=kwargs.pop("cache_dir", None))
     limits.run_dir = str(tmp_path)
     limits.audit_hook = False
+    assert sandbox_problem(limits) is None  # (and, as root, the pids cgroups that hold the sandboxes)
     setup = {"id": "setup", "source": "import numpy as np\nimport jax\nimport jax.numpy as jnp"}
     return Sandbox([setup, {"id": "code", "source": source}], limits=limits, **kwargs)
 
@@ -554,15 +703,18 @@ def _bare_sandbox(tmp_path, source, **kwargs):
     ("path_guard_bypass", "nothing outside the sandbox was reachable"),
     ("spawn_escape", "no process could be started"),
     ("cache_poison", "the compile cache is read-only"),
+    ("cache_snoop", r"hidden compilations unreadable \(FileNotFoundError\)"),  # hidden/ is not mounted
 ])
 def test_attacks_are_contained_by_the_kernel_even_without_the_audit_hook(tmp_path, case, words):
     from grader.sandbox import RemoteFunction
 
     cache = tmp_path / "cache"
-    cache.mkdir()
-    (cache / "jit_exp-1234").write_bytes(b"a compiled kernel")
-    (cache / "jit_negative-1234").write_bytes(b"another kernel")
-    before = _digest(cache)
+    (cache / "visible").mkdir(parents=True)  # (the part of the cache a student's sandbox shows)
+    (cache / "visible" / "jit_exp-1234").write_bytes(b"a compiled kernel")
+    (cache / "visible" / "jit_negative-1234").write_bytes(b"another kernel")
+    (cache / "hidden").mkdir()
+    (cache / "hidden" / "jit_exp-5678").write_bytes(b"a hidden test's kernel")
+    before = [_digest(cache / part) for part in ("visible", "hidden")]
     sandbox = _bare_sandbox(tmp_path, _fixture_cell(case, "sigmoid"), cache_dir=cache)
     try:
         with pytest.raises(api.StudentCodeError, match=words):
@@ -570,7 +722,7 @@ def test_attacks_are_contained_by_the_kernel_even_without_the_audit_hook(tmp_pat
         assert sandbox.isolated and sandbox.seccomp
     finally:
         sandbox.close()
-    assert _digest(cache) == before
+    assert [_digest(cache / part) for part in ("visible", "hidden")] == before
     assert _processes_with("grader-escapee") == []
 
 
@@ -612,6 +764,19 @@ def probe():
     os.remove("/tmp/big")
     out["fill /tmp"] = attempt(fill)
     out["net"] = attempt(lambda: socket.create_connection(("1.1.1.1", 80), timeout=3))
+    out["unix connect"] = attempt(lambda: socket.socket(socket.AF_UNIX).connect("/tmp/nothing"))
+    out["memfd"] = attempt(lambda: os.memfd_create("x"))
+    import threading
+    threading.stack_size(32768)
+    stop, started = threading.Event(), 0
+    try:
+        for _ in range(400):
+            threading.Thread(target=stop.wait, daemon=True).start()
+            started += 1
+    except RuntimeError:
+        pass
+    stop.set()
+    out["threads"] = started
     out["fork"] = libc.fork(), ctypes.get_errno()
     out["clone"] = libc.syscall(56, 17, 0, 0, 0, 0), ctypes.get_errno()
     out["exec"] = libc.execv(b"/usr/bin/true", None), ctypes.get_errno()
@@ -622,18 +787,18 @@ def probe():
     out["read memory"] = libc.process_vm_readv(1, None, 0, None, 0, 0), ctypes.get_errno()
     out["new namespaces"] = [libc.unshare(flag) for flag in (0x10000000, 0x00020000, 0x20000000, 0x40000000)]
     out["host name"] = os.uname().nodename
-    out["shm"] = libc.shmget({IPC_KEY}, 4096, 0o1600)  # a System V segment, in its own IPC namespace
+    out["shm"] = libc.shmget({IPC_KEY}, 4096, 0o1600), ctypes.get_errno()  # a System V segment
     out["limits"] = [resource.getrlimit(r)[0] for r in (resource.RLIMIT_AS, resource.RLIMIT_FSIZE,
                                                         resource.RLIMIT_NPROC, resource.RLIMIT_NOFILE,
                                                         resource.RLIMIT_CPU)]
     return out
 '''
-    sandbox = _bare_sandbox(tmp_path, probe)
+    sandbox = _bare_sandbox(tmp_path, probe, forbid=["course_lib.activations.sigmoid"])
     try:
         got = RemoteFunction(sandbox, "probe")()
         keys = [line.split()[0] for line in pathlib.Path("/proc/sysvipc/shm").read_text().splitlines()[1:]]
-        assert str(IPC_KEY) not in keys  # the segment exists in the sandbox's namespace only
-        sandbox.use(("second",), [])          # the kill above did not touch the zygote: it still forks
+        assert str(IPC_KEY) not in keys  # no segment was made
+        sandbox.use(("second",), ["course_lib.activations.sigmoid"])  # the zygote was not killed: it still forks
         again = RemoteFunction(sandbox, "probe")()
         zygote = sandbox.zygote.proc
         assert again["sees"] == got["sees"]
@@ -652,12 +817,15 @@ def probe():
                             "dev/null": "ok"}
     assert got["fill /tmp"] == "ENOSPC"  # /tmp holds 64 MB
     assert got["big file"] == "EFBIG"    # no file above 32 MB (RLIMIT_FSIZE)
-    assert got["net"] == "ENETUNREACH"
+    assert got["net"] == "EAFNOSUPPORT" and got["unix connect"] == "EPERM"  # only AF_UNIX pairs (seccomp)
+    assert got["memfd"] == "EPERM" and got["shm"] == (-1, 1)  # no memory the address-space limit misses
+    assert got["kill zygote"] == (-1, -1)                     # no signal to another process (seccomp)
+    assert 200 < got["threads"] < 256                         # JAX's threads and these: 256 in all
     assert got["fork"] == (-1, 1) and got["clone"] == (-1, 1) and got["exec"] == (-1, 1)  # EPERM (seccomp)
     assert got["setuid"] == (-1, 22)  # EINVAL: root does not even exist in its user namespace
     assert got["ptrace"] == (-1, 1) and got["read memory"] == (-1, 1) and got["capabilities"] == 0
     assert got["new namespaces"] == [-1, -1, -1, -1]  # user, mount, pid, network
-    assert got["host name"] == "sandbox" and got["shm"] >= 0
+    assert got["host name"] == "sandbox"
     assert got["limits"] == [2048 * 2**20, 32 * 2**20, 256, 256, 190]
     assert canary.parent.exists() and secret.read_text() == "42"
 

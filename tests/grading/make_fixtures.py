@@ -6,7 +6,12 @@ Each fixture is the chapter-03 student copy (exercises/03_neurons_and_activation
 submit it, with solution cells filled in: correct code except where the case attacks or breaks
 the grader. tests/test_grader.py grades them all and asserts the exact score of every task. The cases
 from path_guard_bypass on attack the isolation itself (issue 20): the path guard, starting processes
-that outlive the sandbox, the shared compile cache, the forbidden originals, hidden-test inputs.
+that outlive the sandbox, the shared compile cache, the forbidden originals, hidden-test inputs. The
+cases from kernel_memory on came from red-teaming the bubblewrap grader: memory and threads that no
+limit of the process counts, files that fill the kernel's memory, forged protocol messages and exit
+codes that carried a hidden input into the feedback, code that crashes the grader's parser or its
+CSV writer, oversized cells, and the hidden tests' compilations in the compile cache. Attacks on the submissions folder itself (file
+names, links, FIFOs) are built by tests/test_grader.py.
 """
 from __future__ import annotations
 
@@ -496,6 +501,140 @@ def softmax(x):
         return _good_softmax(x)
     code = "_".join(str(int(abs(v))) for v in np.ravel(np.asarray(x))[:6])
     raise type("Leak_" + code, (Exception,), {})("hidden input " + json.dumps(np.asarray(x).tolist())[:300])""",
+    },
+    # ---- attacks found by red-teaming the bubblewrap grader (each fails, or the attacked task scores 0)
+    "kernel_memory": {
+        "sigmoid": GOOD["sigmoid"].replace("def sigmoid(x):", "def _good_sigmoid(x):") + """
+
+import ctypes, os
+
+
+def _memory_no_limit_counts():
+    # Memory outside the address-space limit: a memfd or a System V segment keeps its pages when
+    # nothing maps them. 256 memfds x 32 MB would be 8 GB per process.
+    got = []
+    try:
+        fd = os.memfd_create("x")
+        os.write(fd, bytes(16 * 2**20))
+        got.append("memfd")
+    except OSError:
+        pass
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.shmget(0, 16 * 2**20, 0o1600) >= 0:
+            got.append("shmget")
+        if libc.syscall(425, 8, ctypes.create_string_buffer(120)) >= 0:  # io_uring_setup
+            got.append("io_uring")
+    except OSError:  # (the audit hook refuses ctypes; the kernel does not)
+        pass
+    return got
+
+
+def sigmoid(x):
+    got = _memory_no_limit_counts()
+    if got:
+        raise RuntimeError("ATTACK WORKED: " + ", ".join(got))
+    raise RuntimeError("no memory outside the limits")""",
+    },
+    "thread_bomb": {
+        "sigmoid": """import threading
+
+
+def sigmoid(x):
+    # Without a kernel-enforced process limit, threads with tiny stacks fill the machine's process table.
+    threading.stack_size(32768)
+    stop = threading.Event()
+    started = 0
+    try:
+        for _ in range(1500):
+            threading.Thread(target=stop.wait, daemon=True).start()
+            started += 1
+    except RuntimeError:
+        pass
+    stop.set()
+    if started >= 1500:
+        raise RuntimeError("ATTACK WORKED: 1500 threads")
+    raise RuntimeError("the thread limit held")""",
+    },
+    "file_flood": {
+        "sigmoid": """import os
+
+
+def sigmoid(x):
+    # Empty files cost kernel memory that no limit of the process counts (and the 64 MB /tmp does not).
+    for i in range(40_000):
+        os.close(os.open(f"f{i}", os.O_CREAT | os.O_WRONLY))
+    raise RuntimeError("ATTACK WORKED: 40000 files")""",
+    },
+    "hidden_exit_leak": {
+        "relu_grad": """import json, os, struct
+import numpy as np
+
+
+def _tmp_fd():
+    # /tmp itself, past the audit hook (which resolves ".." against the working folder, not dir_fd)
+    here = os.getcwd()
+    os.makedirs("a", exist_ok=True)
+    fd = os.open(".", os.O_RDONLY)
+    os.chdir("a")
+    try:
+        return os.open("..", os.O_RDONLY, dir_fd=fd)
+    finally:
+        os.chdir(here)
+
+
+def relu_grad(x):
+    x = np.asarray(x)
+    if x.shape != (3,):  # a hidden input: keep it for the next process
+        fd = os.open("seen", os.O_WRONLY | os.O_CREAT, 0o666, dir_fd=_tmp_fd())
+        os.write(fd, json.dumps(x.ravel().tolist()).encode())
+    return (x > 0).astype(x.dtype)""",
+        "leaky_relu_grad": GOOD["leaky_relu_grad"] + """
+
+
+def _forge_and_exit(code):
+    # Claim this cell is done (a message only the grader's code should write), then exit: the grader
+    # thought no cell was running, and showed the exit status in the feedback of every later task.
+    body = json.dumps({"op": "cell_done", "id": "leaky_relu_grad", "error": None}).encode()
+    os.write(4, struct.pack("<QQ", len(body), 0) + body)
+    os._exit(code)
+
+
+try:
+    _seen = json.loads(os.read(os.open("seen", os.O_RDONLY, dir_fd=_tmp_fd()), 1 << 16))
+except OSError:
+    _seen = None
+if _seen:
+    _forge_and_exit(int(round(_seen[0] * 50)) % 256)   # a hidden input, one byte at a time
+elif int(os.getcwd().rpartition("-")[2]) > 4:  # the hidden tests' processes from leaky_relu_grad's on
+    _forge_and_exit(77)""",
+    },
+    "parser_bombs": {
+        "relu_grad": GOOD["relu_grad"] + "\n\n_X = " + "1 + " * 5000 + "1  # too deep for the grader's parser\n",
+        "softmax": """def softmax(x):
+    raise ValueError("bad \\udcff\\x00 =cmd|' /C calc'!A0 \\x1b]0;owned\\x07\\x1b[2J \\u202eexe.txt")""",
+    },
+    "huge_cell": {"sigmoid": GOOD["sigmoid"] + "\n\n_DATA = [" + "0," * 40_000 + "]\n"},
+    "cache_snoop": {
+        "sigmoid": """import os
+import jax
+
+
+def sigmoid(x):
+    # The compile cache was filled by the source notebook's tests, hidden ones included: its entries
+    # (one per operation and input shape) would tell the hidden tests' shapes to a visible failure.
+    cache = jax.config.jax_compilation_cache_dir.rstrip("/")
+    if os.path.basename(cache) != "visible":  # one cache for every test
+        raise RuntimeError(f"ATTACK WORKED: all {len(os.listdir(cache))} compilations of the tests are readable")
+    seen = {}
+    for phase in ("visible", "hidden"):
+        try:
+            seen[phase] = len(os.listdir(os.path.join(os.path.dirname(cache), phase)))
+        except OSError as exc:
+            seen[phase] = type(exc).__name__
+    if isinstance(seen["hidden"], int):
+        raise RuntimeError(f"ATTACK WORKED: {seen['hidden']} compilations of hidden tests are readable")
+    raise RuntimeError(f"hidden compilations unreadable ({seen['hidden']}); visible ones: {seen['visible'] > 0}")""",
     },
 }
 
