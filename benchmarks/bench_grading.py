@@ -3,6 +3,7 @@ with the operating-system sandbox and without it (--no-sandbox), and what one sa
 
     .venv/bin/python benchmarks/bench_grading.py [--n 100] [--jobs 2] [--assignment 03_neurons_and_activations]
                                                  [--modes sandbox,no-sandbox] [--startup 5]
+    .venv/bin/python benchmarks/bench_grading.py --scheduler [ADDRESS] [--n 30] [--n-small 6] [--rounds 2] [--idle 60]
 
 Submissions are built from the chapter-03 student copy with a realistic mix: correct answers written
 in different styles (jax.numpy, numpy, naive formulas), partly wrong answers, unanswered copies,
@@ -11,6 +12,14 @@ code that raises, and two infinite loops. The first table gives, per mode, the w
 it started (which other load on the machine hardly inflates) and the status counts. The second
 table splits one submission's cost: starting its sandbox (bwrap, Python, importing JAX, once per
 submission) and each child forked in it (one for the visible tests, one per task's hidden tests).
+
+With ``--scheduler``, the benchmark instead grades the same submissions locally and on a Dask
+cluster (grader.cluster; a LocalCluster of 2 worker processes unless an address is given), in paired
+rounds at two sizes, checks that both gradebooks are identical, and prints the cluster path's cost
+per submission against local (the slope between the sizes, CPU and wall; target: <= 0.2 s per
+submission) and its fixed cost per run. Dask's own background work (heartbeats, monitors: CPU per
+second of a run, whatever it grades) is measured on the idle cluster first; on a loaded machine a
+run lasts longer and pays more of it, so the slope is also printed net of it.
 """
 from __future__ import annotations
 
@@ -89,6 +98,125 @@ def grade_run(args, mode: str, tmp: pathlib.Path) -> list:
             ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()))]
 
 
+def _worker_cpu() -> float:
+    """Run on each Dask worker: CPU s of the worker process and of its ended children (the sandboxes)."""
+    import resource
+
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+def _self_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _idle_cpu_rate(client, own: bool, seconds: float) -> float:
+    """CPU s per wall second that the idle cluster spends (heartbeats, monitors): the workers' and, for a
+    LocalCluster, the scheduler's (this process); a run pays it for as long as it lasts."""
+    if seconds <= 0:
+        return 0.0
+    w0, s0, t0 = client.run(_worker_cpu), _self_cpu(), time.perf_counter()
+    time.sleep(seconds)
+    w1, s1, wall = client.run(_worker_cpu), _self_cpu(), time.perf_counter() - t0
+    return (sum(w1[w] - w0.get(w, 0.0) for w in w1) + (s1 - s0 if own else 0.0)) / wall
+
+
+def _grading_cost(args, client, own: bool, mode: str, subs: pathlib.Path, out: pathlib.Path) -> dict:
+    """Grade ``subs`` locally or on the cluster; wall and CPU (client, scheduler, workers, sandboxes)."""
+    import re
+
+    cmd = [sys.executable, "-m", "grader", args.assignment, str(subs), "--out", str(out), "--timeout", "20"]
+    cmd += ["--scheduler", client.scheduler.address] if mode == "cluster" else ["--jobs", str(args.jobs)]
+    w0 = client.run(_worker_cpu) if mode == "cluster" else {}
+    s0, c0, t0 = _self_cpu(), _cpu_children(), time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    wall, client_cpu, sched_cpu = time.perf_counter() - t0, _cpu_children() - c0, _self_cpu() - s0
+    if proc.returncode != 0:
+        raise SystemExit(proc.stdout[-2000:] + proc.stderr[-2000:])
+    workers = 0.0
+    if mode == "cluster":
+        w1 = client.run(_worker_cpu)
+        workers = sum(w1[w] - w0.get(w, 0.0) for w in w1)
+    warm = [float(x) for x in re.findall(r"source notebook checked in [\d.]+ s.*\(([\d.]+) CPU s\)", proc.stdout)]
+    extra_warm = sum(warm) - (sum(warm) / len(warm) if warm else 0.0)  # every warm-up but one
+    cpu = client_cpu + workers + (sched_cpu if own and mode == "cluster" else 0.0)
+    return {"wall": wall, "cpu": cpu - extra_warm, "client": client_cpu, "sched": sched_cpu,
+            "gradebook": (out / "gradebook.csv").read_text()}
+
+
+def cluster_rounds(args, tmp: pathlib.Path) -> int:
+    """Paired A/B: each round grades the same submissions locally (--jobs 2) and on the cluster, at two
+    sizes (--n-small and --n submissions); the cluster path's cost per submission is the slope:
+    ((cluster - local) at n - (cluster - local) at n-small) / (n - n-small). Fixed costs per run (the
+    client importing Dask and connecting, each worker grading the source notebook once to fill its
+    compile cache) cancel out of it and are shown separately. Dask's periodic work costs CPU per second
+    of wall time, not per submission: the slope holds it in proportion to how much longer the larger
+    run lasted, which a loaded machine inflates; the slope net of it (measured idle) is printed too.
+
+    The cluster's CPU is the client's (the grader process), the scheduler's (this process, for the
+    LocalCluster) and the workers' with their sandboxes (read on each worker before and after). Every
+    worker's warm-up but one is left out (the workers report its CPU): a local run warms up once.
+    """
+    from distributed import Client, LocalCluster
+
+    sizes = sorted({args.n_small, args.n})
+    folders = {}
+    for n in sizes:
+        folders[n] = tmp / f"submissions-{n}"
+        folders[n].mkdir()
+        make_submissions(folders[n], n)
+    own = args.scheduler == "local"
+    cluster = (LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                            silence_logs=50) if own else None)
+    client = Client(cluster if own else args.scheduler, set_as_default=False)
+    rows, slopes, wall_slopes, fixed, net = [], [], [], [], []
+    try:
+        background = _idle_cpu_rate(client, own, args.idle)
+        for rnd in range(1, args.rounds + 1):
+            diff = {}
+            for n in sizes:
+                run = {m: _grading_cost(args, client, own, m, folders[n], tmp / f"out-{m}-{n}-{rnd}")
+                       for m in ("local", "cluster")}
+                if run["local"]["gradebook"] != run["cluster"]["gradebook"]:
+                    raise SystemExit(f"round {rnd}, {n} submissions: the cluster's gradebook differs from the local one")
+                diff[n] = (run["cluster"]["cpu"] - run["local"]["cpu"], run["cluster"]["wall"] - run["local"]["wall"],
+                           run["cluster"]["cpu"] - background * run["cluster"]["wall"] - run["local"]["cpu"])
+                for m in ("local", "cluster"):
+                    r = run[m]
+                    rows.append([rnd, m, n, r["wall"], r["cpu"], r["cpu"] / n,
+                                 r["client"] if m == "cluster" else float("nan"),
+                                 r["sched"] if m == "cluster" and own else float("nan"), _load()])
+            if len(sizes) == 2:
+                lo, hi = sizes
+                slopes.append((diff[hi][0] - diff[lo][0]) / (hi - lo))
+                wall_slopes.append((diff[hi][1] - diff[lo][1]) / (hi - lo))
+                fixed.append(diff[lo][0] - slopes[-1] * lo)
+                net.append((diff[hi][2] - diff[lo][2]) / (hi - lo))
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    _table([("round", 6), ("mode", 9), ("subs", 6), ("wall s", 9), ("CPU s", 9), ("CPU s/sub", 11),
+            ("client CPU s", 14), ("sched CPU s", 13), ("load", 7)], rows,
+           ["{:<6}", "{:<9}", "{:>6}", "{:>9.1f}", "{:>9.1f}", "{:>11.2f}", "{:>14.2f}", "{:>13.2f}", "{:>7}"])
+    print("CPU s: every warm-up but one left out (a local run warms up once; each worker does once per run). "
+          "Gradebooks of each pair are identical.")
+    if slopes:
+        def span(v):
+            v = sorted(v)
+            return f"{v[len(v) // 2]:+.3f} s (rounds: {', '.join(f'{x:+.3f}' for x in v)})"
+
+        print(f"\ncluster minus local, per submission (slope between {sizes[0]} and {sizes[1]} submissions):")
+        print(f"  CPU:  {span(slopes)}   target: <= 0.2 s")
+        print(f"  wall: {span(wall_slopes)}")
+        print(f"fixed CPU per run of the cluster path (client start, scheduler, extra warm-up cost): {span(fixed)}")
+        print(f"Dask's background CPU (scheduler and workers, measured idle for {args.idle:g} s): {background:.4f} CPU s "
+              f"per second of a run's wall time; it grows with the run's length, not with its submissions.")
+        print(f"  CPU net of that background, per submission (the cost of sending one): {span(net)}")
+    return 0
+
+
 def startup(args, mode: str) -> list:
     """One submission's sandbox: the cost of starting it (bwrap, Python, importing JAX: the zygote) and
     of each child forked in it (start XLA, run the cells, answer one call), with a warm compile cache."""
@@ -148,7 +276,18 @@ def main(argv=None) -> int:
     p.add_argument("--assignment", default="03_neurons_and_activations")
     p.add_argument("--modes", default="sandbox,no-sandbox", help="comma-separated: sandbox, no-sandbox")
     p.add_argument("--startup", type=int, default=5, help="sandboxes started for the second table (0: skip)")
+    p.add_argument("--scheduler", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="compare local grading with grading on a Dask cluster, in paired rounds: this scheduler's, "
+                        "or without ADDRESS a LocalCluster of 2 worker processes (1 thread each)")
+    p.add_argument("--rounds", type=int, default=2, help="with --scheduler: paired rounds (default 2)")
+    p.add_argument("--idle", type=float, default=60,
+                   help="with --scheduler: seconds to measure the idle cluster's background CPU first (default 60)")
+    p.add_argument("--n-small", type=int, default=6,
+                   help="with --scheduler: the smaller size of each round (default 6); --n is the larger")
     args = p.parse_args(argv)
+    if args.scheduler:
+        with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
+            return cluster_rounds(args, pathlib.Path(tmp))
     modes = [m for m in args.modes.split(",") if m]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:

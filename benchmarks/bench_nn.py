@@ -10,7 +10,7 @@ Tables:
           uses the one in the environment instead; the recipes take turns, round after round), so
           "1st" = cold: weight init + fit + test evaluation of split 0, every compile included
           (epoch, evaluation), but not
-          `import jax` / data loading. "next" = median of splits 1.. (training.fit reuses the
+          `import jax` / data loading. "next" = median of splits 1.. (course_lib.fast.training.fit reuses the
           compiled epoch). CPU time next to wall time (the machine's 2 cores are shared); the 1st
           columns are the minimum over --cold-repeats fresh processes (default 3), "1st med" their
           median.
@@ -86,7 +86,8 @@ def _fit_one(d, settings, seed, grads="autodiff", eval_on="test"):
     """Init + fit + one evaluation; returns (loss, accuracy) on ``eval_on``."""
     import jax
 
-    from course_lib import backprop, layers, optim, schedules, training
+    from course_lib import backprop, layers, optim, schedules
+    from course_lib.fast import training   # the fast wing's fit/evaluate (same signature as the reference)
 
     apply = lambda p, x: layers.mlp_apply(p, x, "relu")  # noqa: E731
     eps = settings["label_smoothing"]

@@ -1,6 +1,7 @@
 """Notebook execution time and JIT compile time, each notebook in a fresh kernel, cold and warm cache.
 
     python benchmarks/bench_notebooks.py [notebooks/03_*.ipynb ...]   # default: every notebooks/*.ipynb
+    python benchmarks/bench_notebooks.py --cells 3 notebooks/10_*.ipynb  # cold, the cells over 3 CPU s
 
 For each notebook the script executes a copy (never the file itself) with nbclient in a fresh
 kernel, twice, with JAX's persistent compilation cache pointed at a new empty temporary directory:
@@ -19,8 +20,16 @@ alone, ``compiles`` their count and ``cache hits`` the persistent-cache hits. ``
 kernel process's CPU time over the same interval (all its threads, XLA's included): on a loaded
 machine it grows much less than the wall time. ``wall s`` runs from
 the start of that first cell to the end of the last notebook cell (kernel start-up, ~1 s, is
-excluded and shown as ``kernel s``). The extra cells cost microseconds; they import ``jax``, which
-every notebook of the course does anyway in its first cell.
+excluded and shown as ``kernel s``). ``kernel cpu s`` is the kernel's CPU time over its whole life
+(start-up, imports and every cell: user + system, all threads, plus any child it waited for) and
+``peak MB`` its peak resident memory (``ru_maxrss``, the kernel's high-water mark): what a hosted
+JupyterLab must reserve per student (docs/deploy.md). The extra cells cost microseconds; they import
+``jax``, which every notebook of the course does anyway in its first cell.
+
+``--cells THRESHOLD`` runs each notebook once, cold, with a mark (process time, wall time) taken
+before every cell, and lists the cells whose **CPU time** (the kernel process's, all threads) is at
+least THRESHOLD seconds, with their wall time. CPU time is the criterion on a shared machine, where
+wall time grows with the load; a cell over 3 s must show progress (``course_lib.progress``).
 """
 from __future__ import annotations
 
@@ -59,6 +68,9 @@ def _bench_union(spans):
             end = t
     return total
 import json as _bench_json
+import resource as _bench_resource
+_bench_self = _bench_resource.getrusage(_bench_resource.RUSAGE_SELF)
+_bench_kids = _bench_resource.getrusage(_bench_resource.RUSAGE_CHILDREN)
 _bench_all = [(s, t) for e, s, t in _bench_spans if e.startswith("/jax/core/compile/")]
 _bench_xla = [(s, t) for e, s, t in _bench_spans if e == "/jax/core/compile/backend_compile_duration"]
 print("BENCH" + _bench_json.dumps({
@@ -68,15 +80,30 @@ print("BENCH" + _bench_json.dumps({
     "xla": _bench_union(_bench_xla),
     "compiles": len(_bench_xla),
     "cache_hits": sum(e == "/jax/compilation_cache/cache_hits" for e in _bench_events),
+    "kernel_cpu": _bench_self.ru_utime + _bench_self.ru_stime + _bench_kids.ru_utime + _bench_kids.ru_stime,
+    "peak_mb": max(_bench_self.ru_maxrss, _bench_kids.ru_maxrss) / 1024,
 }))
 """
 
 
-def run_once(path: pathlib.Path, cache_dir: str, timeout: int) -> dict:
+MARK = "_bench_marks.append(({cell!r}, _bench_time.time(), _bench_time.process_time()))"
+MARKS_SETUP = "\n_bench_marks = []\n"
+MARKS_REPORT = "\nprint('MARKS' + _bench_json.dumps(_bench_marks))\n"
+
+
+def run_once(path: pathlib.Path, cache_dir: str, timeout: int, cells: bool = False) -> dict:
     nb = nbformat.read(path, as_version=4)
     nb = copy.deepcopy(nb)
-    nb.cells.insert(0, nbformat.v4.new_code_cell(SETUP))
-    nb.cells.append(nbformat.v4.new_code_cell(REPORT))
+    if cells:                                   # a mark before every code cell and after the last one
+        marked = []
+        for k, cell in enumerate(nb.cells):
+            if cell.cell_type == "code":
+                marked.append(nbformat.v4.new_code_cell(MARK.format(cell=cell.get("id") or str(k))))
+            marked.append(cell)
+        marked.append(nbformat.v4.new_code_cell(MARK.format(cell="end")))
+        nb.cells = marked
+    nb.cells.insert(0, nbformat.v4.new_code_cell(SETUP + (MARKS_SETUP if cells else "")))
+    nb.cells.append(nbformat.v4.new_code_cell(REPORT + (MARKS_REPORT if cells else "")))
     os.environ.update({"JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": cache_dir,
                        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "PYTHONHASHSEED": "0",
                        "TF_CPP_MIN_LOG_LEVEL": "3"})
@@ -89,21 +116,51 @@ def run_once(path: pathlib.Path, cache_dir: str, timeout: int) -> dict:
         client.execute(cwd=str(path.parent))
         total = time.perf_counter() - t0
     text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("output_type") == "stream")
-    stats = json.loads(text.split("BENCH", 1)[1])
+    stats = json.loads(text.split("BENCH", 1)[1].split("MARKS", 1)[0])
     stats["kernel"] = max(total - stats["wall"], 0.0)
+    if cells:
+        marks = json.loads(text.split("MARKS", 1)[1])
+        source = {c.get("id") or str(k): c.source for k, c in enumerate(nb.cells)}
+        stats["cells"] = [(cid, t1 - t0, c1 - c0, source.get(cid, "").strip().splitlines()[:1])
+                          for (cid, t0, c0), (_, t1, c1) in zip(marks[:-1], marks[1:])]
     return stats
+
+
+def slow_cells(paths, threshold: float, timeout: int) -> int:
+    """Print, per notebook, the cells whose cold CPU time is at least ``threshold`` seconds."""
+    failed = 0
+    for path in paths:
+        with tempfile.TemporaryDirectory(prefix="jaxcache-") as cache_dir:
+            try:
+                s = run_once(path, cache_dir, timeout, cells=True)
+            except Exception as exc:
+                failed += 1
+                print(f"FAILED {path.name}: {type(exc).__name__}: {str(exc)[:500]}", file=sys.stderr)
+                continue
+        slow = [c for c in s["cells"] if c[2] >= threshold]
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"{path.name}: cold {s['cpu']:.1f} s CPU, {s['wall']:.1f} s wall (load {load:.1f}); "
+              f"{len(slow)} cell(s) >= {threshold:g} s CPU")
+        for cid, wall, cpu, first in slow:
+            print(f"    {cid:12s} cpu {cpu:5.1f} s  wall {wall:5.1f} s   {(first or [''])[0][:70]}")
+    return 1 if failed else 0
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=pathlib.Path)
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    parser.add_argument("--cells", type=float, default=None, metavar="THRESHOLD",
+                        help="run cold once and list the cells with at least THRESHOLD CPU seconds")
     args = parser.parse_args(argv)
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
     if not paths:
         print("no notebooks found")
         return 0
-    header = ("notebook", "cache", "wall s", "cpu s", "compile s", "xla s", "compiles", "cache hits", "kernel s")
+    if args.cells is not None:
+        return slow_cells(paths, args.cells, args.timeout)
+    header = ("notebook", "cache", "wall s", "cpu s", "compile s", "xla s", "compiles", "cache hits", "kernel s",
+              "kernel cpu s", "peak MB")
     rows, failed = [], []
     for path in paths:
         with tempfile.TemporaryDirectory(prefix="jaxcache-") as cache_dir:
@@ -115,7 +172,8 @@ def main(argv=None) -> int:
                     print(f"FAILED {path.name} ({label}): {type(exc).__name__}: {str(exc)[:500]}", file=sys.stderr)
                     break
                 rows.append((path.name, label, f"{s['wall']:.1f}", f"{s['cpu']:.1f}", f"{s['compile']:.2f}", f"{s['xla']:.2f}",
-                             str(s["compiles"]), str(s["cache_hits"]), f"{s['kernel']:.1f}"))
+                             str(s["compiles"]), str(s["cache_hits"]), f"{s['kernel']:.1f}",
+                             f"{s['kernel_cpu']:.1f}", f"{s['peak_mb']:.0f}"))
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
     print(line)

@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "activations", "losses", "data", "checks", "widgets", "layers", "backprop", "perceptron",
     "optim", "schedules", "training", "conv", "recurrent", "classic", "metrics", "regularization",
-    "generative", "gan", "rl", "serialization", "plotting", "applications",
+    "generative", "gan", "rl", "serialization", "applications",
     "autodiff", "normalization", "attention", "fast", "progress",
 }
 

@@ -4,20 +4,19 @@ Every elementwise activation ``f`` comes with ``f_grad(x) = f'(x)``: the derivat
 *pre-activation* ``x`` (not at the output ``f(x)``). Backpropagation multiplies the upstream gradient
 by it: ``dx = dout * f_grad(x)``.
 
-Public functions validate their arguments (dtype, NaN, options) and then call a jitted private core,
-so they are fast in a loop and still work inside ``jax.jit``/``jax.grad``/``jax.vmap``.
+Each function checks its input first (a real array without NaN; an axis, a slope) and then computes
+its formula, compiled (``_validation.checked``): the body of each function below is the math. They
+work inside ``jax.jit``/``jax.grad``/``jax.vmap`` too (there only shapes and dtypes are checked).
 
 Taught in: notebooks/03_neurons_and_activations.ipynb
 """
 from __future__ import annotations
 
-import operator
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 
-from course_lib._validation import as_float_array, check_finite_np, check_option, is_concrete
+from course_lib._validation import (as_float_array, check_axis, check_finite, check_nonempty,
+                                    check_number, check_option, checked)
 
 __all__ = [
     "sigmoid", "sigmoid_grad", "tanh", "tanh_grad", "relu", "relu_grad", "leaky_relu",
@@ -29,163 +28,61 @@ __all__ = [
 NAMES = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
 
 
-# --------------------------------------------------------------------------- validation helpers
-def _x(x, name="x"):
+# --------------------------------------------------------------------------- argument checks
+def _input(x):
     """An activation's input: a real array (ints are cast to float), without NaN or infinity."""
-    x = as_float_array(x, name, allow_int=True)
-    check_finite_np(x, name)
-    return x
+    return check_finite(as_float_array(x, "x", allow_int=True), "x")
 
 
-def _alpha(alpha):
-    if isinstance(alpha, bool) or isinstance(alpha, (str, bytes)) or alpha is None:
-        raise TypeError(f"alpha must be a real number (the slope for x < 0), got {type(alpha).__name__}")
-    if isinstance(alpha, (int, float)):
-        alpha = float(alpha)
-    else:
-        alpha = as_float_array(alpha, "alpha", allow_int=True)
-        if jnp.ndim(alpha) != 0:
-            raise ValueError(f"alpha must be a scalar, got shape {tuple(jnp.shape(alpha))}")
-    if is_concrete(alpha) and not (0.0 <= float(alpha) < 1.0):
-        raise ValueError(f"alpha must be a number in [0, 1) (the slope for x < 0), got {float(alpha)!r}")
-    return alpha
+def _check_x(x):
+    return (_input(x),)
 
 
-def _axis(axis, x):
-    if isinstance(axis, bool):
-        raise TypeError("axis must be an int, got bool")
-    if not isinstance(axis, int):
-        try:
-            axis = operator.index(axis)
-        except TypeError:
-            raise TypeError(f"axis must be an int, got {type(axis).__name__}") from None
-    ndim = jnp.ndim(x)
-    if ndim == 0:
-        raise ValueError("x must have at least 1 dimension (the axis of classes), got a scalar")
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"axis must be in [{-ndim}, {ndim - 1}] for x of shape {tuple(jnp.shape(x))}, "
-                         f"got {axis}")
-    return axis % ndim
+def _check_leaky(x, alpha=0.01):
+    return _input(x), check_number(alpha, "alpha", low=0, high=1, high_open=True)
 
 
-def _vector_x(x):
-    x = _x(x)
-    if jnp.ndim(x) == 0:
-        raise ValueError("x must have at least 1 dimension (the last axis holds the n classes), "
-                         "got a scalar")
-    return x
+def _check_axis(x, axis=-1):
+    x = _input(x)
+    axis = check_axis(axis, x)
+    return check_nonempty(x, "x", axis), axis
 
 
-# --------------------------------------------------------------------------- jitted cores
-@jax.jit
-def _sigmoid(x):
-    # Stable form: with e = exp(-|x|) <= 1 nothing overflows,
-    # sigma(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0.
+def _check_last_axis(x):
+    return (_check_axis(x, -1)[0],)
+
+
+# --------------------------------------------------------------------------- elementwise
+@checked(_check_x)
+def sigmoid(x):
+    """Logistic sigmoid, elementwise: sigma(x) = 1 / (1 + exp(-x)), values in (0, 1).
+
+    Computed in the overflow-free form 1/(1+e^{-x}) for x >= 0 and e^{x}/(1+e^{x}) for x < 0: with
+    e = exp(-|x|) <= 1 nothing overflows, so ``sigmoid(-1e4)`` is 0 and not a NaN. ``x``: any shape;
+    returns the same shape.
+
+    Taught in: notebooks/03_neurons_and_activations.ipynb
+    """
     e = jnp.exp(-jnp.abs(x))
     return jnp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-@jax.jit
-def _sigmoid_grad(x):
-    # sigma'(x) = sigma(x) (1 - sigma(x)) = e / (1 + e)^2 with e = exp(-|x|) (sigma' is even).
-    # Written this way, 1 - sigma(x) is never formed by a cancelling subtraction.
+@checked(_check_x)
+def sigmoid_grad(x):
+    """Derivative of the sigmoid at the pre-activation ``x``: sigma'(x) = sigma(x) (1 - sigma(x)).
+
+    Written as e / (1 + e)^2 with e = exp(-|x|) (sigma' is even), so 1 - sigma(x) is never formed by
+    a cancelling subtraction. Its maximum is 1/4 at x = 0 (not 1): a chain of sigmoids multiplies
+    gradients by at most 0.25 per layer (times the weights), one reason deep sigmoid networks suffer
+    from vanishing gradients.
+
+    Taught in: notebooks/03_neurons_and_activations.ipynb
+    """
     e = jnp.exp(-jnp.abs(x))
     return e / (1.0 + e) ** 2
 
 
-@jax.jit
-def _tanh(x):
-    return jnp.tanh(x)
-
-
-@jax.jit
-def _tanh_grad(x):
-    # tanh'(x) = 1 - tanh(x)^2 = 4 e / (1 + e)^2 with e = exp(-2|x|): no cancellation for large |x|.
-    e = jnp.exp(-2.0 * jnp.abs(x))
-    return 4.0 * e / (1.0 + e) ** 2
-
-
-@jax.jit
-def _relu(x):
-    # where (not maximum): autodiff then gives 0 at x = 0, the same convention as relu_grad
-    return jnp.where(x > 0, x, jnp.zeros_like(x))
-
-
-@jax.jit
-def _relu_grad(x):
-    return jnp.where(x > 0, jnp.ones_like(x), jnp.zeros_like(x))
-
-
-@jax.jit
-def _leaky_relu(x, alpha):
-    return jnp.where(x > 0, x, alpha * x)
-
-
-@jax.jit
-def _leaky_relu_grad(x, alpha):
-    return jnp.where(x > 0, jnp.ones_like(x), jnp.full_like(x, alpha))
-
-
-@jax.jit
-def _identity(x):
-    return x
-
-
-@jax.jit
-def _identity_grad(x):
-    return jnp.ones_like(x)
-
-
-@partial(jax.jit, static_argnames="axis")
-def _softmax(x, axis):
-    z = x - jax.lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
-    e = jnp.exp(z)
-    return e / jnp.sum(e, axis=axis, keepdims=True)
-
-
-@partial(jax.jit, static_argnames="axis")
-def _log_softmax(x, axis):
-    z = x - jax.lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
-    return z - jnp.log(jnp.sum(jnp.exp(z), axis=axis, keepdims=True))
-
-
-@jax.jit
-def _softmax_jacobian(x):
-    s = _softmax(x, -1)
-    eye = jnp.eye(x.shape[-1], dtype=s.dtype)
-    return s[..., :, None] * eye - s[..., :, None] * s[..., None, :]
-
-
-@jax.jit
-def _log_softmax_jacobian(x):
-    s = _softmax(x, -1)
-    eye = jnp.eye(x.shape[-1], dtype=s.dtype)
-    return eye - s[..., None, :]
-
-
-# --------------------------------------------------------------------------- public functions
-def sigmoid(x):
-    """Logistic sigmoid, elementwise: sigma(x) = 1 / (1 + exp(-x)), values in (0, 1).
-
-    Computed in the overflow-free form 1/(1+e^{-x}) for x >= 0 and e^{x}/(1+e^{x}) for x < 0, so
-    ``sigmoid(-1e4)`` is 0 and not a NaN. ``x``: any shape; returns the same shape.
-
-    Taught in: notebooks/03_neurons_and_activations.ipynb
-    """
-    return _sigmoid(_x(x))
-
-
-def sigmoid_grad(x):
-    """Derivative of the sigmoid at the pre-activation ``x``: sigma'(x) = sigma(x) (1 - sigma(x)).
-
-    Its maximum is 1/4 at x = 0 (not 1): a chain of sigmoids multiplies gradients by at most 0.25 per
-    layer, one reason deep sigmoid networks suffer from vanishing gradients.
-
-    Taught in: notebooks/03_neurons_and_activations.ipynb
-    """
-    return _sigmoid_grad(_x(x))
-
-
+@checked(_check_x)
 def tanh(x):
     """Hyperbolic tangent, elementwise: tanh(x) = (e^x - e^-x) / (e^x + e^-x) = 2 sigma(2x) - 1.
 
@@ -194,25 +91,34 @@ def tanh(x):
 
     Taught in: notebooks/03_neurons_and_activations.ipynb
     """
-    return _tanh(_x(x))
+    return jnp.tanh(x)
 
 
+@checked(_check_x)
 def tanh_grad(x):
     """Derivative of tanh at the pre-activation ``x``: tanh'(x) = 1 - tanh(x)^2, maximum 1 at x = 0.
 
+    Written as 4 e / (1 + e)^2 with e = exp(-2|x|): no cancellation for large |x|.
+
     Taught in: notebooks/03_neurons_and_activations.ipynb
     """
-    return _tanh_grad(_x(x))
+    e = jnp.exp(-2.0 * jnp.abs(x))
+    return 4.0 * e / (1.0 + e) ** 2
 
 
+@checked(_check_x)
 def relu(x):
     """Rectified linear unit, elementwise: relu(x) = max(x, 0).
 
+    Written with ``where`` (not ``maximum``) so that ``jax.grad`` gives 0 at x = 0, the convention
+    of :func:`relu_grad`.
+
     Taught in: notebooks/03_neurons_and_activations.ipynb
     """
-    return _relu(_x(x))
+    return jnp.where(x > 0, x, jnp.zeros_like(x))
 
 
+@checked(_check_x)
 def relu_grad(x):
     """Derivative of ReLU at the pre-activation ``x``: 1 for x > 0, 0 for x < 0.
 
@@ -221,17 +127,19 @@ def relu_grad(x):
 
     Taught in: notebooks/03_neurons_and_activations.ipynb
     """
-    return _relu_grad(_x(x))
+    return jnp.where(x > 0, jnp.ones_like(x), jnp.zeros_like(x))
 
 
+@checked(_check_leaky)
 def leaky_relu(x, alpha=0.01):
     """Leaky ReLU, elementwise: x for x > 0, alpha * x otherwise (``alpha`` in [0, 1)).
 
     Taught in: notebooks/03_neurons_and_activations.ipynb
     """
-    return _leaky_relu(_x(x), _alpha(alpha))
+    return jnp.where(x > 0, x, alpha * x)
 
 
+@checked(_check_leaky)
 def leaky_relu_grad(x, alpha=0.01):
     """Derivative of leaky ReLU at the pre-activation ``x``: 1 for x > 0, alpha for x < 0.
 
@@ -240,32 +148,38 @@ def leaky_relu_grad(x, alpha=0.01):
 
     Taught in: notebooks/03_neurons_and_activations.ipynb
     """
-    return _leaky_relu_grad(_x(x), _alpha(alpha))
+    return jnp.where(x > 0, jnp.ones_like(x), jnp.full_like(x, alpha))
 
 
+@checked(_check_x)
 def identity(x):
     """Identity activation f(x) = x (a linear output layer). Taught in: notebooks/03_neurons_and_activations.ipynb"""
-    return _identity(_x(x))
+    return x
 
 
+@checked(_check_x)
 def identity_grad(x):
     """Derivative of the identity: 1 everywhere. Taught in: notebooks/03_neurons_and_activations.ipynb"""
-    return _identity_grad(_x(x))
+    return jnp.ones_like(x)
 
 
+# --------------------------------------------------------------------------- softmax
+@checked(_check_axis, static_argnames="axis")
 def softmax(x, axis=-1):
     """Softmax along ``axis``: s_i = exp(x_i) / sum_j exp(x_j).
 
     Computed as exp(x_i - m) / sum_j exp(x_j - m) with m = max_j x_j: the result is mathematically
     the same (softmax is invariant to adding a constant), but exp never overflows. The outputs are
-    positive and sum to 1 along ``axis``.
+    positive and sum to 1 along ``axis``, which must not be empty.
 
     Taught in: notebooks/03_neurons_and_activations.ipynb
     """
-    x = _x(x)
-    return _softmax(x, _axis(axis, x))
+    z = x - jax.lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
+    e = jnp.exp(z)
+    return e / jnp.sum(e, axis=axis, keepdims=True)
 
 
+@checked(_check_axis, static_argnames="axis")
 def log_softmax(x, axis=-1):
     """log(softmax(x)) along ``axis``, computed stably: x_i - m - log(sum_j exp(x_j - m)), m = max x.
 
@@ -274,10 +188,11 @@ def log_softmax(x, axis=-1):
 
     Taught in: notebooks/03_neurons_and_activations.ipynb (used in notebooks/04_loss_functions.ipynb)
     """
-    x = _x(x)
-    return _log_softmax(x, _axis(axis, x))
+    z = x - jax.lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
+    return z - jnp.log(jnp.sum(jnp.exp(z), axis=axis, keepdims=True))
 
 
+@checked(_check_last_axis)
 def softmax_jacobian(x):
     """Jacobian of the softmax over the last axis: J_ij = d s_i / d x_j = s_i (delta_ij - s_j).
 
@@ -286,9 +201,12 @@ def softmax_jacobian(x):
 
     Taught in: notebooks/03_neurons_and_activations.ipynb
     """
-    return _softmax_jacobian(_vector_x(x))
+    s = softmax(x, -1)
+    eye = jnp.eye(x.shape[-1], dtype=s.dtype)
+    return s[..., :, None] * eye - s[..., :, None] * s[..., None, :]
 
 
+@checked(_check_last_axis)
 def log_softmax_jacobian(x):
     """Jacobian of log_softmax over the last axis: d log s_i / d x_j = delta_ij - s_j.
 
@@ -296,7 +214,8 @@ def log_softmax_jacobian(x):
 
     Taught in: notebooks/03_neurons_and_activations.ipynb
     """
-    return _log_softmax_jacobian(_vector_x(x))
+    s = softmax(x, -1)
+    return jnp.eye(x.shape[-1], dtype=s.dtype) - s[..., None, :]
 
 
 _TABLE = {
@@ -316,7 +235,5 @@ def get(name):
 
     Taught in: notebooks/03_neurons_and_activations.ipynb
     """
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a string naming an activation, got {type(name).__name__}")
     check_option(name, "name", NAMES)
     return _TABLE[name]

@@ -40,6 +40,7 @@ import numpy as np
 from jax import lax
 
 from course_lib import _validation as V
+from course_lib.losses import cross_entropy
 
 __all__ = [
     "train_mlp_configs", "config_params", "evaluate_configs",
@@ -63,11 +64,6 @@ def _masked_mlp(params, x, mask):
     return h @ params[1]["W"] + params[1]["b"]
 
 
-def _xent(logits, y):
-    logp = jax.nn.log_softmax(logits, axis=-1)
-    return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
-
-
 @jax.jit
 def _train_configs(params0, X, y, Xv, yv, batches, lr, l2, mask):
     """vmap over configurations of: scan over epochs of (scan over mini-batches of Adam steps)."""
@@ -78,7 +74,7 @@ def _train_configs(params0, X, y, Xv, yv, batches, lr, l2, mask):
 
         def objective(p, xb, yb):
             penalty = sum(jnp.sum(layer["W"] ** 2) for layer in p)
-            return _xent(_masked_mlp(p, xb, mask), yb) + l2 * penalty
+            return cross_entropy(_masked_mlp(p, xb, mask), yb) + l2 * penalty
 
         def step(carry, ib):
             p, s = carry
@@ -89,7 +85,7 @@ def _train_configs(params0, X, y, Xv, yv, batches, lr, l2, mask):
         def epoch(carry, ibs):
             carry, losses = lax.scan(step, carry, ibs)
             logits = _masked_mlp(carry[0], Xv, mask)
-            return carry, (jnp.mean(losses), _xent(logits, yv),
+            return carry, (jnp.mean(losses), cross_entropy(logits, yv),
                            jnp.mean(jnp.argmax(logits, -1) == yv))
 
         (p, _), curves = lax.scan(epoch, (p0, opt.init(p0)), batches)
@@ -99,22 +95,8 @@ def _train_configs(params0, X, y, Xv, yv, batches, lr, l2, mask):
     return jax.vmap(one)(params0, lr, l2, mask)
 
 
-def train_mlp_configs(X_train, y_train, X_val, y_val, *, learning_rates, l2s, widths, epochs=30,
-                      batch_size=64, seed=0):
-    """Train one MLP ``n_in -> width -> n_classes`` (ReLU) per configuration, all in one compiled call.
-
-    Configuration ``c`` uses Adam with ``learning_rates[c]``, the loss
-    ``cross_entropy + l2s[c] * sum(W**2)`` and ``widths[c]`` hidden units (He-initialised with seed
-    ``seed + c``). Every configuration sees the same mini-batches (one permutation per epoch drawn
-    from ``seed``); the last ``N mod batch_size`` rows of each permutation are skipped.
-
-    Returns a dict of NumPy arrays: ``train_loss``, ``val_loss``, ``val_acc`` per epoch, shape
-    ``(C, epochs)``; ``train_acc`` (C,) at the end; ``widths`` (C,); ``params``: the stacked,
-    zero-padded parameters (use :func:`config_params` to get one configuration's network).
-    Only the validation split is used for selection; the test split never enters here.
-
-    Taught in: notebooks/15_applications.ipynb
-    """
+def _check_configs(X_train, y_train, X_val, y_val, learning_rates, l2s, widths, epochs, batch_size):
+    """The arguments of :func:`train_mlp_configs`, checked and converted."""
     X = V.as_float_array(X_train, "X_train")
     V.check_ndim(X, "X_train", 2)
     V.check_finite(X, "X_train")
@@ -139,9 +121,31 @@ def train_mlp_configs(X_train, y_train, X_val, y_val, *, learning_rates, l2s, wi
         raise ValueError(f"widths must be positive integers, got {w}")
     epochs = _int(epochs, "epochs")
     batch_size = _int(batch_size, "batch_size")
+    if batch_size > X.shape[0]:
+        raise ValueError(f"batch_size must be at most the number of training rows ({X.shape[0]}), "
+                         f"got {batch_size}")
+    return X, y, Xv, yv, lr, l2, w, epochs, batch_size
+
+
+def train_mlp_configs(X_train, y_train, X_val, y_val, *, learning_rates, l2s, widths, epochs=30,
+                      batch_size=64, seed=0):
+    """Train one MLP ``n_in -> width -> n_classes`` (ReLU) per configuration, all in one compiled call.
+
+    Configuration ``c`` uses Adam with ``learning_rates[c]``, the loss
+    ``cross_entropy + l2s[c] * sum(W**2)`` and ``widths[c]`` hidden units (He-initialised with seed
+    ``seed + c``). Every configuration sees the same mini-batches (one permutation per epoch drawn
+    from ``seed``); the last ``N mod batch_size`` rows of each permutation are skipped.
+
+    Returns a dict of NumPy arrays: ``train_loss``, ``val_loss``, ``val_acc`` per epoch, shape
+    ``(C, epochs)``; ``train_acc`` (C,) at the end; ``widths`` (C,); ``params``: the stacked,
+    zero-padded parameters (use :func:`config_params` to get one configuration's network).
+    Only the validation split is used for selection; the test split never enters here.
+
+    Taught in: notebooks/15_applications.ipynb
+    """
+    X, y, Xv, yv, lr, l2, w, epochs, batch_size = _check_configs(
+        X_train, y_train, X_val, y_val, learning_rates, l2s, widths, epochs, batch_size)
     n, d = X.shape
-    if batch_size > n:
-        raise ValueError(f"batch_size must be at most the number of training rows ({n}), got {batch_size}")
     n_classes = int(max(int(np.max(np.asarray(y))), int(np.max(np.asarray(yv))))) + 1
     dtype = np.dtype(X.dtype)
     H = int(w.max())
@@ -544,7 +548,7 @@ def load_model(directory):
 @partial(jax.jit, static_argnames="activation")
 def _predict_core(params, x, scale, activation):
     from course_lib import layers
-    logits = layers._mlp_apply_core(params, x.reshape(x.shape[0], -1) * scale, activation)
+    logits = layers.mlp_apply(params, x.reshape(x.shape[0], -1) * scale, activation)
     return jax.nn.softmax(logits, axis=-1)
 
 
@@ -579,7 +583,7 @@ def predict(model, x):
                          f"(a batch), got {arr.shape}")
     if arr.size and arr.ndim == len(shape) + 1 and arr.shape[0] == 0:
         raise ValueError("x must hold at least one input")
-    V.check_finite_np(arr, "x")
+    V.check_finite(arr, "x")
     if arr.size and (arr.min() < lo or arr.max() > hi):
         raise ValueError(f"x must lie in [{lo:g}, {hi:g}] (the model card's input range), got values "
                          f"in [{float(arr.min()):g}, {float(arr.max()):g}]; preprocessing is applied by predict")

@@ -12,7 +12,10 @@ Shapes: a batch of sequences of T tokens is ``(B, T)`` (int ids); their vectors 
     out = A v                      (..., Tq, dv)   a weighted average of the values
 
 ``mask`` (bool, broadcastable to ``(..., Tq, Tk)``, True = may attend): causal (position t sees
-positions <= t) and/or padding (no position looks at a padded key).
+positions <= t) and/or padding (no position looks at a padded key). Every query must keep at least
+one key (the causal mask always leaves its own position; padding masks only keys): a mask with a
+row of False is rejected with a ValueError, except inside ``jax.jit`` where the mask is traced and
+cannot be checked, and such a row gets equal weights 1/Tk on its forbidden keys (not zeros).
 
 **Multi-head attention** with H heads of size dh = d / H: head h projects ``x`` with its own
 ``W_q[h], W_k[h], W_v[h] (d, dh)``, attends, and ``W_o[h] (dh, d)`` maps its output back; the
@@ -21,7 +24,7 @@ heads' outputs are summed (the same as concatenating them and multiplying by one
 **Transformer block** (pre-norm, as in GPT-2)::
 
     h   = x + MultiHead(LN1(x))                    (attention: tokens exchange information)
-    out = h + W2 relu(LN2(h) W1 + b1) + b2         (MLP: each token on its own)
+    out = h + relu(LN2(h) W1 + b1) W2 + b2         (MLP: each token on its own; rows times matrices)
 
 Backward passes follow chapter 06's contract, ``forward(...) -> (out, cache)``,
 ``backward(dout, cache) -> grads``, and reuse chapter 06's dense/activation layers and chapter
@@ -39,7 +42,7 @@ import numpy as np
 
 from . import _validation as V
 from . import backprop, optim
-from .backprop import _check_cache
+from .losses import cross_entropy
 from .normalization import _count, layernorm_backward, layernorm_forward
 
 __all__ = ["sinusoidal_positions", "causal_mask", "padding_mask",
@@ -146,7 +149,7 @@ def attention_backward(dout, cache):
 
     Taught in: notebooks/18_attention_and_transformers.ipynb
     """
-    q, k, v, A, scale = _check_cache(cache, "attention", 5)
+    q, k, v, A, scale = V.check_cache(cache, "cache", "attention_forward", 5)
     dout = V.check_shape(_floats(dout, "dout"), "dout", A.shape[:-1] + v.shape[-1:])
     dA = dout @ jnp.swapaxes(v, -1, -2)
     dv = jnp.swapaxes(A, -1, -2) @ dout
@@ -195,7 +198,7 @@ def multihead_backward(dout, cache):
 
     Taught in: notebooks/18_attention_and_transformers.ipynb
     """
-    x, att, heads, params = _check_cache(cache, "multihead", 4)
+    x, att, heads, params = V.check_cache(cache, "cache", "multihead_forward", 4)
     dout = V.check_shape(_floats(dout, "dout", ndim=3), "dout", tuple(x.shape))
     grads = {"W_o": jnp.einsum("bhte,btd->hed", heads, dout)}
     dheads = jnp.einsum("btd,hed->bhte", dout, params["W_o"])
@@ -251,7 +254,7 @@ def block_backward(dout, cache):
 
     Taught in: notebooks/18_attention_and_transformers.ipynb
     """
-    ln1, mha, ln2, dense1, act, dense2 = _check_cache(cache, "block", 6)
+    ln1, mha, ln2, dense1, act, dense2 = V.check_cache(cache, "cache", "block_forward", 6)
     dout = _floats(dout, "dout", ndim=3)
     B, T, d = dout.shape
     dr, dW2, db2 = backprop.dense_backward(dout.reshape(B * T, d), dense2)
@@ -369,18 +372,20 @@ def init_lstm_lm(vocab_size, hidden_size, *, seed=0):
 
 
 def lstm_logits(params, tokens):
-    """Next-token logits ``(B, T, V)`` of chapter 11's LSTM language model for int ``tokens (B, T)``."""
-    from . import recurrent
+    """Next-token logits ``(B, T, V)`` of chapter 11's LSTM language model for int ``tokens (B, T)``,
+    computed as chapter 11 trains its large experiments: by the fast wing (``course_lib.fast.recurrent``,
+    tested equal to ``course_lib.recurrent``'s reference in values and gradients)."""
+    from .fast import recurrent as fast_recurrent
 
     tokens = V.check_ndim(V.as_int_array(tokens, "tokens"), "tokens", 2)
     xs = jax.nn.one_hot(tokens, params["W_out"].shape[1], dtype=params["W_out"].dtype)
-    return recurrent.sequence_model("lstm", params, xs)[0]
+    return fast_recurrent.sequence_model("lstm", params, xs)[0]
 # ------------------------------------------------------------------------------------------------
 
 
 def _weighted_ce(logits, targets, weights):
-    logp = jax.nn.log_softmax(logits)
-    nll = -jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
+    nll = cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), "none")
+    nll = nll.reshape(targets.shape)
     return jnp.sum(nll * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 

@@ -25,8 +25,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _validation as V
-from .layers import _check_activation, _check_input, check_mlp_params
+from course_lib import activations, losses
+from course_lib._validation import (as_float_array, check_cache, check_finite, check_ndim, check_shape,
+                                    check_targets, checked)
+from course_lib.layers import _check_activation, _check_input, check_mlp_params
 
 __all__ = [
     "dense_forward", "dense_backward",
@@ -36,133 +38,55 @@ __all__ = [
 ]
 
 
-def _acts(name):
-    from . import activations  # lazily: written by another module owner
-    return activations.get(name)
-
-
-# --------------------------------------------------------------------------- private pure cores
-def _dense_forward(x, W, b):
-    return x @ W + b, (x, W)
-
-
-def _dense_backward(dout, cache):
-    x, W = cache
-    return dout @ W.T, x.T @ dout, jnp.sum(dout, axis=0)
-
-
-def _activation_forward(z, name):
-    return _acts(name)[0](z), z
-
-
-def _activation_backward(da, z, name):
-    return da * _acts(name)[1](z)
-
-
-def _onehot(labels, n_classes, dtype):
-    if labels.ndim == 2:
-        return labels.astype(dtype)
-    return jax.nn.one_hot(labels, n_classes, dtype=dtype)
-
-
-def _softmax_ce_forward(logits, labels):
-    logp = jax.nn.log_softmax(logits, axis=-1)
-    target = _onehot(labels, logits.shape[-1], logits.dtype)
-    loss = -jnp.sum(target * logp) / logits.shape[0]
-    return loss, (jnp.exp(logp), target)
-
-
-def _softmax_ce_backward(dloss, cache):
-    probs, target = cache
-    return dloss * (probs - target) / probs.shape[0]
-
-
-def _mlp_forward(params, x, activation):
-    caches = []
-    h = x
-    for layer in params[:-1]:
-        z, dcache = _dense_forward(h, layer["W"], layer["b"])
-        h, z_saved = _activation_forward(z, activation)
-        caches.append((dcache, z_saved))
-    logits, dcache = _dense_forward(h, params[-1]["W"], params[-1]["b"])
-    caches.append((dcache, None))
-    return logits, caches
-
-
-def _mlp_backward(dlogits, caches, activation):
-    grads = [None] * len(caches)
-    dout = dlogits
-    for l in range(len(caches) - 1, -1, -1):
-        dcache, z = caches[l]
-        if z is not None:  # hidden layer: through the activation first
-            dout = _activation_backward(dout, z, activation)
-        dout, dW, db = _dense_backward(dout, dcache)
-        grads[l] = {"W": dW, "b": db}
-    return grads
-
-
-def _loss_and_grads(params, x, labels, activation):
-    logits, caches = _mlp_forward(params, x, activation)
-    loss, ce_cache = _softmax_ce_forward(logits, labels)
-    return loss, _mlp_backward(_softmax_ce_backward(1.0, ce_cache), caches, activation)
-
-
-def _delta_rule(params, x, labels, activation):
-    f, df = _acts(activation)
-    a, z = [x], []                                   # a[0] = x, z[l-1] = z_l
-    for l, layer in enumerate(params):
-        z.append(a[-1] @ layer["W"] + layer["b"])
-        a.append(f(z[-1]) if l < len(params) - 1 else z[-1])
-    probs = jax.nn.softmax(z[-1], axis=-1)
-    deltas = [None] * len(params)
-    deltas[-1] = (probs - _onehot(labels, probs.shape[-1], probs.dtype)) / x.shape[0]
-    for l in range(len(params) - 2, -1, -1):
-        deltas[l] = (deltas[l + 1] @ params[l + 1]["W"].T) * df(z[l])
-    grads = [{"W": a[l].T @ deltas[l], "b": jnp.sum(deltas[l], axis=0)} for l in range(len(params))]
-    return grads, deltas
-
-
-_dense_forward_jit = jax.jit(_dense_forward)
-_dense_backward_jit = jax.jit(_dense_backward)
-_activation_forward_jit = jax.jit(_activation_forward, static_argnums=1)
-_activation_backward_jit = jax.jit(_activation_backward, static_argnums=2)
-_softmax_ce_forward_jit = jax.jit(_softmax_ce_forward)
-_softmax_ce_backward_jit = jax.jit(_softmax_ce_backward)
-_mlp_forward_jit = jax.jit(_mlp_forward, static_argnums=2)
-_mlp_backward_jit = jax.jit(_mlp_backward, static_argnums=2)
-_loss_and_grads_jit = jax.jit(_loss_and_grads, static_argnums=3)
-_delta_rule_jit = jax.jit(_delta_rule, static_argnums=3)
-
-
-# -------------------------------------------------------------------------------- validation
+# -------------------------------------------------------------------------------- argument checks
 def _check_grad_in(dout, shape, name="dout"):
-    dout = V.as_float_array(dout, name)
-    V.check_shape(dout, name, shape)
-    V.check_finite(dout, name)
-    return dout
+    """A finite float gradient of the given shape (what a backward receives)."""
+    return check_finite(check_shape(as_float_array(dout, name), name, shape), name)
 
 
-def _check_cache(cache, kind, n):
-    if not isinstance(cache, tuple) or len(cache) != n:
-        raise TypeError(f"cache must be the tuple returned by {kind}_forward, got {type(cache).__name__}")
-    return cache
+def _check_dense_forward(x, W, b):
+    W = check_ndim(as_float_array(W, "W"), "W", 2)
+    b = check_shape(as_float_array(b, "b"), "b", (W.shape[1],))
+    return _check_input(x, W.shape[0]), W, b
 
 
-def _check_labels(labels, n_rows, n_classes, name="labels"):
-    if hasattr(labels, "dtype") and jnp.issubdtype(labels.dtype, jnp.floating):
-        labels = V.as_float_array(labels, name)
-        V.check_shape(labels, name, (n_rows, n_classes))
-        V.check_probability(labels, name)
-        return labels
-    labels = V.as_int_array(labels, name)
-    V.check_shape(labels, name, (n_rows,))
-    if V.is_concrete(labels) and labels.size and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
-        raise ValueError(f"{name} must be class indices in [0, {n_classes}), got values from "
-                         f"{int(labels.min())} to {int(labels.max())}")
-    return labels
+def _check_dense_backward(dout, cache):
+    x, W = check_cache(cache, "cache", "dense_forward", 2)
+    return _check_grad_in(dout, (x.shape[0], W.shape[1])), cache
+
+
+def _check_ce_forward(logits, labels):
+    logits = check_finite(check_ndim(as_float_array(logits, "logits"), "logits", 2), "logits")
+    return logits, check_targets(labels, "labels", *logits.shape)
+
+
+def _check_ce_backward(dloss, cache):
+    check_cache(cache, "cache", "softmax_cross_entropy_forward", 2)
+    dloss = check_ndim(as_float_array(dloss, "dloss", allow_int=True), "dloss", 0)
+    return check_finite(dloss, "dloss"), cache
+
+
+def _check_mlp_forward(params, x, activation="relu"):
+    sizes = check_mlp_params(params)
+    return list(params), _check_input(x, sizes[0]), _check_activation(activation)
+
+
+def _check_mlp_backward(dlogits, caches, activation="relu"):
+    if not isinstance(caches, (list, tuple)) or not caches:
+        raise TypeError(f"caches must be the list returned by mlp_forward, got {type(caches).__name__}")
+    (x_last, W_last), _ = caches[-1]
+    dlogits = _check_grad_in(dlogits, (x_last.shape[0], W_last.shape[1]), "dlogits")
+    return dlogits, list(caches), _check_activation(activation)
+
+
+def _check_mlp_labels(params, x, labels, activation="relu"):
+    sizes = check_mlp_params(params)
+    x = _check_input(x, sizes[0])
+    return list(params), x, check_targets(labels, "labels", x.shape[0], sizes[-1]), _check_activation(activation)
 
 
 # ------------------------------------------------------------------------------------ dense
+@checked(_check_dense_forward)
 def dense_forward(x, W, b):
     """Dense layer forward: ``out = x @ W + b``; x (N, n_in), W (n_in, n_out), b (n_out,).
 
@@ -170,14 +94,10 @@ def dense_forward(x, W, b):
 
     Taught in: notebooks/06_backpropagation.ipynb
     """
-    W = V.as_float_array(W, "W")
-    V.check_ndim(W, "W", 2)
-    b = V.as_float_array(b, "b")
-    V.check_shape(b, "b", (W.shape[1],))
-    x = _check_input(x, W.shape[0])
-    return _dense_forward_jit(x, W, b)
+    return x @ W + b, (x, W)
 
 
+@checked(_check_dense_backward)
 def dense_backward(dout, cache):
     """Dense layer backward: from dJ/dout (N, n_out) to ``(dx, dW, db)``.
 
@@ -187,9 +107,8 @@ def dense_backward(dout, cache):
 
     Taught in: notebooks/06_backpropagation.ipynb
     """
-    x, W = _check_cache(cache, "dense", 2)
-    dout = _check_grad_in(dout, (x.shape[0], W.shape[1]))
-    return _dense_backward_jit(dout, (x, W))
+    x, W = cache
+    return dout @ W.T, x.T @ dout, jnp.sum(dout, axis=0)
 
 
 # ------------------------------------------------------------------------------- activations
@@ -200,11 +119,10 @@ def activation_forward(z, activation: str = "relu"):
 
     Taught in: notebooks/06_backpropagation.ipynb
     """
-    _check_activation(activation)
-    z = V.as_float_array(z, "z")
-    V.check_finite(z, "z")
-    a, z = _activation_forward_jit(z, activation)
-    return a, (z, activation)
+    activation = _check_activation(activation)
+    z = check_finite(as_float_array(z, "z"), "z")
+    sigma = activations.get(activation)[0]
+    return sigma(z), (z, activation)
 
 
 def activation_backward(dout, cache):
@@ -212,30 +130,33 @@ def activation_backward(dout, cache):
 
     Taught in: notebooks/06_backpropagation.ipynb
     """
-    z, activation = _check_cache(cache, "activation", 2)
-    _check_activation(activation, "cache[1] (activation)")
-    dout = _check_grad_in(dout, tuple(z.shape))
-    return _activation_backward_jit(dout, z, activation)
+    z, activation = check_cache(cache, "cache", "activation_forward", 2)
+    sigma_grad = activations.get(_check_activation(activation, "cache[1] (activation)"))[1]
+    return _check_grad_in(dout, tuple(z.shape)) * sigma_grad(z)
 
 
 # ---------------------------------------------------------------------- softmax + cross-entropy
+@checked(_check_ce_forward)
 def softmax_cross_entropy_forward(logits, labels):
-    """Mean cross-entropy of softmax(logits): ``J = -(1/N) sum_n log softmax(z_n)[y_n]``.
+    """Mean cross-entropy of softmax(logits): ``J = -(1/N) sum_n sum_c y_nc log softmax(z_n)_c``.
 
-    logits (N, C); labels int (N,) or probability rows (N, C). Computed with log-softmax (stable for
-    large logits). Returns ``(loss, cache)`` with ``cache = (probs, onehot_targets)``.
+    logits (N, C); labels int (N,) or probability rows (N, C) summing to 1. The loss is
+    :func:`course_lib.losses.cross_entropy` (log-softmax: stable for large logits). Returns
+    ``(loss, cache)`` with ``cache = (probs, targets)``, the targets as probability rows (one-hot
+    for integer labels).
 
     Taught in: notebooks/06_backpropagation.ipynb
     """
-    logits = V.as_float_array(logits, "logits")
-    V.check_ndim(logits, "logits", 2)
-    V.check_finite(logits, "logits")
-    labels = _check_labels(labels, logits.shape[0], logits.shape[1])
-    return _softmax_ce_forward_jit(logits, labels)
+    if jnp.issubdtype(labels.dtype, jnp.integer):
+        targets = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
+    else:
+        targets = labels.astype(logits.dtype)
+    return losses.cross_entropy(logits, labels), (activations.softmax(logits), targets)
 
 
+@checked(_check_ce_backward)
 def softmax_cross_entropy_backward(dloss, cache):
-    """Backward of softmax + mean cross-entropy: ``dlogits = dloss * (softmax(z) - onehot(y)) / N``.
+    """Backward of softmax + mean cross-entropy: ``dlogits = dloss * (softmax(z) - y) / N``.
 
     Taken together the softmax Jacobian and the log's 1/p cancel to this simple difference; it is
     *not* ``dJ/dp * softmax'(z)`` elementwise (softmax is not elementwise). ``dloss`` is dJ_total/dJ,
@@ -243,14 +164,12 @@ def softmax_cross_entropy_backward(dloss, cache):
 
     Taught in: notebooks/06_backpropagation.ipynb
     """
-    probs, target = _check_cache(cache, "softmax_cross_entropy", 2)
-    dloss = V.as_float_array(dloss, "dloss", allow_int=True)
-    V.check_ndim(dloss, "dloss", 0)
-    V.check_finite(dloss, "dloss")
-    return _softmax_ce_backward_jit(dloss, (probs, target))
+    probs, targets = cache
+    return dloss * (probs - targets) / probs.shape[0]
 
 
 # ---------------------------------------------------------------------------------- whole MLP
+@checked(_check_mlp_forward, static_argnames="activation")
 def mlp_forward(params, x, activation: str = "relu"):
     """Forward pass of an MLP (:func:`course_lib.layers.mlp_apply`) that also returns the caches.
 
@@ -259,29 +178,38 @@ def mlp_forward(params, x, activation: str = "relu"):
 
     Taught in: notebooks/06_backpropagation.ipynb
     """
-    sizes = check_mlp_params(params)
-    _check_activation(activation)
-    x = _check_input(x, sizes[0])
-    logits, caches = _mlp_forward_jit(list(params), x, activation)
-    return logits, caches
+    sigma = activations.get(activation)[0]
+    caches, h = [], x
+    for layer in params[:-1]:
+        z, dense_cache = dense_forward(h, layer["W"], layer["b"])
+        h = sigma(z)
+        caches.append((dense_cache, z))
+    logits, dense_cache = dense_forward(h, params[-1]["W"], params[-1]["b"])
+    return logits, caches + [(dense_cache, None)]
 
 
+@checked(_check_mlp_backward, static_argnames="activation")
 def mlp_backward(dlogits, caches, activation: str = "relu"):
     """Backward pass of an MLP built from the layers' backwards: returns ``[{"W": dW, "b": db}, ...]``.
 
     Walks the layers from last to first: dense_backward, then (for hidden layers) the activation's
-    backward. ``dlogits`` is dJ/dlogits (N, n_L), e.g. from :func:`softmax_cross_entropy_backward`.
+    backward, ``dz = da * sigma'(z)``. ``dlogits`` is dJ/dlogits (N, n_L), e.g. from
+    :func:`softmax_cross_entropy_backward`.
 
     Taught in: notebooks/06_backpropagation.ipynb
     """
-    _check_activation(activation)
-    if not isinstance(caches, (list, tuple)) or not caches:
-        raise TypeError(f"caches must be the list returned by mlp_forward, got {type(caches).__name__}")
-    (x_last, W_last), _ = caches[-1]
-    dlogits = _check_grad_in(dlogits, (x_last.shape[0], W_last.shape[1]), "dlogits")
-    return _mlp_backward_jit(dlogits, list(caches), activation)
+    sigma_grad = activations.get(activation)[1]
+    grads, dout = [None] * len(caches), dlogits
+    for l in range(len(caches) - 1, -1, -1):
+        dense_cache, z = caches[l]
+        if z is not None:  # hidden layer: through the activation first
+            dout = dout * sigma_grad(z)
+        dout, dW, db = dense_backward(dout, dense_cache)
+        grads[l] = {"W": dW, "b": db}
+    return grads
 
 
+@checked(_check_mlp_labels, static_argnames="activation")
 def loss_and_grads(params, x, labels, activation: str = "relu"):
     """Softmax cross-entropy loss of an MLP and its gradients, all by hand (no autodiff).
 
@@ -290,13 +218,12 @@ def loss_and_grads(params, x, labels, activation: str = "relu"):
 
     Taught in: notebooks/06_backpropagation.ipynb
     """
-    sizes = check_mlp_params(params)
-    _check_activation(activation)
-    x = _check_input(x, sizes[0])
-    labels = _check_labels(labels, x.shape[0], sizes[-1])
-    return _loss_and_grads_jit(list(params), x, labels, activation)
+    logits, caches = mlp_forward(params, x, activation)
+    loss, ce_cache = softmax_cross_entropy_forward(logits, labels)
+    return loss, mlp_backward(softmax_cross_entropy_backward(1.0, ce_cache), caches, activation)
 
 
+@checked(_check_mlp_labels, static_argnames="activation")
 def delta_rule(params, x, labels, activation: str = "relu"):
     """The delta rule written formula by formula (corrected indices of document 001 section 3.2).
 
@@ -305,11 +232,18 @@ def delta_rule(params, x, labels, activation: str = "relu"):
 
     Taught in: notebooks/06_backpropagation.ipynb
     """
-    sizes = check_mlp_params(params)
-    _check_activation(activation)
-    x = _check_input(x, sizes[0])
-    labels = _check_labels(labels, x.shape[0], sizes[-1])
-    return _delta_rule_jit(list(params), x, labels, activation)
+    f, df = activations.get(activation)
+    a, z = [x], []                                   # a[0] = x, z[l-1] = z_l
+    for l, layer in enumerate(params):
+        z.append(a[-1] @ layer["W"] + layer["b"])
+        a.append(f(z[-1]) if l < len(params) - 1 else z[-1])
+    y = labels if labels.ndim == 2 else jax.nn.one_hot(labels, z[-1].shape[-1], dtype=x.dtype)
+    deltas = [None] * len(params)
+    deltas[-1] = (activations.softmax(z[-1]) - y) / x.shape[0]
+    for l in range(len(params) - 2, -1, -1):
+        deltas[l] = (deltas[l + 1] @ params[l + 1]["W"].T) * df(z[l])
+    grads = [{"W": a[l].T @ deltas[l], "b": jnp.sum(deltas[l], axis=0)} for l in range(len(params))]
+    return grads, deltas
 
 
 def gradient_norms(grads):
@@ -319,5 +253,5 @@ def gradient_norms(grads):
     """
     check_mlp_params(grads, "grads")
     for l, g in enumerate(grads):
-        V.check_finite(g["W"], f"grads[{l}]['W']")
-    return np.array([float(jnp.linalg.norm(g["W"])) for g in grads])
+        check_finite(g["W"], f"grads[{l}]['W']")
+    return np.array([np.linalg.norm(np.asarray(g["W"], np.float64)) for g in grads])

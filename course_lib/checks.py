@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib._validation import check_positive
+from course_lib._validation import check_number
 
 __all__ = ["rel_error", "numerical_gradient", "check_close", "show_source"]
 
@@ -88,10 +88,7 @@ def numerical_gradient(f, x, eps=1e-6):
     x = np.array(_f64(x, "x"), copy=True)  # a private copy: we perturb it in place
     if not np.all(np.isfinite(x)):
         raise ValueError("x must be finite, got infinite value(s)")
-    if isinstance(eps, bool):
-        raise TypeError("eps must be a number, got bool")
-    check_positive(eps, "eps")
-    eps = float(eps)
+    eps = check_number(eps, "eps", low=0, low_open=True)
 
     def call(v):
         out = f(v)
@@ -138,8 +135,8 @@ def check_close(got, expected, name="", rtol=1e-6, atol=1e-8):
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a string, got {type(name).__name__}")
-    check_positive(rtol, "rtol", allow_zero=True)
-    check_positive(atol, "atol", allow_zero=True)
+    check_number(rtol, "rtol", low=0)
+    check_number(atol, "atol", low=0)
     g = _f64(got, "got")
     e = _f64(expected, "expected")
     _same_shape(g, "got", e, "expected")
@@ -160,10 +157,13 @@ def check_close(got, expected, name="", rtol=1e-6, atol=1e-8):
 
 
 def show_source(obj):
-    """Show the source code of a course_lib function (or class/module) in a notebook.
+    """Show the source code of a public course_lib function (or class/module) in a notebook.
 
-    Jitted functions are unwrapped to the Python function they compile. In Jupyter the code is shown
-    with syntax highlighting; elsewhere it is printed.
+    Only public objects: a name that starts with ``_`` is an implementation detail, not what a
+    chapter teaches, and is refused with a ``TypeError`` (special methods such as ``__mul__`` are
+    public). A function wrapped by a decorator (``jax.jit``, ``_validation.checked``) is shown as
+    written, decorator included. In Jupyter the code is shown with syntax highlighting; elsewhere it
+    is printed.
 
     Used in: every chapter from notebooks/03_neurons_and_activations.ipynb on (taught in
     notebooks/06_backpropagation.ipynb with the other checks)
@@ -172,6 +172,10 @@ def show_source(obj):
     if not (inspect.isfunction(target) or inspect.isclass(target) or inspect.ismodule(target)
             or inspect.ismethod(target)):
         raise TypeError(f"obj must be a Python function, class or module, got {type(obj).__name__}")
+    name = getattr(target, "__name__", "").rsplit(".", 1)[-1]
+    if name.startswith("_") and not (name.startswith("__") and name.endswith("__")):
+        raise TypeError(f"obj must be a public function, class or module; {name} is private (its "
+                        f"name starts with '_'): show the public function that uses it")
     try:
         source = inspect.getsource(target)
     except (OSError, TypeError) as exc:

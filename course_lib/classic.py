@@ -24,6 +24,7 @@ from jax import lax
 
 from course_lib._validation import (as_float_array, as_int_array, check_ndim,
                                     check_option, check_positive, check_shape)
+from course_lib.losses import cross_entropy
 
 __all__ = [
     "linear_regression", "linear_regression_gd", "ridge_regression", "lasso_regression",
@@ -296,12 +297,10 @@ def _logreg(X, y, sw, C, k, n_iter):
 
         th = _newton(obj, jnp.zeros(d + 1, X.dtype), n_iter)
         return {"w": th[:d], "b": th[d]}
-    onehot = jax.nn.one_hot(y, k, dtype=X.dtype)
 
     def obj(th):
         W, b = th[: d * k].reshape(d, k), th[d * k:]
-        z = X @ W + b
-        ce = jax.nn.logsumexp(z, axis=1) - jnp.sum(onehot * z, axis=1)
+        ce = cross_entropy(X @ W + b, y, "none")
         # The softmax is unchanged if the same constant is added to every bias, so the data term
         # cannot fix sum(b); the last term (zero at the optimum we return) pins it to 0.
         return 0.5 * jnp.sum(W ** 2) + C * jnp.sum(sw * ce) + 0.5 * jnp.sum(b) ** 2

@@ -504,6 +504,12 @@ def cnn_forward(params, x, mask=None):
     Taught in: notebooks/10_convolutional_networks.ipynb
     """
     x, mask = _check_cnn(params, x, mask)
+    return _cnn_layers(params, x, mask, conv2d, max_pool2d)
+
+
+def _cnn_layers(params, x, mask, conv2d, max_pool2d):
+    """The layers of :func:`cnn_forward` with the given ``conv2d(x, w, b, padding=)`` and
+    ``max_pool2d(x, kernel)`` (the reference's, or the fast wing's: one CNN forward for both)."""
     conv1 = jax.nn.relu(conv2d(x, params["conv1"]["w"], params["conv1"]["b"], padding="same"))
     pool1 = max_pool2d(conv1, 2)
     conv2 = jax.nn.relu(conv2d(pool1, params["conv2"]["w"], params["conv2"]["b"], padding="same"))

@@ -136,7 +136,8 @@ def vae_encode(params, x, activation: str = "relu"):
 
 def reparameterize(mu, logvar, eps):
     """z = mu + exp(logvar / 2) * eps: a sample of N(mu, sigma^2) that is differentiable in mu, logvar."""
-    mu, logvar, eps = (as_float_array(a, n) for a, n in ((mu, "mu"), (logvar, "logvar"), (eps, "eps")))
+    mu, logvar, eps = (check_finite(as_float_array(a, n), n)
+                       for a, n in ((mu, "mu"), (logvar, "logvar"), (eps, "eps")))
     check_same_shape(mu, "mu", logvar, "logvar")
     check_same_shape(mu, "mu", eps, "eps")
     return mu + jnp.exp(0.5 * logvar) * eps
@@ -147,7 +148,7 @@ def kl_standard_normal(mu, logvar):
     mu = as_float_array(mu, "mu")
     logvar = as_float_array(logvar, "logvar")
     check_same_shape(mu, "mu", logvar, "logvar")
-    check_finite(logvar, "logvar")
+    check_finite(mu, "mu"), check_finite(logvar, "logvar")
     return -0.5 * jnp.sum(1.0 + logvar - mu ** 2 - jnp.exp(logvar), axis=-1)
 
 

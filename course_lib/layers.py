@@ -20,27 +20,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _validation as V
+from course_lib import activations
+from course_lib._validation import (as_float_array, check_finite, check_int, check_key, check_ndim,
+                                    check_number, check_option, check_shape, checked)
 
 __all__ = ["INITS", "ACTIVATIONS", "init_dense", "init_mlp", "dense", "mlp_apply",
            "mlp_predict", "param_count", "count_params", "layer_sizes", "check_mlp_params"]
 
 INITS = ("zeros", "normal", "xavier", "he")
-ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
+ACTIVATIONS = activations.NAMES
 
 
-# ----------------------------------------------------------------------------------- validation
+# ----------------------------------------------------------------------------------- argument checks
 def _check_sizes(sizes, name="sizes"):
+    """Layer widths ``(n_0, ..., n_L)`` as a tuple of ints >= 1 (at least two of them)."""
     if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
         raise TypeError(f"{name} must be a sequence of layer widths like (64, 128, 10), "
                         f"got {type(sizes).__name__}")
-    sizes = tuple(sizes)
+    sizes = tuple(check_int(n, f"{name}[{i}]", minimum=1) for i, n in enumerate(sizes))
     if len(sizes) < 2:
         raise ValueError(f"{name} must list at least an input and an output width, got {sizes}")
-    for i, n in enumerate(sizes):
-        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"{name}[{i}] must be a positive integer, got {n!r}")
-    return tuple(int(n) for n in sizes)
+    return sizes
 
 
 def check_mlp_params(params, name: str = "params"):
@@ -57,10 +57,8 @@ def check_mlp_params(params, name: str = "params"):
         if not isinstance(layer, dict) or set(layer) != {"W", "b"}:
             keys = sorted(layer) if isinstance(layer, dict) else type(layer).__name__
             raise TypeError(f"{name}[{l}] must be a dict with keys 'W' and 'b', got {keys}")
-        W = V.as_float_array(layer["W"], f"{name}[{l}]['W']")
-        b = V.as_float_array(layer["b"], f"{name}[{l}]['b']")
-        V.check_ndim(W, f"{name}[{l}]['W']", 2)
-        V.check_ndim(b, f"{name}[{l}]['b']", 1)
+        W = check_ndim(as_float_array(layer["W"], f"{name}[{l}]['W']"), f"{name}[{l}]['W']", 2)
+        b = check_ndim(as_float_array(layer["b"], f"{name}[{l}]['b']"), f"{name}[{l}]['b']", 1)
         if b.shape[0] != W.shape[1]:
             raise ValueError(f"{name}[{l}]['b'] must have shape ({W.shape[1]},) to match "
                              f"{name}[{l}]['W'] of shape {W.shape}, got {b.shape}")
@@ -75,29 +73,32 @@ def check_mlp_params(params, name: str = "params"):
 
 
 def _check_input(x, n_in, name="x"):
-    x = V.as_float_array(x, name)
-    V.check_ndim(x, name, 2)
+    """A finite float batch ``x`` of shape (N, n_in)."""
+    x = check_ndim(as_float_array(x, name), name, 2)
     if x.shape[1] != n_in:
         raise ValueError(f"{name} must have shape (any, {n_in}) to match the first layer, got {x.shape}")
-    V.check_finite(x, name)
-    return x
+    return check_finite(x, name)
 
 
 def _check_activation(activation, name="activation"):
-    return V.check_option(activation, name, ACTIVATIONS)
+    return check_option(activation, name, ACTIVATIONS)
+
+
+def _check_dense(x, W, b):
+    W = check_ndim(as_float_array(W, "W"), "W", 2)
+    b = check_shape(as_float_array(b, "b"), "b", (W.shape[1],))
+    return _check_input(x, W.shape[0]), W, b
+
+
+def _check_mlp_apply(params, x, activation="relu", *, dropout=0.0, key=None):
+    sizes = check_mlp_params(params)
+    x = _check_input(x, sizes[0])
+    dropout = check_number(dropout, "dropout", low=0, high=1, high_open=True)
+    key = None if key is None else check_key(key, "key")
+    return list(params), x, _check_activation(activation), dropout, key
 
 
 # ---------------------------------------------------------------------------------- initialization
-def _std(init, fan_in, fan_out, scale):
-    if init == "normal":
-        return scale
-    if init == "xavier":
-        return scale * np.sqrt(2.0 / (fan_in + fan_out))
-    if init == "he":
-        return scale * np.sqrt(2.0 / fan_in)
-    return 0.0
-
-
 def init_dense(n_in: int, n_out: int, init: str = "he", *, scale: float | None = None, seed: int = 0,
                dtype=np.float32):
     """Weights ``W`` (n_in, n_out) and bias ``b`` (n_out,) of one dense layer (biases start at 0).
@@ -108,8 +109,7 @@ def init_dense(n_in: int, n_out: int, init: str = "he", *, scale: float | None =
       - ``"xavier"`` (Glorot & Bengio 2010): W ~ N(0, scale^2 * 2 / (n_in + n_out)), keeps the
         variance of activations and gradients ~constant for tanh/sigmoid-like units;
       - ``"he"`` (He et al. 2015): W ~ N(0, scale^2 * 2 / n_in), the same for ReLU units.
-    ``scale`` defaults to 1 for xavier/he (a gain). Drawn with numpy (``default_rng(seed)``), not
-    op by op with eager ``jax.random`` (which costs seconds of dispatch in a notebook).
+    ``scale`` defaults to 1 for xavier/he (a gain). Drawn with numpy (``default_rng(seed)``).
 
     Taught in: notebooks/05_feedforward_networks.ipynb
     """
@@ -125,63 +125,31 @@ def init_mlp(sizes: Sequence[int], init: str = "he", *, scale: float | None = No
 
     Taught in: notebooks/05_feedforward_networks.ipynb
     """
-    sizes = _check_sizes(sizes)
-    V.check_option(init, "init", INITS)
-    if scale is None:
-        scale = 0.01 if init == "normal" else 1.0
-    V.check_positive(scale, "scale", allow_zero=True)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
-    dtype = np.dtype(dtype)
+    sizes, init = _check_sizes(sizes), check_option(init, "init", INITS)
+    scale = check_number((0.01 if init == "normal" else 1.0) if scale is None else scale, "scale", low=0)
+    rng, dtype = np.random.default_rng(check_int(seed, "seed", minimum=0)), np.dtype(dtype)
     if not np.issubdtype(dtype, np.floating):
         raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
-    rng = np.random.default_rng(seed)
     params = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        std = _std(init, n_in, n_out, float(scale))
+        std = {"zeros": 0.0, "normal": scale, "xavier": scale * np.sqrt(2.0 / (n_in + n_out)),
+               "he": scale * np.sqrt(2.0 / n_in)}[init]
         W = rng.standard_normal((n_in, n_out)) * std
         params.append({"W": jax.device_put(W.astype(dtype)), "b": jax.device_put(np.zeros((n_out,), dtype))})
     return params
 
 
 # ----------------------------------------------------------------------------------------- forward
-def _act(name):
-    from . import activations  # imported lazily: activations is written by another module owner
-    return activations.get(name)[0]
-
-
-def _dense(x, W, b):
-    return x @ W + b
-
-
-def _mlp_apply_core(params, x, activation, dropout=0.0, key=None):
-    f = _act(activation)
-    h = x
-    for l, layer in enumerate(params[:-1]):
-        h = f(_dense(h, layer["W"], layer["b"]))
-        if key is not None and dropout > 0:   # inverted dropout: keep with prob 1 - p, scale by 1/(1 - p)
-            keep = jax.random.bernoulli(jax.random.fold_in(key, l), 1.0 - dropout, h.shape)
-            h = jnp.where(keep, h / (1.0 - dropout), 0.0)
-    return _dense(h, params[-1]["W"], params[-1]["b"])
-
-
-_dense_jit = jax.jit(_dense)
-_mlp_apply_jit = jax.jit(_mlp_apply_core, static_argnums=(2, 3))
-
-
+@checked(_check_dense)
 def dense(x, W, b):
     """One dense layer, ``z = x @ W + b`` with x (N, n_in), W (n_in, n_out), b (n_out,) -> (N, n_out).
 
     Taught in: notebooks/05_feedforward_networks.ipynb
     """
-    W = V.as_float_array(W, "W")
-    b = V.as_float_array(b, "b")
-    V.check_ndim(W, "W", 2)
-    V.check_shape(b, "b", (W.shape[1],))
-    x = _check_input(x, W.shape[0])
-    return _dense_jit(x, W, b)
+    return x @ W + b
 
 
+@checked(_check_mlp_apply, static_argnames=("activation", "dropout"))
 def mlp_apply(params, x, activation: str = "relu", *, dropout: float = 0.0, key=None):
     """Forward pass of an MLP: hidden layers ``h = activation(h @ W + b)``, last layer linear.
 
@@ -197,19 +165,14 @@ def mlp_apply(params, x, activation: str = "relu", *, dropout: float = 0.0, key=
 
     Taught in: notebooks/05_feedforward_networks.ipynb (dropout: 08_regularization_and_training)
     """
-    sizes = check_mlp_params(params)
-    _check_activation(activation)
-    x = _check_input(x, sizes[0])
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.floating, np.integer)):
-        raise TypeError(f"dropout must be a number in [0, 1), got {type(dropout).__name__}")
-    if not 0.0 <= float(dropout) < 1.0:
-        raise ValueError(f"dropout must be in [0, 1) (the probability of dropping a unit), got {dropout!r}")
-    if key is not None:
-        if not isinstance(key, jax.Array) or not (jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-                                                  or (key.dtype == jnp.uint32 and key.shape == (2,))):
-            raise TypeError(f"key must be a jax.random key (jax.random.PRNGKey(seed)) or None, got "
-                            f"{type(key).__name__} {getattr(key, 'dtype', '')} {getattr(key, 'shape', '')}")
-    return _mlp_apply_jit(list(params), x, activation, float(dropout), key)
+    f = activations.get(activation)[0]
+    h = x
+    for l, layer in enumerate(params[:-1]):
+        h = f(h @ layer["W"] + layer["b"])
+        if key is not None and dropout > 0:   # inverted dropout: keep with prob 1 - p, scale by 1/(1 - p)
+            keep = jax.random.bernoulli(jax.random.fold_in(key, l), 1.0 - dropout, h.shape)
+            h = jnp.where(keep, h / (1.0 - dropout), 0.0)
+    return h @ params[-1]["W"] + params[-1]["b"]
 
 
 def mlp_predict(params, x, activation: str = "relu"):

@@ -38,7 +38,7 @@ import numpy as np
 
 from . import _validation as V
 from . import optim
-from .backprop import _check_cache   # one contract check for every forward/backward pair
+from .losses import cross_entropy
 from .data import _int   # the integer check (issue 21 moves it to _validation)
 
 __all__ = ["NETWORKS", "ACTIVATIONS",
@@ -164,7 +164,7 @@ def batchnorm_backward(dy, cache):
 
     Taught in: notebooks/17_training_deep_networks.ipynb
     """
-    xhat, inv_std, gamma, train = _check_cache(cache, "batchnorm", 4)
+    xhat, inv_std, gamma, train = V.check_cache(cache, "cache", "batchnorm_forward", 4)
     dy = V.check_shape(_features(dy, "dy", ndim=2), "dy", tuple(xhat.shape))
     dxhat = dy * gamma
     dx = normalize_backward(dxhat, xhat, inv_std, 0) if train else dxhat * inv_std
@@ -191,7 +191,7 @@ def layernorm_backward(dy, cache):
 
     Taught in: notebooks/17_training_deep_networks.ipynb
     """
-    xhat, inv_std, gamma = _check_cache(cache, "layernorm", 3)
+    xhat, inv_std, gamma = V.check_cache(cache, "cache", "layernorm_forward", 3)
     dy = V.check_shape(_features(dy, "dy"), "dy", tuple(xhat.shape))
     rows = tuple(range(dy.ndim - 1))                       # every axis but the features
     dx = normalize_backward(dy * gamma, xhat, inv_std, -1)
@@ -293,8 +293,7 @@ def _fit_one(params, state, X, y, batches, network, activation, learning_rate):
 
     def loss_fn(p, s, xb, yb):
         logits, s = _deep_forward(p, s, xb, network, activation, True)
-        logp = jax.nn.log_softmax(logits)
-        return -jnp.mean(jnp.take_along_axis(logp, yb[:, None], axis=1)), s
+        return cross_entropy(logits, yb), s
 
     def step(carry, idx):
         p, s, opt_state = carry
@@ -336,8 +335,7 @@ def fit_deep_mlps(params, state, X, y, batches, network, *, activation="relu", l
 def _evaluate_many(params, state, X, y, network, activation):
     def one(p, s):
         logits, _ = _deep_forward(p, s, X, network, activation, False)
-        logp = jax.nn.log_softmax(logits)
-        return (-jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1)),
+        return (cross_entropy(logits, y),
                 jnp.mean(jnp.argmax(logits, axis=1) == y))
     return jax.vmap(one)(params, state)
 

@@ -28,7 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib._validation import check_number, check_option, is_concrete, to_jax
+from course_lib._validation import (check_finite, check_number, check_option, check_tree, is_concrete,
+                                    to_jax)
 
 __all__ = [
     "GradientTransformation", "SgdState", "AdagradState", "RmspropState", "AdamState",
@@ -80,52 +81,26 @@ def _learning_rate(lr):
     return _hyper(lr, "learning_rate", low=0.0, low_open=True)
 
 
-def _check_tree(tree, name: str):
-    leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
-    if not leaves:
-        raise ValueError(f"{name} must be a non-empty pytree of float arrays, got {tree!r}")
-    for path, leaf in leaves:
-        where = f"{name}{jax.tree_util.keystr(path)}"
-        dtype = getattr(leaf, "dtype", None)
-        if dtype is None:
-            dtype = np.asarray(leaf).dtype
-        if not jnp.issubdtype(dtype, jnp.floating):
-            raise TypeError(f"{where} must be a floating-point array, got dtype {dtype}")
-    return leaves
-
-
 @jax.jit
 def _all_finite(leaves):
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
 def _check_grads(grads, state_tree, params):
-    """Structure, dtype and shape of grads against the state; NaN/inf on concrete values."""
-    leaves = _check_tree(grads, "grads")
-    struct = jax.tree_util.tree_structure(grads)
-    ref_struct = None if state_tree is None else jax.tree_util.tree_structure(state_tree)
-    if ref_struct is None:  # plain SGD keeps no per-parameter state to compare with
-        state_tree = grads
-    elif struct != ref_struct:
-        raise ValueError(f"grads must have the same pytree structure as the params given to "
-                         f"init(), got {struct} but expected {ref_struct}")
-    for (path, g), ref in zip(leaves, jax.tree_util.tree_leaves(state_tree)):
-        if jnp.shape(g) != jnp.shape(ref):
-            raise ValueError(f"grads{jax.tree_util.keystr(path)} must have shape "
-                             f"{tuple(jnp.shape(ref))} (as in init()'s params), got {tuple(jnp.shape(g))}")
+    """Structure, dtype and shape of grads against the parameters (or the per-parameter state);
+    NaN/inf on concrete values."""
+    if params is not None:
+        check_tree(params, "params")
+    like = params if params is not None else state_tree   # plain SGD keeps no per-parameter state
+    leaves = check_tree(grads, "grads", like=like)
     values = [g for _, g in leaves]
     if all(is_concrete(g) for g in values) and not bool(_all_finite(values)):
         for path, g in leaves:
-            if not bool(jnp.all(jnp.isfinite(g))):
-                n_nan, n_inf = int(jnp.sum(jnp.isnan(g))), int(jnp.sum(jnp.isinf(g)))
-                raise ValueError(
-                    f"grads{jax.tree_util.keystr(path)} must be finite, got {n_nan} NaN and "
-                    f"{n_inf} infinite value(s): the loss diverged (learning rate too high?) or "
-                    f"the loss itself is NaN")
-    if params is not None:
-        _check_tree(params, "params")
-        if jax.tree_util.tree_structure(params) != struct:
-            raise ValueError("params must have the same pytree structure as grads")
+            try:
+                check_finite(g, f"grads{jax.tree_util.keystr(path)}")
+            except ValueError as err:
+                raise ValueError(f"{err}: the loss diverged (learning rate too high?) or the loss "
+                                 f"itself is NaN") from None
 
 
 def _make(name: str, init_core: Callable, update_core: Callable, learning_rate, **hyper
@@ -152,7 +127,7 @@ def _make(name: str, init_core: Callable, update_core: Callable, learning_rate, 
         spec = None
 
     def init(params):
-        _check_tree(params, "params")
+        check_tree(params, "params")
         return init_core(jax.tree_util.tree_map(to_jax, params), **hyper)
 
     def update(grads, state, params=None):
@@ -209,7 +184,7 @@ def _register(core):
 
 def _full(p, value):
     """``jnp.full_like(p, value)``, built on the host when it can be: op by op, every new shape
-    compiles its own small XLA program (~30 ms each; Adam on a 2-layer MLP has 4), while a NumPy
+    compiles its own small XLA program (Adam on a 2-layer MLP has 4), while a NumPy
     array moved with ``jax.device_put`` compiles nothing. Same values, dtype and weak type."""
     if (isinstance(p, jax.core.Tracer) or not is_concrete(value)
             or getattr(p, "weak_type", False)):
@@ -401,16 +376,8 @@ def adam(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
 # ------------------------------------------------------------------ helpers
 def apply_updates(params, updates):
     """``params + updates`` leaf by leaf, keeping each parameter's dtype (like optax.apply_updates)."""
-    p_leaves = _check_tree(params, "params")
-    _check_tree(updates, "updates")
-    if jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(updates):
-        raise ValueError(f"updates must have the same pytree structure as params, got "
-                         f"{jax.tree_util.tree_structure(updates)} and "
-                         f"{jax.tree_util.tree_structure(params)}")
-    for (path, p), u in zip(p_leaves, jax.tree_util.tree_leaves(updates)):
-        if jnp.shape(p) != jnp.shape(u):
-            raise ValueError(f"updates{jax.tree_util.keystr(path)} must have shape "
-                             f"{tuple(jnp.shape(p))} like params, got {tuple(jnp.shape(u))}")
+    check_tree(params, "params")
+    check_tree(updates, "updates", like=params)
     return _apply_updates(params, updates)
 
 

@@ -24,8 +24,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib._validation import (as_float_array, as_int_array, check_finite, check_ndim,
-                                    check_option, check_positive, check_shape)
+from course_lib._validation import (as_float_array, as_int_array, check_finite, check_labels, check_ndim,
+                                    check_option, check_positive, check_shape, checked, is_concrete)
+from course_lib.losses import cross_entropy
 
 __all__ = [
     "l1_penalty", "l2_penalty", "elastic_net_penalty", "penalty_grad", "soft_threshold",
@@ -175,13 +176,9 @@ def penalized_grad_fn(apply_fn, kind="l2", lam=1e-3, l1_ratio=0.5):
            "elastic_net": lambda p: elastic_net_penalty(p, lam, l1_ratio)}[kind]
 
     def objective(params, xb, yb):
-        return _mean_cross_entropy(apply_fn(params, xb), yb) + pen(params)
+        return cross_entropy(apply_fn(params, xb), yb) + pen(params)
 
     return jax.value_and_grad(objective)
-
-
-def _mean_cross_entropy(logits, y):
-    return jnp.mean(jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, y[:, None], -1)[:, 0])
 
 
 def _squared_weights(params):
@@ -196,7 +193,7 @@ def _mlp_sweep(opt, params0, X, y, Xv, yv, batches, lams):
 
     def one(p0, run_batches, lam):
         def objective(p, xb, yb):
-            ce = _mean_cross_entropy(layers.mlp_apply(p, xb, "relu"), yb)
+            ce = cross_entropy(layers.mlp_apply(p, xb, "relu"), yb)
             return ce + 0.5 * lam * _squared_weights(p), ce
 
         def step(carry, ib):
@@ -208,7 +205,7 @@ def _mlp_sweep(opt, params0, X, y, Xv, yv, batches, lams):
         def epoch(carry, ibs):
             carry, ces = jax.lax.scan(step, carry, ibs)
             logits = layers.mlp_apply(carry[0], Xv, "relu")
-            return carry, (jnp.mean(ces), _mean_cross_entropy(logits, yv),
+            return carry, (jnp.mean(ces), cross_entropy(logits, yv),
                            jnp.mean(jnp.argmax(logits, -1) == yv))
 
         (p, _), curves = jax.lax.scan(epoch, (p0, opt.init(p0)), run_batches)
@@ -216,6 +213,38 @@ def _mlp_sweep(opt, params0, X, y, Xv, yv, batches, lams):
         return p, curves, train_acc, jnp.sqrt(_squared_weights(p))
 
     return jax.vmap(one)(params0, batches, lams)
+
+
+def _check_sweep(sizes, X, y, X_val, y_val, lams, seeds, epochs, batch_size, learning_rate):
+    """The arguments of :func:`mlp_sweep`, checked and converted."""
+    from course_lib import layers
+
+    sizes = layers._check_sizes(sizes)
+    X = as_float_array(X, "X")
+    check_ndim(X, "X", 2)
+    check_finite(X, "X")
+    Xv = as_float_array(X_val, "X_val")
+    check_shape(Xv, "X_val", (None, X.shape[1]))
+    check_finite(Xv, "X_val")
+    if X.shape[1] != sizes[0]:
+        raise ValueError(f"X must have sizes[0] = {sizes[0]} columns, got {X.shape[1]}")
+    y = check_labels(y, "y", n_classes=sizes[-1], n=X.shape[0])
+    yv = check_labels(y_val, "y_val", n_classes=sizes[-1], n=Xv.shape[0])
+    lam_arr = np.asarray(lams, dtype=np.float64).reshape(-1)
+    if lam_arr.size == 0 or not np.all(np.isfinite(lam_arr)) or np.any(lam_arr < 0):
+        raise ValueError(f"lams must be a non-empty sequence of finite numbers >= 0, got {lams!r}")
+    seed_list = list(np.asarray(seeds).reshape(-1))
+    if not seed_list or any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer))
+                            for s in seed_list):
+        raise TypeError(f"seeds must be a non-empty sequence of ints, got {seeds!r}")
+    for name, v in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    if batch_size > X.shape[0]:
+        raise ValueError(f"batch_size must be at most the number of training rows ({X.shape[0]}), "
+                         f"got {batch_size}")
+    check_positive(learning_rate, "learning_rate")
+    return X, y, Xv, yv, lam_arr, seed_list, int(epochs), int(batch_size)
 
 
 def mlp_sweep(sizes, X, y, X_val, y_val, *, lams, seeds, epochs=150, batch_size=50, learning_rate=1e-3):
@@ -241,36 +270,9 @@ def mlp_sweep(sizes, X, y, X_val, y_val, *, lams, seeds, epochs=150, batch_size=
     from course_lib import layers
     from course_lib.generative import _adam_cache
 
-    sizes = layers._check_sizes(sizes)
-    X = as_float_array(X, "X")
-    check_ndim(X, "X", 2)
-    check_finite(X, "X")
-    y = as_int_array(y, "y")
-    check_shape(y, "y", (X.shape[0],))
-    Xv = as_float_array(X_val, "X_val")
-    check_shape(Xv, "X_val", (None, X.shape[1]))
-    check_finite(Xv, "X_val")
-    yv = as_int_array(y_val, "y_val")
-    check_shape(yv, "y_val", (Xv.shape[0],))
-    if X.shape[1] != sizes[0]:
-        raise ValueError(f"X must have sizes[0] = {sizes[0]} columns, got {X.shape[1]}")
-    if max(int(np.max(np.asarray(y))), int(np.max(np.asarray(yv)))) >= sizes[-1] or \
-            min(int(np.min(np.asarray(y))), int(np.min(np.asarray(yv)))) < 0:
-        raise ValueError(f"y and y_val must hold class indices 0..{sizes[-1] - 1} (sizes[-1] outputs)")
-    lam_arr = np.asarray(lams, dtype=np.float64).reshape(-1)
-    if lam_arr.size == 0 or not np.all(np.isfinite(lam_arr)) or np.any(lam_arr < 0):
-        raise ValueError(f"lams must be a non-empty sequence of finite numbers >= 0, got {lams!r}")
-    seed_list = list(np.asarray(seeds).reshape(-1))
-    if not seed_list or any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer))
-                            for s in seed_list):
-        raise TypeError(f"seeds must be a non-empty sequence of ints, got {seeds!r}")
-    for name, v in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    X, y, Xv, yv, lam_arr, seed_list, epochs, batch_size = _check_sweep(
+        sizes, X, y, X_val, y_val, lams, seeds, epochs, batch_size, learning_rate)
     n = X.shape[0]
-    if batch_size > n:
-        raise ValueError(f"batch_size must be at most the number of training rows ({n}), got {batch_size}")
-    check_positive(learning_rate, "learning_rate")
     L, S, nb = lam_arr.size, len(seed_list), n // int(batch_size)
     inits = [layers.init_mlp(sizes, "he", seed=int(s), dtype=X.dtype) for s in seed_list]
     params0 = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves * L), *inits)   # run r: seed r % S
@@ -417,27 +419,23 @@ def sample_weights(y, n_classes=None):
     return class_weights(y, n_classes)[y]
 
 
-@jax.jit
-def _wce(logits, labels, w):
-    ce = jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, labels[:, None], -1)[:, 0]
-    sw = w[labels]
-    return jnp.sum(sw * ce) / jnp.sum(sw)
+def _check_wce(logits, labels, weights):
+    logits = check_finite(check_ndim(as_float_array(logits, "logits"), "logits", 2), "logits")
+    labels = check_labels(labels, "labels", n_classes=logits.shape[1], n=logits.shape[0])
+    weights = as_float_array(weights, "weights", allow_int=True)
+    check_finite(check_shape(weights, "weights", (logits.shape[1],)), "weights")
+    if is_concrete(weights) and (np.asarray(weights) < 0).any():
+        raise ValueError(f"weights must be >= 0 (one per class), got a minimum of {float(np.min(weights))}")
+    return logits, labels, weights
 
 
+@checked(_check_wce)
 def weighted_cross_entropy(logits, labels, weights):
     """sum_i w_{y_i} CE_i / sum_i w_{y_i}: cross-entropy where a sample of class c counts w_c times
-    (PyTorch's CrossEntropyLoss(weight=...) convention). logits (N, K), labels (N,), weights (K,)."""
-    logits = as_float_array(logits, "logits")
-    check_ndim(logits, "logits", 2)
-    check_finite(logits, "logits")
-    labels = as_int_array(labels, "labels")
-    check_shape(labels, "labels", (logits.shape[0],))
-    weights = as_float_array(weights, "weights", allow_int=True)
-    check_shape(weights, "weights", (logits.shape[1],))
-    check_finite(weights, "weights")
-    if bool(jnp.any(weights < 0)):
-        raise ValueError("weights must be >= 0")
-    return _wce(logits, labels, weights.astype(logits.dtype))
+    (PyTorch's CrossEntropyLoss(weight=...) convention). logits (N, K), labels (N,) class indices in
+    [0, K - 1], weights (K,) >= 0. CE_i is :func:`course_lib.losses.cross_entropy` per sample."""
+    sw = weights.astype(logits.dtype)[labels]
+    return jnp.sum(sw * cross_entropy(logits, labels, reduction="none")) / jnp.sum(sw)
 
 
 def _resample(X, y, seed, mode):

@@ -34,10 +34,25 @@ def main(argv=None) -> int:
     p.add_argument("--no-sandbox", action="store_true",
                    help="grade WITHOUT the operating-system sandbox, where bubblewrap cannot run: only for "
                         "submissions you trust (a warning goes to the console and into the output folder)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="grade on the workers of this Dask scheduler (tcp://host:8786 or tls://...; needs "
+                        "pip install -e '.[cluster]'); this machine still writes the gradebook and feedback")
+    p.add_argument("--retries", type=int, default=None,
+                   help="with --scheduler: retries of a submission whose worker died, timed out or lost the "
+                        "connection, before it is reported as not graded (default 2)")
+    p.add_argument("--task-timeout", type=float, default=None,
+                   help="with --scheduler: seconds one submission may take on its worker (default 2 x budget + 60)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     args = p.parse_args(argv)
     if args.jobs < 1:
         p.error("--jobs must be >= 1")
+    if args.scheduler is None and (args.retries is not None or args.task_timeout is not None):
+        p.error("--retries and --task-timeout need --scheduler")
+    if args.retries is not None and args.retries < 0:
+        p.error("--retries must be >= 0")
+    if args.task_timeout is not None and args.task_timeout <= 0:
+        p.error("--task-timeout must be > 0")
+    cluster = {k: v for k, v in (("retries", args.retries), ("task_timeout", args.task_timeout)) if v is not None}
     if args.cache is None:
         cache = PER_RUN_CACHE
     else:
@@ -46,7 +61,7 @@ def main(argv=None) -> int:
                     bwrap=args.bwrap)
     try:
         grade_all(args.assignment, args.submissions, source_root=args.source, out=args.out, jobs=args.jobs,
-                  limits=limits, progress=not args.quiet)
+                  limits=limits, progress=not args.quiet, scheduler=args.scheduler, cluster_options=cluster)
     except (FileNotFoundError, ValueError, SandboxUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from . import api, static
 from .api import clip
-from .notebook import (Assignment, NotebookError, find_source, load_assignment, load_json_notebook,
-                       student_cells, unparsable)
+from .notebook import (Assignment, NotebookError, find_source, load_assignment, parse_notebook,
+                       read_notebook_bytes, student_cells, unparsable)
 from .safe_text import markdown_text, no_formula, student_name
 from .sandbox import (Limits, NeedOwnChild, RemoteFunction, Sandbox, SandboxUnavailable, sandbox_problem,
                       unsandboxed_guards)
@@ -131,21 +131,22 @@ class Grader:
         return result
 
     def grade(self, student: str, path: pathlib.Path | None, trusted: bool = False) -> Result:
-        a = self.assignment
         t0 = time.monotonic()
         try:
-            if path is None:
-                raise NotebookError("no notebook was submitted")
-            if pathlib.Path(path).is_symlink():
-                raise NotebookError("the submitted notebook is a symbolic link")
-            if not trusted and _same_file(path, a.path):
-                raise NotebookError("the submitted notebook is the instructor's source notebook (a hard link)")
-            nb = load_json_notebook(path)
-            code, answers = student_cells(nb, a)
+            data = read_submission(path, source=None if trusted else self.assignment.path)
         except NotebookError as exc:
-            rows = [Row(student, a.name, t.grade_id, 0.0, t.points, "invalid-notebook", str(exc)) for t in a.tasks]
-            rows += [Row(student, a.name, q.grade_id, 0.0, q.points, "invalid-notebook", str(exc)) for q in a.questions]
-            return Result(student, rows, time.monotonic() - t0)
+            return invalid_result(student, self.assignment, exc, t0)
+        return self.grade_bytes(student, data, pathlib.Path(path).name, trusted=trusted, t0=t0)
+
+    def grade_bytes(self, student: str, data: bytes, name: str, trusted: bool = False, t0=None) -> Result:
+        """Grade a submitted notebook given as its file's bytes (``name``: the file name, for messages):
+        what :meth:`grade` does after reading the file, and what a Dask worker does (grader.cluster)."""
+        a = self.assignment
+        t0 = time.monotonic() if t0 is None else t0
+        try:
+            code, answers = student_cells(parse_notebook(data, name), a)
+        except NotebookError as exc:
+            return invalid_result(student, a, exc, t0)
 
         cells, missing, unreadable = [], [], {}
         for kind, gid, src in a.cells:
@@ -261,6 +262,34 @@ class Grader:
             return row(0.0, "error", f"a hidden test raised {type(exc).__name__}" if hidden
                        else f"{type(exc).__name__}: {str(exc)[:300]}")
         return None
+
+
+def read_submission(path: pathlib.Path | None, source: pathlib.Path | None = None) -> bytes:
+    """The bytes of a submitted notebook; NotebookError if there is none, or none that may be read
+    (a symbolic link, or a hard link to the instructor's ``source`` notebook)."""
+    if path is None:
+        raise NotebookError("no notebook was submitted")
+    if pathlib.Path(path).is_symlink():
+        raise NotebookError("the submitted notebook is a symbolic link")
+    if source is not None and _same_file(path, source):
+        raise NotebookError("the submitted notebook is the instructor's source notebook (a hard link)")
+    return read_notebook_bytes(path)
+
+
+def invalid_result(student: str, a: Assignment, exc: NotebookError, t0: float) -> Result:
+    rows = [Row(student, a.name, t.grade_id, 0.0, t.points, "invalid-notebook", str(exc)) for t in a.tasks]
+    rows += [Row(student, a.name, q.grade_id, 0.0, q.points, "invalid-notebook", str(exc)) for q in a.questions]
+    return Result(student, rows, time.monotonic() - t0)
+
+
+def internal_error_reason(exc: Exception) -> str:
+    return f"internal grader error ({type(exc).__name__}: {exc}); grade this one by hand"
+
+
+def grader_error_result(student: str, a: Assignment, reason: str) -> Result:
+    """Rows for a submission the grader could not grade (its own bug, or a cluster that gave up on it)."""
+    return Result(student, [Row(student, a.name, t.grade_id, 0.0, t.points, "grader-error", reason)
+                            for t in a.tasks], 0.0)
 
 
 def _prune_cache(cache: pathlib.Path, assignment: Assignment) -> None:
@@ -454,65 +483,93 @@ def _user() -> str:
         return "the user who ran the grader"
 
 
+def refusal(problem: str) -> SandboxUnavailable:
+    return SandboxUnavailable(f"refusing to grade untrusted submissions without the operating-system sandbox: "
+                              f"{problem}. Install bubblewrap (apt-get install bubblewrap), or pass --no-sandbox "
+                              f"to grade submissions you trust without it")
+
+
+progress_line = console_line  # the name the local and the cluster paths (grader.cluster) print with
+
+
+def warm_up_line(warm: Result) -> str:
+    bad = [r for r in warm.rows if r.status not in ("passed", "manual")]
+    return f"source notebook checked in {warm.seconds:.1f} s" + (
+        f"; WARNING: it fails {', '.join(r.task for r in bad)}" if bad else "")
+
+
 def grade_all(assignment_name: str, submissions: pathlib.Path, *, source_root=None, out=None, jobs=2,
-              limits: Limits | None = None, progress=True) -> tuple[list[Result], pathlib.Path]:
-    """Grade every submission in ``submissions``; write the gradebook and feedback under ``out``."""
+              limits: Limits | None = None, progress=True, scheduler: str | None = None,
+              cluster_options: dict | None = None) -> tuple[list[Result], pathlib.Path]:
+    """Grade every submission in ``submissions``; write the gradebook and feedback under ``out``.
+
+    With ``scheduler`` (a Dask scheduler's address), the submissions are graded by that cluster's
+    workers (:mod:`grader.cluster`, imported only then; ``cluster_options`` go to its
+    ``grade_on_cluster``); this process still writes the gradebook and the feedback.
+    """
     source_root = pathlib.Path(source_root or REPO / "solutions")
     assignment = load_assignment(find_source(source_root, assignment_name), assignment_name)
     out = pathlib.Path(out or pathlib.Path("grading-output") / assignment_name)
     subs = find_submissions(submissions, assignment)
     limits = limits or Limits()
-    problem = sandbox_problem(limits) if limits.sandbox else None
-    if problem:
-        raise SandboxUnavailable(f"refusing to grade untrusted submissions without the operating-system sandbox: "
-                                 f"{problem}. Install bubblewrap (apt-get install bubblewrap), or pass --no-sandbox "
-                                 f"to grade submissions you trust without it")
+    if scheduler is None:  # on a cluster, each worker checks its own bubblewrap
+        problem = sandbox_problem(limits) if limits.sandbox else None
+        if problem:
+            raise refusal(problem)
     out.mkdir(parents=True, exist_ok=True)
     warning_file = out / NO_SANDBOX_WARNING
     if limits.sandbox:
         warning_file.unlink(missing_ok=True)
     else:
+        who = "the Dask workers' user" if scheduler else _user()
         text = (f"WARNING: {assignment_name} was graded with --no-sandbox: the submissions ran without the "
-                f"operating-system sandbox (bubblewrap), with the rights of {_user()}, guarded only inside Python. "
+                f"operating-system sandbox (bubblewrap), with the rights of {who}, guarded only inside Python. "
                 f"Only trust these grades for submissions you trust.")
         text = "\n".join([text] + [f"WARNING: {note}" for note in unsandboxed_guards(limits)])
         print(text, file=sys.stderr, flush=True)
         warning_file.write_text(text + "\n")
-    grader = Grader(assignment, limits)
-    results: list[Result] = []
     real_stdout = sys.stdout
 
     def say(text):
         if progress:
             print(text, file=real_stdout, flush=True)
 
+    t0 = time.monotonic()
+    if scheduler is not None:
+        from .cluster import grade_on_cluster
+
+        results = grade_on_cluster(assignment, subs, limits, scheduler, say=say, **(cluster_options or {}))
+    else:
+        results = _grade_here(assignment, subs, limits, jobs, say)
+    gradebook = write_outputs(results, assignment, out)
+    say(f"graded {len(results)} submission(s) of {assignment_name} in {time.monotonic() - t0:.1f} s; "
+        f"gradebook: {gradebook}; feedback: {out / 'feedback'}")
+    return results, gradebook
+
+
+def _grade_here(assignment: Assignment, subs: list, limits: Limits, jobs: int, say) -> list[Result]:
+    """Grade on this machine: ``jobs`` submissions at a time, each in its own sandbox."""
+    grader = Grader(assignment, limits)
+    results: list[Result] = []
+
     def work(student, path):
         try:
             return grader.grade(student, path)
         except Exception as exc:  # a bug of the grader must not lose the other submissions
-            reason = f"internal grader error ({type(exc).__name__}: {exc}); grade this one by hand"
-            rows = [Row(student, assignment.name, t.grade_id, 0.0, t.points, "grader-error", reason)
-                    for t in assignment.tasks]
-            return Result(student, rows, 0.0)
+            return grader_error_result(student, assignment, internal_error_reason(exc))
 
-    t0 = time.monotonic()
+    real_stdout = sys.stdout
     sys.stdout = _ThreadAwareStdout(real_stdout)
     try:
         if grader.limits.cache_dir:
-            warm = grader.warm_up()
-            bad = [r for r in warm.rows if r.status not in ("passed", "manual")]
-            say(f"source notebook checked in {warm.seconds:.1f} s" + (
-                f"; WARNING: it fails {', '.join(r.task for r in bad)}" if bad else ""))
+            say(warm_up_line(grader.warm_up()))
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             futures = [pool.submit(work, s, p) for s, p in subs]
             for i, fut in enumerate(as_completed(futures), 1):
                 res = fut.result()
                 results.append(res)
-                say(console_line(i, len(subs), res, assignment))
+                say(progress_line(i, len(subs), res, assignment))
     finally:
         sys.stdout = real_stdout
         grader.close()
-    gradebook = write_outputs(results, assignment, out)
-    say(f"graded {len(results)} submission(s) of {assignment_name} in {time.monotonic() - t0:.1f} s; "
-        f"gradebook: {gradebook}; feedback: {out / 'feedback'}")
-    return results, gradebook
+    return results

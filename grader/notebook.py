@@ -59,9 +59,9 @@ def nbgrader_meta(cell) -> dict:
     return nbg if isinstance(nbg, dict) else {}
 
 
-def load_json_notebook(path: pathlib.Path) -> dict:
-    """Read a notebook's JSON. A submitted file is not trusted: it must be a regular file (not a symbolic
-    link, a FIFO that would block the reader, or a device), of bounded size and structure."""
+def read_notebook_bytes(path: pathlib.Path) -> bytes:
+    """The bytes of a notebook file. A submitted file is not trusted: it must be a regular file (not a
+    symbolic link, a FIFO that would block the reader, or a device) of at most MAX_NOTEBOOK_BYTES."""
     path = pathlib.Path(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -80,17 +80,29 @@ def load_json_notebook(path: pathlib.Path) -> dict:
         raw = f.read(MAX_NOTEBOOK_BYTES + 1)
     if len(raw) > MAX_NOTEBOOK_BYTES:
         raise NotebookError(f"{path.name} is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB")
-    if raw.count(b'"') // 2 + raw.count(b"{") + raw.count(b"[") > MAX_JSON_ITEMS:
-        raise NotebookError(f"{path.name} holds more than {MAX_JSON_ITEMS} JSON items")
+    return raw
+
+
+def parse_notebook(data: bytes, name: str) -> dict:
+    """A notebook's JSON from its bytes (``name``: the file name, for messages), of bounded size and
+    structure."""
+    if len(data) > MAX_NOTEBOOK_BYTES:
+        raise NotebookError(f"{name} is {len(data) / 2**20:.0f} MB (limit {MAX_NOTEBOOK_BYTES // 2**20} MB)")
+    if data.count(b'"') // 2 + data.count(b"{") + data.count(b"[") > MAX_JSON_ITEMS:
+        raise NotebookError(f"{name} holds more than {MAX_JSON_ITEMS} JSON items")
     try:
-        nb = json.loads(raw)
+        nb = json.loads(data)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise NotebookError(f"{path.name} is not valid notebook JSON ({str(exc)[:120]})") from None
+        raise NotebookError(f"{name} is not valid notebook JSON ({str(exc)[:120]})") from None
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
-        raise NotebookError(f"{path.name} has no list of cells")
+        raise NotebookError(f"{name} has no list of cells")
     if not all(isinstance(c, dict) for c in nb["cells"]):
-        raise NotebookError(f"{path.name} has malformed cells")
+        raise NotebookError(f"{name} has malformed cells")
     return nb
+
+
+def load_json_notebook(path: pathlib.Path) -> dict:
+    return parse_notebook(read_notebook_bytes(path), pathlib.Path(path).name)
 
 
 def split_hidden(source: str) -> tuple[str, str]:

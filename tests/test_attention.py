@@ -289,3 +289,24 @@ def test_bad_helper_arguments():
     with pytest.raises(ValueError, match="learning_rate"):
         A.fit_models(A.transformer_logits, {}, (np.zeros((1, 1, 1, 1), np.int32),) * 2 + (np.ones((1, 1, 1, 1)),),
                      learning_rate=-1.0)
+
+
+def test_a_fully_masked_query_row_is_rejected_or_gets_equal_weights_under_jit():
+    """The documented behaviour (module docstring): a concrete mask with a row of False raises; under
+    jit (mask traced) that row gets weights 1/Tk, and the other rows are unaffected. Reference: a
+    float64 NumPy softmax of the masked scores."""
+    rng = np.random.default_rng(5)
+    q, k, v = rng.normal(size=(3, 4)), rng.normal(size=(5, 4)), rng.normal(size=(5, 2))
+    mask = np.ones((3, 5), bool)
+    mask[1] = False                                     # query 1 may use no key
+    mask[2, 3:] = False
+    with pytest.raises(ValueError, match="no key"):
+        A.attention_forward(q, k, v, mask)
+    out, cache = jax.jit(A.attention_forward)(q, k, v, mask)
+    weights = np.asarray(cache[3])
+    np.testing.assert_allclose(weights[1], np.full(5, 0.2), rtol=1e-6)
+    s = q @ k.T / 2.0
+    for row in (0, 2):
+        e = np.exp(np.where(mask[row], s[row], -np.inf) - s[row][mask[row]].max())
+        np.testing.assert_allclose(weights[row], e / e.sum(), rtol=1e-5, atol=1e-7)
+    assert np.all(weights[2, 3:] == 0)

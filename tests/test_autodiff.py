@@ -197,6 +197,60 @@ def test_topological_order_puts_parents_first_and_lists_each_node_once():
     assert d.op == "+" and a.op == "" and d.parents == (c, a)
 
 
+def _recursive_order(root):
+    """The textbook depth-first search (chapter 16's exercise 4), for graphs of modest depth."""
+    order, seen = [], set()
+
+    def visit(node):
+        if id(node) not in seen:
+            seen.add(id(node))
+            for parent in node.parents:
+                visit(parent)
+            order.append(node)
+    visit(root)
+    return order
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_topological_order_is_the_recursive_depth_first_order(seed):
+    ops, inputs, labels = random_program(2000 + seed, n_ops=20)
+    loss = run(ops, [Tensor(v) for v in inputs], labels, "engine")
+    assert [id(n) for n in autodiff.topological_order(loss)] == [id(n) for n in _recursive_order(loss)]
+
+
+def test_a_graph_deeper_than_the_recursion_limit():
+    import sys
+
+    x = Tensor(0.3)
+    h = x
+    depth = sys.getrecursionlimit() + 1000
+    for _ in range(depth // 2):                    # tanh(h) * 1.0: a tanh, a constant and a product
+        h = h.tanh() * 1.0
+    h.backward()
+    assert len(autodiff.topological_order(h)) == 3 * (depth // 2) + 1   # every node, the constants too
+    value, grad = 0.3, 1.0
+    for _ in range(depth // 2):                    # the chain rule by hand: d tanh(v)/dv = 1 - tanh(v)^2
+        grad *= 1.0 - np.tanh(value) ** 2
+        value = np.tanh(value)
+    assert float(h.data) == pytest.approx(value, rel=1e-12) and float(x.grad) == pytest.approx(grad, rel=1e-9)
+
+
+def test_unbroadcast_sums_added_and_stretched_axes():
+    g = np.arange(24.0).reshape(2, 3, 4)
+    for shape in ((2, 3, 4), (3, 4), (4,), (3, 1), (1, 1, 4), (2, 1, 1), ()):
+        ref = jax.grad(lambda a: jnp.sum(jnp.broadcast_to(a, g.shape) * g))(jnp.zeros(shape))
+        np.testing.assert_allclose(autodiff.unbroadcast(g, shape), ref, rtol=1e-12)
+        assert np.shape(autodiff.unbroadcast(g, shape)) == shape
+
+
+def test_each_result_records_its_parents_op_and_rule():
+    a, b = Tensor(2.0, "a"), Tensor(5.0, "b")
+    c = a * b
+    assert c.parents == (a, b) and c.op == "*" and a.backward_rule is None
+    c.backward_rule(np.array(3.0))                # dJ/dc = 3: a receives 3 b, b receives 3 a
+    assert float(a.grad) == 15.0 and float(b.grad) == 6.0
+
+
 def test_float64_whatever_jax_mode():
     with jax.enable_x64(False):
         t = Tensor(jnp.float32(0.5))

@@ -147,9 +147,9 @@ def test_bad_inputs():
         backprop.loss_and_grads([params[0], {"W": jnp.ones((4, 3)), "b": jnp.ones(3)}], x, y)
     with pytest.raises(ValueError, match="activation must be one of"):
         backprop.loss_and_grads(params, x, y, "gelu")
-    with pytest.raises(ValueError, match=r"labels must be class indices in \[0, 3\)"):
+    with pytest.raises(ValueError, match=r"labels must be class indices in \[0, 2\], got values from 3 to 5"):
         backprop.loss_and_grads(params, x, y + 3)
-    with pytest.raises(ValueError, match=r"labels must have shape \(17\)"):
+    with pytest.raises(ValueError, match=r"labels must have shape \(17,\)"):
         backprop.loss_and_grads(params, x, y[:5])
     with pytest.raises(TypeError, match="labels must be an integer array"):
         backprop.loss_and_grads(params, x, "abc")
@@ -160,12 +160,21 @@ def test_bad_inputs():
         backprop.dense_backward(np.ones((17, 4)), cache)
     with pytest.raises(ValueError, match="dout must be finite"):
         backprop.dense_backward(np.full((17, 5), np.nan), cache)
-    with pytest.raises(TypeError, match="cache must be the tuple returned by dense_forward"):
+    with pytest.raises(TypeError, match=r"cache must be the cache returned by dense_forward \(a tuple of 2\), got list"):
         backprop.dense_backward(np.ones((17, 5)), [1, 2, 3])
     with pytest.raises(ValueError, match="activation must be one of"):
         backprop.activation_forward(np.ones(3), "softmax")
     with pytest.raises(ValueError, match="logits must have 2 dimension"):
         backprop.softmax_cross_entropy_forward(np.ones(3), np.array([0]))
+    # soft labels must be distributions, as losses.cross_entropy requires (the loss is that function)
+    soft = np.array([[0.5, 0.4, 0.3], [0.2, 0.3, 0.5]])
+    with pytest.raises(ValueError, match="labels must be probability distributions summing to 1 along "
+                                         "axis -1; the worst sum is off by 0.2"):
+        backprop.softmax_cross_entropy_forward(np.zeros((2, 3)), soft)
+    with pytest.raises(ValueError, match="labels must be probability distributions summing to 1"):
+        backprop.loss_and_grads(params, x[:2], soft)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 1\]"):
+        backprop.softmax_cross_entropy_forward(np.zeros((2, 3)), np.array([[1.5, -0.5, 0.0]] * 2))
     with pytest.raises(ValueError, match=r"dlogits must have shape"):
         _, caches = backprop.mlp_forward(params, x, "relu")
         backprop.mlp_backward(np.ones((17, 4)), caches, "relu")

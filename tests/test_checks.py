@@ -149,12 +149,28 @@ def test_check_close_rejects_bad_input():
         C.check_close(1.0, 1.0, name=3)
 
 
-def test_show_source_prints_the_function_and_unwraps_jit(capsys):
-    C.show_source(activations.relu)
+def test_show_source_prints_the_function_with_its_math(capsys):
+    C.show_source(activations.relu)   # validated and compiled by a decorator: shown as written
     out = capsys.readouterr().out
-    assert out.startswith("def relu(x):") and "return _relu(_x(x))" in out
-    C.show_source(activations._relu)   # a jitted core: its Python source is shown
-    assert "def _relu(x):" in capsys.readouterr().out
+    assert out.startswith("@checked(_check_x)\ndef relu(x):")
+    assert "return jnp.where(x > 0, x, jnp.zeros_like(x))" in out
+    C.show_source(jax.jit(C.rel_error))   # a jitted function: its Python source
+    assert "def rel_error(x, y):" in capsys.readouterr().out
+    C.show_source(C)                      # a public module
+    assert "def show_source(obj):" in capsys.readouterr().out
+
+
+def test_show_source_refuses_private_functions():
+    """A chapter shows what it teaches: the public function, never an implementation detail."""
+    import course_lib.losses as L
+    with pytest.raises(TypeError, match="obj must be a public function, class or module; _reduce is "
+                                        "private"):
+        C.show_source(L._reduce)
+    with pytest.raises(TypeError, match="_check_x is private"):
+        C.show_source(jax.jit(activations._check_x))                      # wrapped: still private
+    import course_lib._validation as V
+    with pytest.raises(TypeError, match="_validation is private"):
+        C.show_source(V)
 
 
 def test_show_source_rejects_objects_without_source():
@@ -169,3 +185,21 @@ def test_low_precision_jax_floats_are_accepted(capsys):
     assert C.check_close(x, np.array([1.0, 2.0, 3.0]), name="bf16") is True
     assert C.rel_error(x, np.array([1.0, 2.0, 3.0])) == 0.0
     assert "close: True" in capsys.readouterr().out
+
+
+def test_no_notebook_shows_a_private_function():
+    """Chapters show what they teach: show_source is called on public names only (a private name
+    would raise in the notebook; this finds it without executing anything)."""
+    import json
+    import pathlib
+    import re
+    root = pathlib.Path(__file__).resolve().parents[1]
+    private = []
+    for nb in sorted(root.glob("notebooks/*.ipynb")) + sorted(root.glob("solutions/*/*.ipynb")):
+        for cell in json.loads(nb.read_text(encoding="utf-8"))["cells"]:
+            if cell["cell_type"] == "code":
+                for arg in re.findall(r"show_source\(([^)]*)\)", "".join(cell["source"])):
+                    last = arg.strip().rsplit(".", 1)[-1]
+                    if last.startswith("_") and not (last.startswith("__") and last.endswith("__")):
+                        private.append(f"{nb.name}: show_source({arg})")
+    assert not private, private

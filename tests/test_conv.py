@@ -370,7 +370,7 @@ def test_pool_lrn_dropout_bad_inputs():
         conv.avg_pool_backward(np.zeros((1, 4, 4, 2)), cache)
     with pytest.raises(ValueError, match="size must be an int >= 1"):
         conv.local_response_norm(x, size=0)
-    with pytest.raises(ValueError, match=r"k must be a finite number in \(0, inf\)"):
+    with pytest.raises(ValueError, match=r"k must be a finite number > 0"):
         conv.local_response_norm(x, k=0.0)
     with pytest.raises(TypeError, match="alpha must be a number"):
         conv.local_response_norm(x, alpha="1e-4")
@@ -537,7 +537,7 @@ def test_train_cnn_matches_optax_adam_with_cosine_decay(eps):
     # train_loss is the smoothed loss the step minimised, batch by batch before each update
     np.testing.assert_allclose(hist["train_loss"], first, rtol=1e-5)
     for bad in (0.0, -1e-3, float("nan")):
-        with pytest.raises(ValueError, match=r"learning_rate must be a finite number in \(0, inf\)"):
+        with pytest.raises(ValueError, match=r"learning_rate must be a finite number > 0"):
             conv.train_cnn(X, y, learning_rate=bad)
     for bad in ("0.01", True):
         with pytest.raises(TypeError, match="learning_rate must be a number"):

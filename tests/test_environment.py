@@ -83,6 +83,17 @@ def test_every_direct_pin_is_in_the_lock_at_the_same_version(pyproject_pins, loc
     assert not differ, f"versions differ (pyproject.toml, requirements.lock): {differ}"
 
 
+def test_every_extra_but_bench_is_in_the_lock_at_the_same_version(pyproject, lock_pins):
+    """The lock pins the whole tree that `make venv` installs: the cluster extra (Dask) included;
+    only the benchmark-only extra (torch) stays out."""
+    for extra, lines in pyproject["project"]["optional-dependencies"].items():
+        if extra == "bench":
+            continue
+        pins = parse_pins(lines, f"pyproject.toml [{extra}]")
+        differ = {n: (v, lock_pins.get(n)) for n, v in pins.items() if lock_pins.get(n) != v}
+        assert not differ, f"[{extra}] pins not in requirements.lock at the same version (pyproject, lock): {differ}"
+
+
 def test_optional_extras_are_exact_pins(pyproject):
     for extra, lines in pyproject["project"]["optional-dependencies"].items():
         parse_pins(lines, f"pyproject.toml [{extra}]")

@@ -94,6 +94,13 @@ def test_bad_inputs():
         g.reparameterize(np.zeros(3), np.zeros(3), np.zeros(2))
     with pytest.raises(ValueError, match="logvar must be finite"):
         g.kl_standard_normal(np.zeros(2), np.array([0.0, np.nan]))
+    with pytest.raises(ValueError, match=r"^mu must be finite, got 1 NaN"):
+        g.kl_standard_normal(np.array([0.0, np.nan]), np.zeros(2))
+    for i, name in enumerate(("mu", "logvar", "eps")):
+        args = [np.zeros(3), np.zeros(3), np.zeros(3)]
+        args[i] = np.array([0.0, np.nan, 0.0])
+        with pytest.raises(ValueError, match=rf"^{name} must be finite, got 1 NaN"):
+            g.reparameterize(*args)
     with pytest.raises(ValueError, match="sizes"):
         g.init_vae((4,))
     with pytest.raises(ValueError, match="kind"):

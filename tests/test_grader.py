@@ -30,6 +30,8 @@ from grader.notebook import defined_names, forbidden_literals, load_assignment, 
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "grading" / "fixtures"
+sys.path.insert(0, str(FIXTURES.parent))
+from make_fixtures import copy_submissions  # noqa: E402
 A03 = "03_neurons_and_activations"
 SOURCE03 = REPO / "solutions" / A03 / "03_exercises.ipynb"
 TASKS = ["test_sigmoid", "test_sigmoid_grad", "test_relu_grad", "test_leaky_relu_grad", "test_softmax"]
@@ -363,12 +365,7 @@ def graded(tmp_path_factory):
     """Grade every fixture (plus two untouched classmates) with `python -m grader`, as an instructor would,
     with the operating-system sandbox on; record what lies outside the sandbox before and after."""
     root = tmp_path_factory.mktemp("grading")
-    subs = root / "submissions"
-    subs.mkdir()
-    for case in EXPECTED:
-        shutil.copy(FIXTURES / f"{case}.ipynb", subs / f"{case}.ipynb")
-    for name in HONEST:
-        shutil.copy(FIXTURES / "good.ipynb", subs / f"{name}.ipynb")
+    subs = copy_submissions(root, EXPECTED, HONEST)
     earlier = root / "earlier-run" / "gradebook.csv"     # a gradebook of an earlier grading run
     earlier.parent.mkdir()
     earlier.write_text("student,assignment,task,points\nann,03,test_sigmoid,2\n")

@@ -277,13 +277,13 @@ def test_cross_entropy_rejects_bad_input(f):
         f(np.zeros((4, 3), dtype=int), np.array([0, 1, 2, 0]))
     with pytest.raises(ValueError, match="logits must be finite, got 1 NaN"):
         f(np.array([[np.nan, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0]]), np.array([0, 1, 2, 0]))
-    with pytest.raises(ValueError, match=r"labels of integer class indices must have shape \(4,\)"):
+    with pytest.raises(ValueError, match=r"labels must have shape \(4,\) \(one class index per row\), got \(4, 1\)"):
         f(z, np.array([[0], [1], [2], [0]]))
     with pytest.raises(ValueError, match=r"labels must be class indices in \[0, 2\], got values from 0 to 3"):
         f(z, np.array([0, 1, 3, 0]))
     with pytest.raises(ValueError, match=r"labels must be class indices in \[0, 2\], got values from -1"):
         f(z, np.array([0, -1, 2, 0]))
-    with pytest.raises(ValueError, match=r"labels of class probabilities must have the shape of logits"):
+    with pytest.raises(ValueError, match=r"labels of class probabilities must have the shape of the logits"):
         f(z, np.array([0.0, 1.0, 2.0, 0.0]))
     with pytest.raises(ValueError, match="labels must be finite, got 1 NaN"):
         f(z, np.array([[1.0, 0, 0], [np.nan, 0, 1], [0, 1, 0], [0, 0, 1]]))

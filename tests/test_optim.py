@@ -244,8 +244,22 @@ def test_gradient_structure_shape_and_dtype_errors():
         opt.init({"w": np.arange(3)})
 
 
+def test_update_compares_gradient_shapes_with_the_params():
+    """Plain SGD keeps no per-parameter state: with params given, a gradient of another shape is
+    caught in update, not only later in apply_updates."""
+    opt = optim.sgd(0.1)
+    state = opt.init(P)
+    with pytest.raises(ValueError, match=r"grads\['w'\] must have shape \(2, 3\) like params, got \(3, 2\)"):
+        opt.update({"w": jnp.ones((3, 2)), "b": jnp.ones(3)}, state, P)
+    with pytest.raises(ValueError, match="grads must have the same pytree structure as params"):
+        opt.update({"w": jnp.ones((2, 3))}, state, P)
+    momentum = optim.sgd(0.1, momentum=0.9)       # with a velocity, no params are needed
+    with pytest.raises(ValueError, match=r"grads\['b'\] must have shape \(3,\)"):
+        momentum.update({"w": jnp.ones((2, 3)), "b": jnp.ones(4)}, momentum.init(P))
+
+
 @pytest.mark.parametrize("make, exc, match", [
-    (lambda: optim.sgd(-0.1), ValueError, "learning_rate must be a finite number in"),
+    (lambda: optim.sgd(-0.1), ValueError, "learning_rate must be a finite number > 0"),
     (lambda: optim.sgd(0.0), ValueError, "learning_rate"),
     (lambda: optim.adam(float("nan")), ValueError, "learning_rate"),
     (lambda: optim.adam("0.1"), TypeError, "learning_rate must be a number"),

@@ -129,6 +129,21 @@ def test_weighted_cross_entropy_numpy_formula():
     assert float(R.weighted_cross_entropy(logits, labels, w)) == pytest.approx(ref, rel=1e-12)
 
 
+def test_weighted_cross_entropy_rejects_labels_outside_the_classes():
+    """A label of -1 would wrap around to the last class, one past the last class would read nan."""
+    logits, w = np.zeros((3, 4)), np.ones(4)
+    for bad in (-1, 4):
+        with pytest.raises(ValueError, match=rf"labels must be class indices in \[0, 3\], got values from"):
+            R.weighted_cross_entropy(logits, np.array([0, 1, bad]), w)
+    with pytest.raises(TypeError, match="labels must be an integer array"):
+        R.weighted_cross_entropy(logits, np.array([0.0, 1.0, 2.0]), w)
+    with pytest.raises(ValueError, match="weights must be >= 0"):
+        R.weighted_cross_entropy(logits, np.array([0, 1, 2]), np.array([1.0, -1.0, 1.0, 1.0]))
+    # under jit (tracers) only shapes are checked, and the result equals the eager one
+    labels = np.array([0, 1, 2])
+    assert float(jax.jit(R.weighted_cross_entropy)(logits, labels, w)) == pytest.approx(np.log(4))
+
+
 def test_over_and_undersampling_balance_classes():
     X = np.arange(30, dtype=float)[:, None]; y = np.array([0] * 24 + [1] * 6)
     Xo, yo = R.oversample(X, y, seed=0)

@@ -78,3 +78,12 @@ def test_bad_arguments():
         DF.build_deep_flow(activation="elu")
     with pytest.raises(ValueError, match="scale"):
         DF.build_deep_flow(scale=0.3)
+    with pytest.raises(ValueError, match="seed"):
+        DF.build_deep_flow(seed=-1)
+
+
+def test_the_seed_reaches_the_tables(flow, monkeypatch):
+    seeds = []
+    monkeypatch.setattr(DF, "deep_flow_tables", lambda seed=0: seeds.append(seed) or flow.tables)
+    DF.build_deep_flow(seed=3)
+    assert seeds == [3]

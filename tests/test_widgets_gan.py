@@ -83,3 +83,24 @@ def test_bad_inputs(run):
         wg.build_gan_viewer({"losses": h["losses"], "samples": np.zeros((4, 5, 3))})
     with pytest.raises(ValueError, match="images"):
         wg.image_grid(np.zeros((3, 64)), 8, 2, 2)
+
+
+@pytest.mark.parametrize("step", [30, 10, 40])
+def test_loss_curves_end_at_the_step_and_are_trailing_averages(viewer, run, step):
+    """The curves show the losses up to the chosen step only (what a chaotic run's first picture shows
+    then depends only on its start), each point the mean of the last w = 1 losses (40 steps // 100,
+    at least 1) recomputed here with a numpy loop; the loss axis is fixed."""
+    h, _, _ = run
+    viewer.controls["step"].value = step
+    losses = np.asarray(h["losses"], np.float64)
+    for j, curve in enumerate(viewer.curves):
+        x, y = curve.get_data()
+        assert list(x) == list(range(1, step + 1))
+        np.testing.assert_allclose(y, [losses[max(0, t - 1):t, j].mean() for t in range(1, step + 1)], rtol=1e-12)
+    assert viewer.curves[0].axes.get_ylim() == (0.0, wg.LOSS_TOP)
+
+
+def test_trailing_average_reference():
+    x = np.array([1.0, 2.0, 4.0, 8.0, 16.0])
+    want = [np.mean(x[max(0, t - 3):t]) for t in range(1, 6)]
+    np.testing.assert_allclose(wg.smooth(x, 3), want, rtol=1e-12)

@@ -39,7 +39,7 @@ from course_lib import conv as ref
 from course_lib import losses
 from course_lib._validation import as_int_pair, check_cache
 from course_lib.optim import AdamState
-from course_lib.training import _as_tree, _flatten_host, _jit, _unflatten
+from course_lib.fast.training import _as_tree, _flatten_host, _jit, _unflatten
 
 __all__ = [
     "im2col", "conv2d_forward", "conv2d_backward", "conv2d",
@@ -326,16 +326,20 @@ _max_pool_jit = jax.jit(_max_pool_vjp, static_argnums=(1, 2, 3, 4))
 _max_bwd_jit = jax.jit(_max_bwd, static_argnums=(3, 4, 5, 6))
 
 
+def _pool(pool_jit, x, kernel, stride):
+    """The checked ``x, kernel, stride`` and the output of the compiled pool ``pool_jit``."""
+    x, kernel, stride, (ho, wo) = ref._check_pool(x, kernel, stride)
+    return x, kernel, stride, pool_jit(x, kernel, stride, ho, wo)
+
+
 def max_pool2d(x, kernel=2, stride=None):
     """:func:`course_lib.conv.max_pool2d`, fast (a reshape for side-by-side windows; custom_vjp)."""
-    x, kernel, stride, (ho, wo) = ref._check_pool(x, kernel, stride)
-    return _max_pool_jit(x, kernel, stride, ho, wo)
+    return _pool(_max_pool_jit, x, kernel, stride)[3]
 
 
 def max_pool_forward(x, kernel=2, stride=None):
     """:func:`course_lib.conv.max_pool_forward`, fast: ``(out, cache)``."""
-    x, kernel, stride, (ho, wo) = ref._check_pool(x, kernel, stride)
-    out = _max_pool_jit(x, kernel, stride, ho, wo)
+    x, kernel, stride, out = _pool(_max_pool_jit, x, kernel, stride)
     return out, {"x": x, "out": out, "kernel": kernel, "stride": stride}
 
 
@@ -380,14 +384,12 @@ _avg_bwd_jit = jax.jit(_avg_bwd, static_argnums=(1, 2, 3, 4, 5))
 
 def avg_pool2d(x, kernel=2, stride=None):
     """:func:`course_lib.conv.avg_pool2d`, fast."""
-    x, kernel, stride, (ho, wo) = ref._check_pool(x, kernel, stride)
-    return _avg_pool_jit(x, kernel, stride, ho, wo)
+    return _pool(_avg_pool_jit, x, kernel, stride)[3]
 
 
 def avg_pool_forward(x, kernel=2, stride=None):
     """:func:`course_lib.conv.avg_pool_forward`, fast: ``(out, cache)``."""
-    x, kernel, stride, (ho, wo) = ref._check_pool(x, kernel, stride)
-    out = _avg_pool_jit(x, kernel, stride, ho, wo)
+    x, kernel, stride, out = _pool(_avg_pool_jit, x, kernel, stride)
     return out, {"x_shape": tuple(x.shape), "out_shape": tuple(out.shape), "kernel": kernel,
                  "stride": stride}
 
@@ -407,21 +409,13 @@ def cnn_forward(params, x, mask=None):
     :func:`cnn_features` and inside the training step; checks shapes only)."""
     x, mask = ref._check_cnn(params, x, mask)
 
-    def conv_relu(h, layer):
-        return jax.nn.relu(_conv_vjp(_pad_hw(h, ((1, 1), (1, 1))), layer["w"], (1, 1), (1, 1)) + layer["b"])
+    def conv2d(h, w, b, padding):   # 'same' for the 3x3 kernels of the digits CNN
+        return _conv_vjp(_pad_hw(h, ((1, 1), (1, 1))), w, (1, 1), (1, 1)) + b
 
-    def pool(h):
-        return _max_pool_vjp(h, (2, 2), (2, 2), h.shape[1] // 2, h.shape[2] // 2)
+    def max_pool2d(h, kernel):
+        return _max_pool_vjp(h, (kernel, kernel), (kernel, kernel), h.shape[1] // kernel, h.shape[2] // kernel)
 
-    h1 = conv_relu(x, params["conv1"])
-    p1 = pool(h1)
-    h2 = conv_relu(p1, params["conv2"])
-    p2 = pool(h2)
-    flat = p2.reshape(p2.shape[0], -1)
-    if mask is not None:
-        flat = flat * mask
-    logits = flat @ params["dense"]["w"] + params["dense"]["b"]
-    return {"conv1": h1, "pool1": p1, "conv2": h2, "pool2": p2, "logits": logits}
+    return ref._cnn_layers(params, x, mask, conv2d, max_pool2d)
 
 
 _cnn_features_jit = jax.jit(cnn_forward)

@@ -82,6 +82,8 @@ def graph_layout(root):
 
 
 def _label(node):
+    if node.name and node.op:                                       # a named result: "J=*"
+        return f"{node.name}={node.op}"
     if node.name:
         return node.name
     return node.op or f"{float(node.data.reshape(-1)[0]):g}"      # an unnamed input: a constant
@@ -95,10 +97,12 @@ def draw_graph(ax, root, *, values=True):
     order, xy = graph_layout(root)
     index = {id(n): i for i, n in enumerate(order)}
     for i, node in enumerate(order):
-        for p in node.parents:
+        for k, p in enumerate(node.parents):
             j = index[id(p)]
+            uses = [m for m, q in enumerate(node.parents) if q is p]     # a parent used twice: two arcs
+            rad = 0.0 if len(uses) == 1 else (0.35 if k == uses[0] else -0.35)
             ax.annotate("", xy=xy[i], xytext=xy[j], arrowprops=dict(arrowstyle="->", color="0.55",
-                        shrinkA=9, shrinkB=9, lw=1.0))
+                        shrinkA=9, shrinkB=9, lw=1.0, connectionstyle=f"arc3,rad={rad}"))
     ax.scatter(xy[:, 0], xy[:, 1], s=380, c="white", edgecolors="0.3", zorder=2)
     boxes = ax.scatter(xy[:, 0], xy[:, 1], s=520, facecolors="none", edgecolors="0.3", linewidths=3, zorder=2)
     labels = [ax.text(x, y, _label(node), ha="center", va="center", zorder=3,

@@ -16,6 +16,8 @@ Taught in: notebooks/17_training_deep_networks.ipynb
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import gradient_flow as gf
@@ -25,9 +27,11 @@ __all__ = ["WIDGETS", "deep_flow_tables", "build_deep_flow", "DeepFlow"]
 WIDGETS = ("build_deep_flow",)
 
 
+@functools.cache                                   # one compiled program for every seed
 def _tables_fn():
     import jax
     import jax.numpy as jnp
+    from course_lib.losses import cross_entropy
 
     from course_lib import normalization as N
 
@@ -52,8 +56,7 @@ def _tables_fn():
                 return jnp.where(k + 1 < depth, new, h), None
 
             h, _ = jax.lax.scan(layer, h, jnp.arange(gf.MAX_DEPTH - 1))
-            logp = jax.nn.log_softmax(h @ p["W_out"])
-            return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+            return cross_entropy(h @ p["W_out"], y)
 
         g = jax.grad(loss)(params)
         layers = jnp.concatenate([g["W_in"][None], g["W_h"]], axis=0)
@@ -95,7 +98,8 @@ def deep_flow_tables(seed: int = 0) -> dict:
 class DeepFlow(gf.GradientFlow):
     """Chapter 06's figure and update, with one precomputed table per network (module docstring)."""
 
-    def __init__(self, network: str = "plain", activation: str = "sigmoid", depth: int = 20, scale: float = 1.0):
+    def __init__(self, network: str = "plain", activation: str = "sigmoid", depth: int = 20, scale: float = 1.0,
+                 seed: int = 0):
         import ipywidgets as widgets
 
         from course_lib.normalization import NETWORKS
@@ -108,7 +112,9 @@ class DeepFlow(gf.GradientFlow):
             raise ValueError(f"depth must be one of {gf.DEPTHS}, got {depth!r}")
         if scale not in gf.SCALES:
             raise ValueError(f"scale must be one of {gf.SCALES}, got {scale!r}")
-        self.tables = deep_flow_tables()
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self.tables = deep_flow_tables(int(seed))
         self.table = self.tables[network]
         self.values: dict = {}
         self.controls = {
@@ -131,6 +137,7 @@ class DeepFlow(gf.GradientFlow):
 
 
 def build_deep_flow(network: str = "plain", activation: str = "sigmoid", depth: int = 20,
-                    scale: float = 1.0) -> DeepFlow:
-    """Build the chapter-17 gradient-flow view; display it with ``display(w.widget)``."""
-    return DeepFlow(network, activation, depth, scale)
+                    scale: float = 1.0, seed: int = 0) -> DeepFlow:
+    """Build the chapter-17 gradient-flow view; display it with ``display(w.widget)``. ``seed`` draws
+    the inputs, labels and weights (``gradient_flow.flow_problem``)."""
+    return DeepFlow(network, activation, depth, scale, seed)

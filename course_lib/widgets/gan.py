@@ -5,9 +5,14 @@ slider moves over snapshots stored while :func:`course_lib.gan.train_gan_history
 For 2-D data the left panel scatters the generator's samples (one fixed batch of latent vectors, so
 the same points move) over the data, on top of the discriminator's output D(x) as a heat map; for
 images it shows a grid of generated images. The right panel has the discriminator and generator
-losses over all steps with a marker at the chosen step, and the values they take at the game's
-optimum (p_g = p_data, D = 1/2 everywhere): 2 log 2 for D's loss and log 2 for the non-saturating
-generator loss.
+losses up to the chosen step (the curves grow as the slider moves), on axes that span the whole
+run, and the values they take at the game's optimum (p_g = p_data, D = 1/2 everywhere): 2 log 2 for
+D's loss and log 2 for the non-saturating generator loss.
+
+GAN training is chaotic: another CPU's last-bit rounding gives a different run after a hundred or
+so steps. So the first picture (the first snapshot, and the losses up to it, on a fixed loss axis)
+depends only on the start of the run, which is the same on every machine; what the later steps
+show is this run's own.
 
 Training happens before the viewer is built (or, with no history given, once in the builder); the
 slider only indexes the stored arrays and blits.
@@ -25,6 +30,9 @@ from .base import Explorer, LiveFigure, nearest_imshow, new_figure
 __all__ = ["WIDGETS", "GanViewer", "build_gan_viewer", "image_grid", "smooth"]
 
 WIDGETS = ("build_gan_viewer",)
+
+#: Top of the loss axis (nats): above every loss of the course's GANs except short spikes.
+LOSS_TOP = 4.0
 
 
 def image_grid(images, side: int, rows: int, cols: int, pad: int = 1):
@@ -128,20 +136,23 @@ class GanViewer(Explorer):
                    ylim=(lo, hi), aspect="equal")
             ax.legend(loc="upper right", fontsize=7)
             animated.append(self.scat)
-        steps = np.arange(1, len(self.losses) + 1)
+        self.steps = np.arange(1, len(self.losses) + 1)
         w = max(1, len(self.losses) // 100)
-        ax_l.plot(steps, smooth(self.losses[:, 0], w), color="C0", lw=1.2, label="discriminator loss")
-        ax_l.plot(steps, smooth(self.losses[:, 1], w), color="C1", lw=1.2, label="generator loss")
+        # trailing averages: the curve up to a step depends only on the losses up to it
+        self.smoothed = [smooth(self.losses[:, j], w) for j in (0, 1)]
+        self.curves = [ax_l.plot([], [], color=c, lw=1.2, label=name)[0]
+                       for c, name in (("C0", "discriminator loss"), ("C1", "generator loss"))]
         ax_l.axhline(2 * np.log(2), color="C0", ls=":", lw=1, label="D loss at optimum: 2 log 2")
         ax_l.axhline(np.log(2), color="C1", ls=":", lw=1, label="G loss at optimum: log 2")
-        top = float(np.percentile(self.losses, 99)) * 1.15
-        ax_l.set(title=f"losses (moving average over {w} steps)", xlabel="training step", ylabel="loss (nats)",
-                 xlim=(0, len(self.losses)), ylim=(0, max(top, 1.6)))
+        # a fixed loss axis (not the run's own range, which would change the first picture with the
+        # rest of a chaotic run); higher spikes run off the top
+        ax_l.set(title=f"losses up to the step (moving average over {w} steps)", xlabel="training step",
+                 ylabel="loss (nats)", xlim=(0, len(self.losses)), ylim=(0, LOSS_TOP))
         ax_l.legend(loc="upper right", fontsize=7)
         ax_l.grid(alpha=0.3)
         self.marker = ax_l.axvline(self.every, color="k", lw=1.2)
         self.points = ax_l.plot([], [], "o", color="k", ms=4)[0]
-        animated += [self.marker, self.points]
+        animated += [*self.curves, self.marker, self.points]
         self.live = LiveFigure(fig, animated=animated)
 
     def _tile(self, i):
@@ -158,6 +169,8 @@ class GanViewer(Explorer):
             if self.d_grid is not None:
                 m = self.heat.get_array().shape[0]
                 self.heat.set_data(self.d_grid[i].reshape(m, m))
+        for curve, values in zip(self.curves, self.smoothed):
+            curve.set_data(self.steps[:step], values[:step])
         ld, lg = self.window_loss[i]
         self.marker.set_xdata([step, step])
         self.points.set_data([step, step], [ld, lg])

@@ -663,6 +663,21 @@ def build(case: str, spec: dict) -> dict:
     return nb
 
 
+def copy_submissions(folder: pathlib.Path, cases, honest=()) -> pathlib.Path:
+    """A submissions folder <folder>/submissions holding the committed fixtures ``cases`` and, under
+    the names ``honest``, copies of the correct one (``good``); used by tests/test_grader.py and
+    tests/test_cluster.py."""
+    import shutil
+
+    subs = pathlib.Path(folder) / "submissions"
+    subs.mkdir()
+    for case in cases:
+        shutil.copy(HERE / "fixtures" / f"{case}.ipynb", subs / f"{case}.ipynb")
+    for name in honest:
+        shutil.copy(HERE / "fixtures" / "good.ipynb", subs / f"{name}.ipynb")
+    return subs
+
+
 def main():
     out = HERE / "fixtures"
     out.mkdir(exist_ok=True)

@@ -549,7 +549,7 @@ DIAGRAMS = [
             "Which axis is normalized, on a batch of $N = 4$ examples and $D = 5$ features: batch norm "
             "standardizes each column with its own $\\mu_j, \\sigma_j$ (computed over the batch), layer norm "
             "each row with its own $\\mu_n, \\sigma_n$ (over the features). The statistics are "
-            "`N.normalize`'s.", norm_axes),
+            "`norm.normalize`'s.", norm_axes),
     Diagram("17_residual_block", "17_training_deep_networks", "cell-018",
             "A plain block maps h to F(h); a residual block adds F(h) to h through a skip connection.",
             "A plain block replaces its input; a residual block adds a correction to it. The skip connection "
@@ -564,7 +564,7 @@ DIAGRAMS = [
     Diagram("17_hidden_blocks", "17_training_deep_networks", "cell-020",
             "The four hidden blocks of the chapter's deep networks, bottom to top: plain, batch norm, residual, "
             "and residual with layer norm, with their skip connections.",
-            "The four hidden blocks of `N.hidden_block`: where the normalization sits (batch norm after the "
+            "The four hidden blocks of `norm.hidden_block`: where the normalization sits (batch norm after the "
             "product, layer norm at the start of the residual branch, the pre-norm block of chapter 18) and "
             "which blocks have an identity path.", hidden_blocks),
     Diagram("18_attention", "18_attention_and_transformers", "cell-005",
@@ -573,14 +573,14 @@ DIAGRAMS = [
             "the output of the last query as a weighted sum of values.",
             "Scaled dot-product attention on four tokens with $d_k = 2$: every query is compared with every "
             "key, masked scores become $-\\infty$, a softmax per row turns scores into weights, and each "
-            "output row is the weighted average of the value rows. Numbers from `A.attention_forward`.",
+            "output row is the weighted average of the value rows. Numbers from `attn.attention_forward`.",
             attention),
     Diagram("18_causal_mask", "18_attention_and_transformers", "cell-010",
             "A sequence c, a, t, s and two padding tokens; query position 2 may read keys 0 to 2; the 6 by 6 "
             "mask is lower triangular with the padded columns removed.",
             "The causal and padding masks of a sequence of length 4 padded to 6: a query reads only keys at "
             "or before its position (lower triangle) and never a padded key. The mask is "
-            "`A.causal_mask(6) & A.padding_mask([4], 6)`.", causal_mask),
+            "`attn.causal_mask(6) & attn.padding_mask([4], 6)`.", causal_mask),
     Diagram("18_multihead", "18_attention_and_transformers", "cell-014",
             "Multi-head attention: the input is projected separately for each head, each head attends, each "
             "head's output is mapped back to d dimensions, and the heads' outputs are summed.",
