@@ -22,7 +22,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 .PHONY: help venv lab test test-lib test-notebooks test-portable test-seeds test-browser notebooks exercises docs diagrams bench book grade lock clean
 
 help:
-	@echo "make lab             open the course in JupyterLab"
+	@echo "make lab             open the course in JupyterLab (NBGRADER=1: with nbgrader's extensions)"
 	@echo "make test            run every test (what CI runs)"
 	@echo "make test-lib        only the library/grading tests (fast)"
 	@echo "make test-notebooks  only nbval over notebooks/"
@@ -49,8 +49,11 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
+# Students get a plain JupyterLab: jupyter-student/ switches off nbgrader's lab and server extensions
+# and the news toast. An instructor who grades with nbgrader runs `make lab NBGRADER=1`.
+LAB_CONFIG := $(if $(NBGRADER),,JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter-student$(if $(JUPYTER_CONFIG_PATH),:$(JUPYTER_CONFIG_PATH),))
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=$(CURDIR) $(ROOT_FLAG) --KernelManager.transport=ipc
+	$(LAB_CONFIG) $(BIN)/jupyter lab --notebook-dir=$(CURDIR) $(ROOT_FLAG) --KernelManager.transport=ipc
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile tests notebooks $(NBVAL)

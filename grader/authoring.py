@@ -1,12 +1,14 @@
 """Build an exercise source notebook from Python (optional: JupyterLab with the metadata works too).
 
-    from grader.authoring import md, setup, solution, tests, answer, write
+    from grader.authoring import md, setup, solution, tests, answer, code, write
     write("solutions/05_x/05_exercises.ipynb", [
         md("# Exercises ..."),
-        setup("import numpy as np\\nfrom grader.api import check_function"),
-        md("**Task 1** ..."), solution("relu", "def relu(x):\\n    ### BEGIN SOLUTION\\n    ...\\n    ### END SOLUTION"),
+        setup("SEED = 0\\nimport numpy as np\\nfrom grader.api import check_function"),
+        md("## Task 1 (2 points): ReLU\\n..."),
+        solution("relu", "def relu(x):\\n    ### BEGIN SOLUTION\\n    ...\\n    ### END SOLUTION"),
         tests("test_relu", 2, "check_function(relu, ...)"),
-        md("**Question 1** ..."), answer("q_dead_relu", 2, "model answer"),
+        md("### Experiment (not graded)\\n..."), code("for lr in (0.1, 1.0): ..."),
+        md("## Question 1 (2 points): dead ReLUs\\n..."), answer("q_dead_relu", 2, "model answer"),
     ])
 
 Then store outputs with ``make notebooks NB=...`` and regenerate exercises/ with ``make exercises``.
@@ -33,6 +35,12 @@ def md(text: str, grade_id: str | None = None):
     if grade_id:
         cell.metadata.update(_meta(grade_id, solution=False, grade=False, locked=True))
     return cell
+
+
+def code(text: str):
+    """A plain code cell without nbgrader metadata (an ungraded experiment): copied to the student
+    copy as it is, never run by the grader."""
+    return nbformat.v4.new_code_cell(text.strip("\n"))
 
 
 def setup(code: str, grade_id: str = "setup"):

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from . import api, static
+from .api import clip
 from .notebook import (Assignment, NotebookError, find_source, load_assignment, parse_notebook,
                        read_notebook_bytes, student_cells, unparsable)
 from .safe_text import markdown_text, no_formula, student_name
@@ -49,7 +50,7 @@ class Row:
         pts = "" if self.points is None else f"{self.points:g}"
         return {"student": no_formula(self.student), "assignment": self.assignment, "task": self.task,
                 "points": pts, "max_points": f"{self.max_points:g}", "status": self.status,
-                "reason": no_formula(" ".join(self.reason.split())[:500])}
+                "reason": no_formula(clip(" ".join(self.reason.split()), 500))}
 
 
 @dataclass
@@ -385,29 +386,65 @@ def safe_name(student: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", student)[:100] or "student"
 
 
+_STATUS_TEXT = {"manual": "to be graded by your instructor", "unanswered": "no answer written",
+                "not-attempted": "not attempted", "invalid-notebook": "notebook unreadable",
+                "forbidden": "uses a forbidden function", "error": "your code raised an error"}
+
+
+def score_summary(result: Result, assignment: Assignment) -> str:
+    """``auto 9/11, manual 5 pending``: autograded points, and written answers still to grade."""
+    task_ids = {t.grade_id for t in assignment.tasks}
+    auto = [r for r in result.rows if r.task in task_ids]
+    written = [r for r in result.rows if r.task not in task_ids]
+    text = f"auto {sum(r.points or 0 for r in auto):g}/{sum(r.max_points for r in auto):g}"
+    if written:
+        pending = sum(r.max_points for r in written if r.status == "manual")
+        scored = [r for r in written if r.status != "manual"]
+        lost = sum(r.max_points - (r.points or 0) for r in scored)
+        if pending:
+            text += f", manual {pending:g} pending" + (f" ({lost:g} not answered)" if lost else "")
+        else:
+            text += f", manual {sum(r.points or 0 for r in scored):g}/{sum(r.max_points for r in written):g}"
+    return text
+
+
+def console_line(i: int, n: int, result: Result, assignment: Assignment) -> str:
+    """One progress line per graded submission: ``[ 7/40] alice: auto 9/11, manual 5 pending in 3.1 s
+    (Task 5: failed)``; the list of failures ends at a whole item."""
+    width = len(str(n))
+    line = f"[{i:>{width}}/{n}] {result.student}: {score_summary(result, assignment)} in {result.seconds:.1f} s"
+    bad = [f"{assignment.title(r.task).split(':')[0]}: {_STATUS_TEXT.get(r.status, r.status)}"
+           for r in result.rows if r.status not in ("passed", "manual")]
+    shown: list[str] = []
+    for k, item in enumerate(bad):
+        rest = len(bad) - k - 1
+        if shown and len("; ".join(shown + [item])) > 90 - (12 if rest else 0):
+            shown.append(f"and {len(bad) - k} more")
+            break
+        shown.append(item)
+    return line + (f" ({'; '.join(shown)})" if shown else "")
+
+
 def feedback_markdown(result: Result, assignment: Assignment) -> str:
     task_ids = {t.grade_id for t in assignment.tasks}
-    tasks = [r for r in result.rows if r.task in task_ids]
     written = [r for r in result.rows if r.task not in task_ids]
-    got = sum(r.points or 0 for r in tasks)
     pending = sum(r.max_points for r in written if r.status == "manual")
     lines = [f"# Feedback: {assignment.name}, {markdown_text(result.student)}", "",
-             f"Autograded tasks: **{got:g} / {sum(r.max_points for r in tasks):g}** points."]
-    if written:
-        done = sum(r.points for r in written if r.points is not None)
-        lines.append(f"Written answers: {done:g} / {sum(r.max_points for r in written):g}"
-                     + (f" so far; {pending:g} points of written answers are graded by your instructor."
-                        if pending else "."))
+             f"**{score_summary(result, assignment)}**"]
+    if pending:
+        lines.append(f"(your instructor grades the {pending:g} points of written answers)")
     lines += ["", "| task | points | status |", "|---|---|---|"]
     for r in result.rows:
         pts = "pending" if r.points is None else f"{r.points:g}"
-        lines.append(f"| `{r.task}` | {pts} / {r.max_points:g} | {r.status} |")
+        title = assignment.title(r.task).replace("|", "\\|")
+        lines.append(f"| {title} | {pts} / {r.max_points:g} | {_STATUS_TEXT.get(r.status, r.status)} |")
     bad = [r for r in result.rows if r.status not in ("passed", "manual")]
     if bad:
         lines += ["", "## What went wrong", ""]
         for r in bad:
-            reason = r.reason[:2000].replace("`" * 3, "'" * 3)
-            lines += [f"### `{r.task}`: {r.status}", "", "`" * 3, reason, "`" * 3, ""]
+            reason = clip(r.reason, 2000).replace("`" * 3, "'" * 3)
+            lines += [f"### {assignment.title(r.task)}: {_STATUS_TEXT.get(r.status, r.status)}", "",
+                      "`" * 3, reason, "`" * 3, ""]
     lines += ["", "Hidden tests are not shown: a failing hidden test reports only the kind of mismatch."]
     return "\n".join(lines) + "\n"
 
@@ -452,11 +489,7 @@ def refusal(problem: str) -> SandboxUnavailable:
                               f"to grade submissions you trust without it")
 
 
-def progress_line(i: int, n: int, res: Result, assignment: Assignment) -> str:
-    bad = [f"{r.task}: {r.status}" for r in res.rows if r.status not in ("passed", "manual")]
-    note = f"  ({'; '.join(bad)[:100]})" if bad else ""
-    return (f"[{i:>{len(str(n))}}/{n}] {res.student}: {res.score:g}/{assignment.max_points:g} "
-            f"points in {res.seconds:.1f} s{note}")
+progress_line = console_line  # the name the local and the cluster paths (grader.cluster) print with
 
 
 def warm_up_line(warm: Result) -> str:

@@ -140,21 +140,81 @@ def defined_names(source: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def forbidden_literals(source: str) -> set[str]:
-    """Dotted names given as string literals in ``forbid=`` of check_function calls."""
+def _strings(node, constants: dict) -> set[str] | None:
+    """The strings a ``forbid=`` expression stands for: literals, tuples/lists of them, names of
+    constants holding them, and ``+`` of those. None if the expression is anything else."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return {node.value}
+    if isinstance(node, (ast.Tuple, ast.List)):
+        out: set[str] = set()
+        for elt in node.elts:
+            sub = _strings(elt, constants)
+            if sub is None:
+                return None
+            out |= sub
+        return out
+    if isinstance(node, ast.Name):
+        return set(constants[node.id]) if node.id in constants else None
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _strings(node.left, constants), _strings(node.right, constants)
+        return None if left is None or right is None else left | right
+    return None
+
+
+def string_constants(source: str, known: dict | None = None) -> dict[str, set[str]]:
+    """Top-level ``NAME = ("a.b", ...)`` assignments of ``source`` (tuples of string literals, or
+    ``+`` of such tuples and earlier constants): the forbid lists a setup or test cell defines once."""
+    out = dict(known or {})
+    try:
+        tree = parse(source)
+    except SyntaxError:
+        return out
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                and not (isinstance(node.value, ast.Constant)):
+            value = _strings(node.value, out)
+            if value is not None:
+                out[node.targets[0].id] = value
+    return out
+
+
+def forbidden_literals(source: str, constants: dict | None = None) -> set[str]:
+    """Dotted names given in ``forbid=`` of check_function calls, read statically: string literals,
+    or constants defined (as tuples of literals) in a setup cell or at the top of the test cell.
+
+    Raises ValueError for a ``forbid=`` the grader cannot read without running code.
+    """
     out: set[str] = set()
     try:
         tree = parse(source)
     except SyntaxError:
         return out
+    constants = string_constants(source, constants)
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             for kw in node.keywords:
                 if kw.arg == "forbid":
-                    for n in ast.walk(kw.value):
-                        if isinstance(n, ast.Constant) and isinstance(n.value, str):
-                            out.add(n.value)
+                    names = _strings(kw.value, constants)
+                    if names is None:
+                        raise ValueError(f"forbid={ast.unparse(kw.value)} is not a tuple of string literals or "
+                                         f"a constant defined as one in a setup cell")
+                    out |= names
     return out
+
+
+_POINTS = re.compile(r"\s*\(\s*\d+(?:\.\d+)?\s+points?\s*\)", re.IGNORECASE)
+
+
+def heading_title(markdown: str) -> str:
+    """``## Task 1 (2 points): a stable sigmoid`` -> ``Task 1: a stable sigmoid`` (first line only)."""
+    for line in markdown.splitlines():
+        line = line.strip()
+        if line:
+            line = line.lstrip("#").strip()
+            if line.startswith("**"):
+                line = line[2:].split("**", 1)[0]
+            return " ".join(_POINTS.sub("", line).split()).rstrip(".")
+    return ""
 
 
 @dataclass
@@ -166,6 +226,7 @@ class Task:
     forbid: set[str]
     uses: list[str]            # student names the test cell refers to
     index: int                 # position in the source notebook
+    title: str = ""            # the task's heading ("Task 1: a stable sigmoid"), for the feedback
 
 
 @dataclass
@@ -173,6 +234,7 @@ class Question:
     grade_id: str
     points: float
     prompt: str
+    title: str = ""
 
 
 @dataclass
@@ -189,6 +251,13 @@ class Assignment:
     def forbid(self) -> set[str]:
         return set().union(*(t.forbid for t in self.tasks)) if self.tasks else set()
 
+    def title(self, grade_id: str) -> str:
+        """The heading of a task or question (its grade_id if it has none)."""
+        for item in self.tasks + self.questions:
+            if item.grade_id == grade_id:
+                return item.title or grade_id
+        return grade_id
+
     @property
     def max_points(self) -> float:
         return sum(t.points for t in self.tasks) + sum(q.points for q in self.questions)
@@ -201,10 +270,14 @@ def load_assignment(path: pathlib.Path, name: str | None = None) -> Assignment:
     a = Assignment(name=name or path.parent.name, path=path)
     seen: set[str] = set()
     last_prompt = ""
+    last_title = ""
+    constants: dict[str, set[str]] = {}
     for i, cell in enumerate(nb["cells"]):
         meta = nbgrader_meta(cell)
         src = cell_source(cell)
         ctype = cell.get("cell_type")
+        if ctype == "markdown" and not (meta.get("solution") and meta.get("grade")) and src.lstrip().startswith(("#", "**")):
+            last_title = heading_title(src)
         if not meta:
             if ctype == "markdown":
                 last_prompt = src
@@ -225,11 +298,16 @@ def load_assignment(path: pathlib.Path, name: str | None = None) -> Assignment:
             if points <= 0:
                 raise ValueError(f"{path}: test cell {gid!r} needs points > 0")
             visible, hidden = split_hidden(src)
-            a.tasks.append(Task(gid, points, visible, hidden, forbidden_literals(src), [], i))
+            try:
+                forbid = forbidden_literals(src, constants)
+            except ValueError as exc:
+                raise ValueError(f"{path}: test cell {gid}: {exc}") from None
+            a.tasks.append(Task(gid, points, visible, hidden, forbid, [], i, last_title))
         elif ctype == "code":
             a.cells.append(("setup", gid, src))
+            constants = string_constants(src, constants)
         elif ctype == "markdown" and solution and grade:
-            a.questions.append(Question(gid, points, last_prompt))
+            a.questions.append(Question(gid, points, last_prompt, last_title))
         elif ctype == "markdown":
             last_prompt = src
     for t in a.tasks:

@@ -743,15 +743,18 @@ class Sandbox:
                                        f"this task forbids (write it yourself)")
             if self.hidden:  # the student's own text could carry what a hidden test sent: pass on none of it
                 exc_type = exc_type if exc_type in _SAFE_EXCEPTIONS else "an exception of its own class"
+                # ``detail`` (the message) stays in this process: check_raises matches it against the task's
+                # pattern and reports only whether it matched, never the text
                 raise StudentCodeError(kind, f"{name}: {kind} ({exc_type})" if kind == "error" else f"{name}: {kind}",
-                                       exc_type if kind == "error" else "")
+                                       exc_type if kind == "error" else "", msg if kind == "error" else "")
+            detail = msg if kind == "error" else ""
             if kind == "missing":
                 msg = self._missing_hint(name, msg)
             elif exc_type == "MemoryError":
                 msg = f"MemoryError: your code tried to use more than {self.limits.memory_mb} MB"
             else:
                 msg = f"{exc_type}: {msg}" if kind == "error" else msg
-            raise StudentCodeError(kind, msg, exc_type if kind == "error" else "")
+            raise StudentCodeError(kind, msg, exc_type if kind == "error" else "", detail)
         try:
             return _child.decode(header["value"], payload)
         except Exception as exc:

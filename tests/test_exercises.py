@@ -10,16 +10,20 @@ For each source notebook solutions/<A>/<nb>.ipynb:
 """
 from __future__ import annotations
 
+import ast
 import json
 import pathlib
+import re
+import statistics
 import subprocess
 import sys
 
 import pytest
 
+from grader.api import _resolve
 from grader.generate import expected_copies, leaks
 from grader.grade import Grader
-from grader.notebook import BEGIN_SOLUTION, END_SOLUTION, load_assignment, split_hidden
+from grader.notebook import BEGIN_SOLUTION, END_SOLUTION, load_assignment, split_hidden, string_constants
 from grader.sandbox import Limits
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -45,6 +49,24 @@ def _solution_lines(src_text: str) -> list[str]:
     return out
 
 
+def _solution_sizes(nb: dict) -> dict[str, int]:
+    """{grade_id: number of non-blank, non-comment lines between the solution markers} of each solution cell."""
+    sizes = {}
+    for cell in nb["cells"]:
+        meta = cell["metadata"].get("nbgrader", {})
+        if cell["cell_type"] != "code" or not meta.get("solution"):
+            continue
+        inside, n = False, 0
+        for line in "".join(cell["source"]).splitlines():
+            s = line.strip()
+            if s in (BEGIN_SOLUTION, END_SOLUTION):
+                inside = s == BEGIN_SOLUTION
+            elif inside and s and not s.startswith("#"):
+                n += 1
+        sizes[meta["grade_id"]] = n
+    return sizes
+
+
 def test_there_are_exercise_sets():
     assert {"00_jax_primer", "03_neurons_and_activations", "04_loss_functions"} <= set(IDS)
 
@@ -65,6 +87,9 @@ def test_format(src):
             assert meta["schema_version"] == 3
         if meta and meta.get("solution"):
             assert BEGIN_SOLUTION in "".join(cell["source"]), f"{meta['grade_id']}: no solution markers"
+    for dotted in sorted(a.forbid):  # a misspelt name would forbid nothing
+        owner, attr = _resolve(dotted)
+        assert owner is not None and hasattr(owner, attr), f"a forbid list names {dotted}, which does not exist"
     for task in a.tasks:
         assert "check_" in task.visible, f"{task.grade_id}: visible tests must call check_function/check_value"
         assert task.hidden.strip(), f"{task.grade_id}: no hidden tests"
@@ -99,10 +124,10 @@ def test_student_copy_leaks_nothing(src):
     for line in _solution_lines(src.read_text()):
         assert line not in text, f"solution line leaked: {line!r}"
     a = load_assignment(src)
+    shown = "\n".join(t.visible for t in a.tasks)
     for task in a.tasks:
-        visible = {line.strip() for line in task.visible.splitlines()}
-        for line in task.hidden.splitlines():
-            if len(line.strip()) >= 20 and line.strip() not in visible:
+        for line in task.hidden.splitlines():   # a hidden line that is not also (part of) a visible one
+            if len(line.strip()) >= 20 and line.strip() not in shown:
                 assert line.strip() not in text, f"hidden test leaked: {line.strip()!r}"
     for cell in nb["cells"]:
         assert not cell.get("outputs"), "student copies have no outputs"
@@ -110,6 +135,38 @@ def test_student_copy_leaks_nothing(src):
     for task in a.tasks:
         first = next(line for line in task.visible.splitlines() if line.strip())
         assert first in text
+
+
+@pytest.mark.parametrize("src", SOURCES, ids=IDS)
+def test_seed_titles_and_short_test_cells(src):
+    """Issue 19: `SEED = 0` on a line of its own in the first code cell. Every task and question has a
+    title. Test cells are readable: lines of at most 120 characters, forbid lists named (defined once)."""
+    nb = json.loads(src.read_text())
+    first = "".join(next(c for c in nb["cells"] if c["cell_type"] == "code")["source"])
+    assert len(re.findall(r"^SEED = 0$", first, re.M)) == 1, "the first code cell must set SEED = 0"
+    a = load_assignment(src)
+    for item in a.tasks + a.questions:
+        assert re.match(r"(Task|Question) \d+: \S", item.title), f"{item.grade_id} has no title: {item.title!r}"
+    for task in a.tasks:
+        source = task.visible + task.hidden
+        for line in source.splitlines():
+            assert len(line) <= 120, f"{task.grade_id}: a line of {len(line)} characters"
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.keyword) and node.arg == "forbid" and isinstance(node.value, (ast.Tuple, ast.List)):
+                assert len(node.value.elts) <= 1, f"{task.grade_id}: name the forbid list in the setup cell"
+    setup = "".join(c for kind, _, c in a.cells if kind == "setup")
+    assert all(len(v) > 0 for v in string_constants(setup).values())
+
+
+def test_progression_targets():
+    """A progression from guided to substantial tasks: the median solution is at least 6 lines, and every
+    chapter from 05 on has a task of 15 lines or more."""
+    sizes = {src.parent.name: _solution_sizes(json.loads(src.read_text())) for src in SOURCES}
+    everything = [n for chapter in sizes.values() for n in chapter.values()]
+    assert statistics.median(everything) >= 6, sorted(everything)
+    for chapter, tasks in sizes.items():
+        if int(chapter[:2]) >= 5:
+            assert max(tasks.values()) >= 15, f"{chapter}: no substantial task ({tasks})"
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +190,6 @@ def test_solution_passes_and_student_copy_fails(src, cache):
     for task in a.tasks:
         row = by_task[task.grade_id]
         assert row.points == 0, f"{task.grade_id} passes without a solution"
-        assert row.status == "error" and "NotImplementedError" in row.reason, row
+        assert row.status == "not-attempted" and "not attempted yet" in row.reason, row
     for q in a.questions:
         assert by_task[q.grade_id].status == "unanswered"

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from grader import _child, api, static
-from grader.api import TaskFailed, check_function, check_value, compare
+from grader.api import TaskFailed, check_function, check_raises, check_value, compare
 from grader.grade import feedback_markdown, find_submissions
 from grader.notebook import defined_names, forbidden_literals, load_assignment, split_hidden
 
@@ -63,6 +63,83 @@ def test_check_function_passes_and_fails_locally(capsys):
     with pytest.raises(TaskFailed, match="raised ZeroDivisionError") as info:
         check_function(lambda x: 1 / 0, [(1.0,)], expected=[1.0])
     assert info.value.status == "error"
+
+
+def test_failures_name_the_output_and_the_untouched_stub():
+    def dense_backward(dout, x, W):
+        return dout @ W.T, dout.T @ x, dout.sum(0)          # dW transposed
+
+    case = (np.ones((4, 2)), np.ones((4, 3)), np.ones((3, 2)))
+    with pytest.raises(TaskFailed) as info:
+        check_function(dense_backward, [case], reference=lambda d, x, W: (d @ W.T, x.T @ d, d.sum(0)),
+                       outputs=("dx", "dW", "db"))
+    assert "dW: wrong shape: expected (3, 2), got (2, 3)" in str(info.value)
+    with api.hidden_section(), pytest.raises(TaskFailed, match="dW: wrong shape$"):
+        check_function(dense_backward, [case], reference=lambda d, x, W: (d @ W.T, x.T @ d, d.sum(0)))
+
+    def untouched(x):
+        raise NotImplementedError()
+
+    with pytest.raises(TaskFailed, match="not attempted yet") as info:
+        check_function(untouched, [(1.0,)], expected=[1.0])
+    assert info.value.status == "not-attempted" and info.value._render_traceback_()[-1].endswith("NotImplementedError)")
+
+
+def test_student_errors_keep_only_the_students_frames():
+    def mine(x):
+        return np.ones((2, 3)) @ x
+
+    with pytest.raises(TaskFailed) as info:
+        check_function(mine, [(np.ones(2),)], expected=[np.ones(2)])
+    tb = info.value.student_exc.__traceback__
+    files = set()
+    while tb is not None:
+        files.add(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    assert api.__file__ not in files and __file__ in files
+    assert info.value.__suppress_context__
+
+
+def test_check_raises_and_judged_results():
+    def checked(x, activation="relu"):
+        if activation != "relu":
+            raise ValueError(f"unknown activation {activation!r}")
+        return x
+
+    check_raises(checked, [{"args": (1.0,), "kwargs": {"activation": "swish"}}], ValueError, match="activation")
+    with pytest.raises(TaskFailed, match="expected ValueError, but it returned 1.0"):
+        check_raises(lambda x: x, [(1.0,)], ValueError)
+    with pytest.raises(TaskFailed, match="expected ValueError, got ZeroDivisionError"):
+        check_raises(lambda x: 1 / 0, [(1.0,)], ValueError)
+    check_function(lambda n: np.arange(n), [(3,)], test=lambda got, n: None if len(got) == n else "wrong length")
+    with pytest.raises(TaskFailed, match="accuracy 0.50, below 0.9"):
+        check_function(lambda n: n, [(3,)], test=lambda got, n: "accuracy 0.50, below 0.9")
+
+
+def test_forbid_lists_may_be_constants_of_the_setup_cell():
+    from grader.notebook import string_constants
+
+    constants = string_constants('NO_A = ("a.b", "c.d")\nNO_B = NO_A + ("e.f",)\nx = 1\n')
+    assert constants == {"NO_A": {"a.b", "c.d"}, "NO_B": {"a.b", "c.d", "e.f"}}
+    assert forbidden_literals('check_function(f, [], forbid=NO_B + ("g.h",))', constants) == {"a.b", "c.d", "e.f", "g.h"}
+    with pytest.raises(ValueError, match="forbid=make_list"):
+        forbidden_literals("check_function(f, [], forbid=make_list())", constants)
+
+
+def test_console_and_score_lines_name_tasks_and_cut_no_word():
+    from grader.grade import Result, Row, clip, console_line, score_summary
+
+    a = load_assignment(SOURCE03)
+    rows = [Row("ann", A03, t.grade_id, 0.0, t.points, "failed", "x") for t in a.tasks]
+    rows += [Row("ann", A03, q.grade_id, None, q.points, "manual") for q in a.questions[:2]]
+    rows += [Row("ann", A03, a.questions[2].grade_id, 0.0, a.questions[2].points, "unanswered")]
+    res = Result("ann", rows, 1.0)
+    assert score_summary(res, a) == "auto 0/11, manual 4 pending (1 not answered)"
+    line = console_line(3, 12, res, a)
+    assert line.startswith("[ 3/12] ann: auto 0/11, manual 4 pending (1 not answered) in 1.0 s (Task 1: failed; ")
+    assert line.endswith(" more)") and "test_" not in line
+    assert clip("alpha beta gamma delta", 15) == "alpha beta ..." and clip("alpha beta", 15) == "alpha beta"
+    assert clip("alphabet soup", 12) == "alphabet ..."
 
 
 def test_hidden_failures_reveal_neither_inputs_nor_expected_values():
@@ -371,23 +448,35 @@ def test_nothing_outside_the_sandbox_changed(graded):
     assert not (graded["root"] / "hacked_by_student.txt").exists()
 
 
-def _hidden_inputs() -> list[str]:
-    """The numbers the hidden tests of chapter 03 send (found by running them with a recording stand-in)."""
+def _test_inputs(part: str) -> set[float]:
+    """The numbers the visible or hidden tests of chapter 03 send (found by running them with a recording
+    stand-in); for the visible part, also the expected values (feedback may show those)."""
     a = load_assignment(SOURCE03)
-    seen = []
+    seen = set()
 
-    def record(fn, cases, **kwargs):
+    def record(fn, cases, expected=(), **kwargs):
         for case in cases:
             args = case["args"] if isinstance(case, dict) else case
-            seen.extend(float(v) for v in np.ravel(np.asarray(args[0], np.float64)))
+            seen.update(float(v) for v in np.ravel(np.asarray(args[0], np.float64)))
+        for value in expected:
+            seen.update(float(v) for v in np.ravel(np.asarray(value, np.float64)))
 
-    ns = {"np": np, "check_function": record, "check_value": lambda *a, **k: None}
+    ns = {}
+    for kind, _, src in a.cells:  # the setup cells define the forbid lists the tests name
+        if kind == "setup":
+            exec(src, ns)
+    ns.update({"np": np, "check_function": record, "check_value": lambda *a, **k: None})
     for name in a.student_names:
         ns[name] = name
     for task in a.tasks:
-        exec(task.hidden, ns)
-    visible = {-1.0, 0.0, 2.0, -2.0, 3.0, 0.5, 1.0}
-    return sorted({repr(v)[:7] for v in seen if v not in visible and len(repr(v)) >= 6})
+        exec(getattr(task, part), ns)
+    return seen
+
+
+def _hidden_inputs() -> list[str]:
+    """The numbers only the hidden tests of chapter 03 send, as they would be printed (7 characters)."""
+    visible = _test_inputs("visible")
+    return sorted({repr(v)[:7] for v in _test_inputs("hidden") - visible if len(repr(v)) >= 6})
 
 
 def test_feedback_says_what_failed_without_revealing_hidden_tests(graded):
@@ -395,25 +484,35 @@ def test_feedback_says_what_failed_without_revealing_hidden_tests(graded):
     hidden_lines = [line.strip() for t in a.tasks for line in t.hidden.splitlines()
                     if len(line.strip()) > 12 and line.strip() not in t.visible]
     numbers = _hidden_inputs()
-    assert len(numbers) > 50 and "-1000.0" in numbers
+    assert len(numbers) > 50 and {"-700.0", "-500.0"} <= set(numbers)
     for fb in (graded["out"] / "feedback").iterdir():
         text = fb.read_text()
         assert len(text) < 20_000, f"{fb.name}: feedback too long"
         for line in hidden_lines:
             assert line not in text, f"{fb.name} reveals a hidden test line: {line}"
-        for secret in ("-1000", "1000.", "80.", "linspace", "default_rng", "_sigmoid64", "_softmax64", "Leak_"):
+        for secret in ("80.", "500.", "700.", "linspace", "default_rng", "_sigmoid64", "_softmax64", "Leak_"):
             assert secret not in text, f"{fb.name} reveals {secret}"
         for number in numbers:
             assert number not in text, f"{fb.name} reveals a hidden test input ({number})"
     leak = (graded["out"] / "feedback" / "hidden_leak.md").read_text()
     assert "inputs seen so far: [-1.0, 0.0, 2.0]" in leak  # the recording works: it only ever saw visible inputs
     bad = (graded["out"] / "feedback" / "bad_answers.md").read_text()
-    assert "### `test_relu_grad`: failed" in bad and "expected" in bad and "got" in bad
+    assert "### Task 3: the derivative of ReLU: failed" in bad and "expected" in bad and "got" in bad
+    assert "test_relu_grad" not in bad  # tasks are named by their titles, not their test cells
     assert "array([ True" in bad or "bool" in bad  # what came back, for a visible test
     edited = (graded["out"] / "feedback" / "edited_tests.md").read_text()
-    assert "4 / 11" in edited
+    assert "**auto 4/11, manual 5 pending**" in edited
     good = (graded["out"] / "feedback" / "good.md").read_text()
-    assert "11 / 11" in good and "5 points of written answers" in good
+    assert "**auto 11/11, manual 5 pending**" in good and "| Question 1: saturation | pending / 2 |" in good
+
+
+def test_console_names_tasks_and_cuts_no_word(graded):
+    lines = {line.split("] ", 1)[1].split(":", 1)[0]: line for line in graded["stdout"].splitlines()
+             if line.startswith("[")}
+    assert lines["good"].split(": ", 1)[1].startswith("auto 11/11, manual 5 pending in ")
+    assert "(Task 1: failed; Task 2: failed; Task 5: failed)" in lines["edited_tests"]
+    crash = lines["crash"]
+    assert crash.endswith(")") and "test_" not in crash
 
 
 def test_nothing_a_submission_chose_reaches_the_outputs_unescaped(graded):
@@ -434,8 +533,12 @@ def test_nothing_a_submission_chose_reaches_the_outputs_unescaped(graded):
 def test_compile_cache_keeps_hidden_compilations_apart(graded):
     """The source notebook's visible and hidden tests filled separate folders of the cache."""
     visible, hidden = graded["cache"] / "visible", graded["cache"] / "hidden"
-    assert any(visible.iterdir()) and any(hidden.iterdir())
+    assert visible.is_dir() and hidden.is_dir()
     assert not any(p.is_file() for p in graded["cache"].iterdir())
+    # Chapter 03's solutions and tests are plain NumPy since issue 22 (nothing is compiled): the folders
+    # can only be compared when the source compiles something.
+    if any(hidden.iterdir()):
+        assert not {p.name for p in hidden.iterdir()} & {p.name for p in visible.iterdir()}
 
 
 def _crafted_folder(root: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
@@ -495,7 +598,7 @@ def test_hostile_submission_folder(tmp_path):
 
 def test_feedback_markdown_for_an_unreadable_notebook(graded):
     text = (graded["out"] / "feedback" / "invalid_json.md").read_text()
-    assert "0 / 11" in text and "0 / 5" in text and "not valid notebook JSON" in text
+    assert "auto 0/11, manual 0/5" in text and "not valid notebook JSON" in text
 
 
 def test_cli_rejects_unknown_assignment(tmp_path):
@@ -774,17 +877,22 @@ report = {{"alive codes": sum(r() is not None for r in codes), "codes": len(code
 for dotted in names:
     owner, attr = _child._resolve(dotted)
     obj = getattr(owner, attr)
-    x = np.ones((2, 3), np.float32)
     n, keywords = calls[dotted]
-    del record[:]
-    try:
-        obj(*[x] * n, **{{k: x for k in keywords}})
-        report["called"].append(dotted)
-    except PermissionError:
-        if dotted in record:
-            report["raised"].append(dotted)
-    except Exception as exc:
-        report["called"].append(dotted + ": " + repr(exc)[:200])
+    # arrays first; then plain integers, for jitted functions whose static arguments must be hashable
+    # (jax.numpy.polyfit's deg): their wrapper rejects arrays before it reaches the stub
+    for x in (np.ones((2, 3), np.float32), 1):
+        del record[:]
+        try:
+            obj(*[x] * n, **{{k: x for k in keywords}})
+            report["called"].append(dotted)
+        except PermissionError:
+            if dotted in record:
+                report["raised"].append(dotted)
+        except Exception as exc:
+            if isinstance(x, int):
+                report["called"].append(dotted + ": " + repr(exc)[:200])
+            continue
+        break
 for mod in list(sys.modules.values()):
     for k, v in list(getattr(mod, "__dict__", {{}}).items()):
         if id(v) in c_only:
