@@ -536,9 +536,30 @@ def test_compile_cache_keeps_hidden_compilations_apart(graded):
     assert visible.is_dir() and hidden.is_dir()
     assert not any(p.is_file() for p in graded["cache"].iterdir())
     # Chapter 03's solutions and tests are plain NumPy since issue 22 (nothing is compiled): the folders
-    # can only be compared when the source compiles something.
+    # can only be compared when the source compiles something (chapter 00's does, next test).
     if any(hidden.iterdir()):
         assert not {p.name for p in hidden.iterdir()} & {p.name for p in visible.iterdir()}
+
+
+def test_compile_cache_of_a_jitted_assignment_keeps_hidden_compilations_apart(tmp_path):
+    """Chapter 00's source compiles JAX functions in its visible and in its hidden tests: after the
+    warm-up both folders hold compilations, and none of the hidden ones is in the folder students see."""
+    from grader.grade import Grader
+    from grader.notebook import find_source, load_assignment
+    from grader.sandbox import Limits, sandbox_problem
+
+    name = "00_jax_primer"
+    limits = Limits(cache_dir=tmp_path / "cache")
+    assert sandbox_problem(limits) is None
+    grader = Grader(load_assignment(find_source(REPO / "solutions", name), name), limits)
+    try:
+        warm = grader.warm_up()
+    finally:
+        grader.close()
+    assert all(r.status in ("passed", "manual") for r in warm.rows), warm.rows
+    visible = {p.name for p in (tmp_path / "cache" / "visible").iterdir()}
+    hidden = {p.name for p in (tmp_path / "cache" / "hidden").iterdir()}
+    assert visible and hidden and not visible & hidden
 
 
 def _crafted_folder(root: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
@@ -953,4 +974,6 @@ def test_forbid_recorder_keeps_the_original_visible(capsys):
     assert activations.relu.__name__ == "relu"
     assert inspect.unwrap(activations.relu).__code__.co_name == "relu"
     checks.show_source(activations.relu)
-    assert capsys.readouterr().out.startswith("def relu(x):")
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0].startswith(("def relu(x):", "@checked(")), shown[:2]  # relu's own source, its decorator first
+    assert "def relu(x):" in shown[:2]
