@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _validation as V
-from . import backprop, optim
+from . import backprop, optim, recurrent
 from .losses import cross_entropy
 from .normalization import _count, layernorm_backward, layernorm_forward
 
@@ -372,14 +372,13 @@ def init_lstm_lm(vocab_size, hidden_size, *, seed=0):
 
 
 def lstm_logits(params, tokens):
-    """Next-token logits ``(B, T, V)`` of chapter 11's LSTM language model for int ``tokens (B, T)``,
-    computed as chapter 11 trains its large experiments: by the fast wing (``course_lib.fast.recurrent``,
-    tested equal to ``course_lib.recurrent``'s reference in values and gradients)."""
-    from .fast import recurrent as fast_recurrent
-
+    """Next-token logits ``(B, T, V)`` of chapter 11's LSTM language model for int ``tokens (B, T)``:
+    the tokens one-hot, through ``course_lib.recurrent.sequence_model``. (The chapter's long training
+    runs use ``course_lib.fast.attention.lstm_logits``, the same function through chapter 11's fast
+    wing, tested equal.)"""
     tokens = V.check_ndim(V.as_int_array(tokens, "tokens"), "tokens", 2)
     xs = jax.nn.one_hot(tokens, params["W_out"].shape[1], dtype=params["W_out"].dtype)
-    return fast_recurrent.sequence_model("lstm", params, xs)[0]
+    return recurrent.sequence_model("lstm", params, xs)[0]
 # ------------------------------------------------------------------------------------------------
 
 

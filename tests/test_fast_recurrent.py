@@ -80,6 +80,25 @@ def test_the_sequence_model_equals_the_reference():
                     jax.value_and_grad(loss)(model, R.sequence_model))
 
 
+def test_chapter_18s_fast_lstm_language_model_equals_the_reference():
+    """course_lib.fast.attention.lstm_logits (chapter 18's training runs) against the reference
+    course_lib.attention.lstm_logits: values and gradients in float64, and the same input errors."""
+    from course_lib import attention as A
+    from course_lib.fast import attention as FA
+
+    params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), A.init_lstm_lm(6, 5, seed=3))
+    tokens = np.random.default_rng(4).integers(0, 6, size=(3, 7))
+
+    def loss(p, logits_fn):
+        return jnp.sum(jnp.sin(logits_fn(p, tokens)))
+    assert_same(jax.value_and_grad(loss)(params, FA.lstm_logits), jax.value_and_grad(loss)(params, A.lstm_logits))
+    for bad in (np.zeros((1, 3)), np.zeros(3, np.int32)):
+        with pytest.raises((TypeError, ValueError)) as want:
+            A.lstm_logits(params, bad)
+        with pytest.raises(type(want.value), match="tokens"):
+            FA.lstm_logits(params, bad)
+
+
 def test_fast_layers_equal_the_reference_under_jit_and_vmap():
     """Chapter 11 trains a stack of models with jax.vmap inside one compiled loop."""
     rng = np.random.default_rng(3)

@@ -5,7 +5,7 @@ in the chapter's notation. This package holds optimized versions of some of them
 signatures**, each tested equal to its reference (values and gradients, float64) in
 ``tests/test_fast_*.py``. A chapter uses a fast path only for a large experiment and says so.
 
-Modules: ``conv`` (chapter 10), ``recurrent`` (chapter 11), ``training`` (``fit``/``evaluate``: one
+Modules: ``conv`` (chapter 10), ``recurrent`` (chapter 11), ``attention`` (chapter 18's LSTM), ``training`` (``fit``/``evaluate``: one
 compiled call per epoch, compile cache across calls), ``parallel`` (the two-core split).
 
 Rules: no reference module imports ``course_lib.fast``; timing notes live in ``benchmarks/``.
