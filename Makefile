@@ -81,7 +81,7 @@ test-portable: $(STAMP)
 # re-executed with SEED = 1, 2, 3 (tools/check_seeds.py) and every assertion must still hold.
 SEEDS ?= 1 2 3
 test-seeds: $(STAMP)
-	$(BIN)/python tools/check_seeds.py --seeds $(SEEDS) $(NB_SEEDS)
+	$(BIN)/python tools/check_seeds.py $(NB_SEEDS) --seeds $(SEEDS)
 
 NB ?= notebooks/*.ipynb
 notebooks: $(STAMP)
