@@ -671,6 +671,14 @@ def zygote(ctrl_fd: int, config: dict) -> None:
         if req.get("op") == "kill":
             if req.get("pid") in children:
                 os.kill(req["pid"], signal.SIGKILL)
+        elif req.get("op") == "reset":  # another submission next: as if this zygote had just started
+            for pid in children:
+                os.kill(pid, signal.SIGKILL)
+            reap(block=True)
+            if home:
+                _wipe(home)
+            counter = 0
+            tell({"op": "reset", "pid": 0})
         elif req.get("op") == "fork" and len(fds) == 2:
             # Every child starts from a clean slate: the one before is gone (no process, thread, socket
             # or lock of it is left) and nothing it wrote in the temporary folder remains.

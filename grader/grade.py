@@ -25,7 +25,7 @@ from .api import clip
 from .notebook import (Assignment, NotebookError, find_source, load_assignment, parse_notebook,
                        read_notebook_bytes, student_cells, unparsable)
 from .safe_text import markdown_text, no_formula, student_name
-from .sandbox import (Limits, NeedOwnChild, RemoteFunction, Sandbox, SandboxUnavailable, sandbox_problem,
+from .sandbox import (Limits, NeedOwnChild, RemoteFunction, Sandbox, SandboxUnavailable, ZygotePool, sandbox_problem,
                       unsandboxed_guards)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -104,10 +104,12 @@ class Grader:
         # Imported by each sandbox's zygote, before any student code (with the modules that hold the
         # functions some task forbids).
         self.preimport = ["course_lib"]
+        self.zygotes = ZygotePool()  # sandboxes handed from one submission to the next
 
     def close(self):
         import shutil
 
+        self.zygotes.close()
         if self.limits.run_dir:
             shutil.rmtree(self.limits.run_dir, ignore_errors=True)
 
@@ -161,7 +163,8 @@ class Grader:
                 cells.append({"id": gid, "source": code.get(gid, "")})
             else:
                 missing.append(gid)
-        sandbox = Sandbox(cells, forbid=a.forbid, preimport=self.preimport, limits=self.limits, trusted=trusted)
+        sandbox = Sandbox(cells, forbid=a.forbid, preimport=self.preimport, limits=self.limits, trusted=trusted,
+                          pool=self.zygotes)
         for gid in missing:
             sandbox.skip[gid] = f"solution cell {gid} is missing from your notebook"
         sandbox.skip.update(unreadable)
