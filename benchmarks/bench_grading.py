@@ -10,8 +10,9 @@ in different styles (jax.numpy, numpy, naive formulas), partly wrong answers, un
 code that raises, and two infinite loops. The first table gives, per mode, the wall time (target:
 <= 120 s for 100 submissions with --jobs 2 on 2 cores), the CPU time of the grader and everything
 it started (which other load on the machine hardly inflates) and the status counts. The second
-table splits one submission's cost: starting its sandbox (bwrap, Python, importing JAX, once per
-submission) and each child forked in it (one for the visible tests, one per task's hidden tests).
+table splits the sandbox's cost: starting it (bwrap, Python, importing JAX: once per grading thread,
+since grader.sandbox.ZygotePool hands it from one submission to the next) and each child forked in
+it (per submission, one for the visible tests and one per task's hidden tests).
 
 With ``--scheduler``, the benchmark instead grades the same submissions locally and on a Dask
 cluster (grader.cluster; a LocalCluster of 2 worker processes unless an address is given), in paired
@@ -313,7 +314,7 @@ def main(argv=None) -> int:
                 ("child CPU s", 13), ("load", 7)], srows,
                ["{:<12}", "{:>6}", "{:>16.2f}", "{:>15.2f}", "{:>9.2f}", "{:>13.2f}", "{:>7}"])
         print("first answer: start a submission's sandbox and fork its first child (wall); sandbox CPU: bwrap, Python "
-              "and importing JAX once per submission; child: each process forked in it (one for the visible tests, "
+              "and importing JAX once per grading thread; child: each process forked in it (one for the visible tests, "
               "one per task's hidden tests): start XLA, run the cells, answer a call (medians).")
     return 0
 

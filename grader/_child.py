@@ -1,7 +1,7 @@
 """The sandboxed side of the grader: runs one student's code, answers calls with plain arrays.
 
 ``grader.sandbox`` starts this file as a *zygote* (``_child.py --zygote FD CONFIG``) inside a fresh
-bubblewrap sandbox per submission. The zygote imports NumPy, JAX and the modules that hold
+bubblewrap sandbox (one per grading thread, reset between submissions). The zygote imports NumPy, JAX and the modules that hold
 forbidden functions, then runs no code of its own but this loop: on each request from the trusted
 process it forks a child, which limits itself (rlimits, seccomp), replaces the functions its task
 forbids by stubs, installs an audit hook, executes the setup cells and the student's solution cells

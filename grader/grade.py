@@ -85,7 +85,7 @@ def _ipython_to_python(src: str) -> str:
 
 
 class Grader:
-    """Grades submissions of one assignment; each submission runs in its own sandbox (see grader.sandbox)."""
+    """Grades submissions of one assignment; student code runs in sandboxes (see grader.sandbox)."""
 
     def __init__(self, assignment: Assignment, limits: Limits | None = None):
         self.assignment = assignment
@@ -551,7 +551,7 @@ def grade_all(assignment_name: str, submissions: pathlib.Path, *, source_root=No
 
 
 def _grade_here(assignment: Assignment, subs: list, limits: Limits, jobs: int, say) -> list[Result]:
-    """Grade on this machine: ``jobs`` submissions at a time, each in its own sandbox."""
+    """Grade on this machine: ``jobs`` submissions at a time, each thread with a sandbox of its own."""
     grader = Grader(assignment, limits)
     results: list[Result] = []
 

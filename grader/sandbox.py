@@ -1,6 +1,6 @@
-"""Trusted side of the sandbox: one bubblewrap sandbox per submission, fresh children forked in it.
+"""Trusted side of the sandbox: bubblewrap sandboxes, a fresh child forked in one for each phase.
 
-Each submission gets its own operating-system sandbox, made by bubblewrap (``bwrap``): new user,
+Student code runs in an operating-system sandbox made by bubblewrap (``bwrap``): new user,
 pid, mount, network, IPC and UTS namespaces; uid/gid 65534 (``nobody``) without capabilities; no
 network; a root file system that holds only read-only binds of ``/usr``, the Python installation,
 ``course_lib`` and ``grader``, a minimal ``/dev`` and a private ``/tmp`` (tmpfs, size-limited). The
@@ -10,7 +10,8 @@ with this process (``--die-with-parent``). For each phase of the grading the zyg
 child that sets kernel-enforced limits (address space, CPU time, file size, processes, open files),
 a seccomp filter (no new processes, no exec, no ptrace) and the audit hook (a second layer), then
 runs the student's cells. A cell or call that hangs or kills its child costs that cell or call and
-a new child is forked; if the zygote itself goes, a new sandbox is started.
+a new child is forked; if the zygote itself goes, a new sandbox is started. A sandbox serves one
+submission at a time; a grading run keeps it for the next one after a reset (:class:`ZygotePool`).
 
 Where bubblewrap cannot run, :func:`sandbox_problem` says why; ``Limits(sandbox=False)`` (the
 command's ``--no-sandbox``) then runs the same zygote without the operating-system layer.
