@@ -1,7 +1,7 @@
 """The sandboxed side of the grader: runs one student's code, answers calls with plain arrays.
 
 ``grader.sandbox`` starts this file as a *zygote* (``_child.py --zygote FD CONFIG``) inside a fresh
-bubblewrap sandbox per submission. The zygote imports NumPy, JAX and the modules that hold
+bubblewrap sandbox (one per grading thread, reset between submissions). The zygote imports NumPy, JAX and the modules that hold
 forbidden functions, then runs no code of its own but this loop: on each request from the trusted
 process it forks a child, which limits itself (rlimits, seccomp), replaces the functions its task
 forbids by stubs, installs an audit hook, executes the setup cells and the student's solution cells
@@ -671,6 +671,14 @@ def zygote(ctrl_fd: int, config: dict) -> None:
         if req.get("op") == "kill":
             if req.get("pid") in children:
                 os.kill(req["pid"], signal.SIGKILL)
+        elif req.get("op") == "reset":  # another submission next: as if this zygote had just started
+            for pid in children:
+                os.kill(pid, signal.SIGKILL)
+            reap(block=True)
+            if home:
+                _wipe(home)
+            counter = 0
+            tell({"op": "reset", "pid": 0})
         elif req.get("op") == "fork" and len(fds) == 2:
             # Every child starts from a clean slate: the one before is gone (no process, thread, socket
             # or lock of it is left) and nothing it wrote in the temporary folder remains.

@@ -254,6 +254,7 @@ def grade_on_cluster(assignment: Assignment, subs: list, limits: Limits, schedul
     done: dict[str, Result] = {}
     n = len(subs)
     job_future, scatter_failures = None, 0
+    threads, threads_checked = 1, -float("inf")  # the cluster's worker threads, asked every 5 s at most
 
     def finish(student, res):
         if student in done:  # graded already (a retried task whose first run also answered): never twice
@@ -292,7 +293,9 @@ def grade_on_cluster(assignment: Assignment, subs: list, limits: Limits, schedul
                         raise
                     time.sleep(0.5)
                     continue
-            threads = sum(w.get("nthreads", 1) for w in client.scheduler_info().get("workers", {}).values())
+            if time.monotonic() >= threads_checked + 5:  # (a round trip to the scheduler: not for every answer)
+                threads = sum(w.get("nthreads", 1) for w in client.scheduler_info().get("workers", {}).values())
+                threads_checked = time.monotonic()
             while queue and len(inflight) < max(2, 2 * threads):
                 student, path, payload, attempt = queue.popleft()
                 if payload is None:

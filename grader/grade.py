@@ -25,7 +25,7 @@ from .api import clip
 from .notebook import (Assignment, NotebookError, find_source, load_assignment, parse_notebook,
                        read_notebook_bytes, student_cells, unparsable)
 from .safe_text import markdown_text, no_formula, student_name
-from .sandbox import (Limits, NeedOwnChild, RemoteFunction, Sandbox, SandboxUnavailable, sandbox_problem,
+from .sandbox import (Limits, NeedOwnChild, RemoteFunction, Sandbox, SandboxUnavailable, ZygotePool, sandbox_problem,
                       unsandboxed_guards)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -85,7 +85,7 @@ def _ipython_to_python(src: str) -> str:
 
 
 class Grader:
-    """Grades submissions of one assignment; each submission runs in its own sandbox (see grader.sandbox)."""
+    """Grades submissions of one assignment; student code runs in sandboxes (see grader.sandbox)."""
 
     def __init__(self, assignment: Assignment, limits: Limits | None = None):
         self.assignment = assignment
@@ -104,10 +104,12 @@ class Grader:
         # Imported by each sandbox's zygote, before any student code (with the modules that hold the
         # functions some task forbids).
         self.preimport = ["course_lib"]
+        self.zygotes = ZygotePool()  # sandboxes handed from one submission to the next
 
     def close(self):
         import shutil
 
+        self.zygotes.close()
         if self.limits.run_dir:
             shutil.rmtree(self.limits.run_dir, ignore_errors=True)
 
@@ -161,7 +163,8 @@ class Grader:
                 cells.append({"id": gid, "source": code.get(gid, "")})
             else:
                 missing.append(gid)
-        sandbox = Sandbox(cells, forbid=a.forbid, preimport=self.preimport, limits=self.limits, trusted=trusted)
+        sandbox = Sandbox(cells, forbid=a.forbid, preimport=self.preimport, limits=self.limits, trusted=trusted,
+                          pool=self.zygotes)
         for gid in missing:
             sandbox.skip[gid] = f"solution cell {gid} is missing from your notebook"
         sandbox.skip.update(unreadable)
@@ -548,7 +551,7 @@ def grade_all(assignment_name: str, submissions: pathlib.Path, *, source_root=No
 
 
 def _grade_here(assignment: Assignment, subs: list, limits: Limits, jobs: int, say) -> list[Result]:
-    """Grade on this machine: ``jobs`` submissions at a time, each in its own sandbox."""
+    """Grade on this machine: ``jobs`` submissions at a time, each thread with a sandbox of its own."""
     grader = Grader(assignment, limits)
     results: list[Result] = []
 

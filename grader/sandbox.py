@@ -1,6 +1,6 @@
-"""Trusted side of the sandbox: one bubblewrap sandbox per submission, fresh children forked in it.
+"""Trusted side of the sandbox: bubblewrap sandboxes, a fresh child forked in one for each phase.
 
-Each submission gets its own operating-system sandbox, made by bubblewrap (``bwrap``): new user,
+Student code runs in an operating-system sandbox made by bubblewrap (``bwrap``): new user,
 pid, mount, network, IPC and UTS namespaces; uid/gid 65534 (``nobody``) without capabilities; no
 network; a root file system that holds only read-only binds of ``/usr``, the Python installation,
 ``course_lib`` and ``grader``, a minimal ``/dev`` and a private ``/tmp`` (tmpfs, size-limited). The
@@ -10,7 +10,8 @@ with this process (``--die-with-parent``). For each phase of the grading the zyg
 child that sets kernel-enforced limits (address space, CPU time, file size, processes, open files),
 a seccomp filter (no new processes, no exec, no ptrace) and the audit hook (a second layer), then
 runs the student's cells. A cell or call that hangs or kills its child costs that cell or call and
-a new child is forked; if the zygote itself goes, a new sandbox is started.
+a new child is forked; if the zygote itself goes, a new sandbox is started. A sandbox serves one
+submission at a time; a grading run keeps it for the next one after a reset (:class:`ZygotePool`).
 
 Where bubblewrap cannot run, :func:`sandbox_problem` says why; ``Limits(sandbox=False)`` (the
 command's ``--no-sandbox``) then runs the same zygote without the operating-system layer.
@@ -21,6 +22,7 @@ import builtins
 import json
 import os
 import pathlib
+import queue
 import shutil
 import signal
 import socket
@@ -304,6 +306,46 @@ class _PidsCgroups:
 
 
 # ----------------------------------------------------------------------------- the zygote
+class _Launcher:
+    """Starts every sandbox's process from one thread that lives as long as this process.
+
+    bwrap's ``--die-with-parent`` (``PR_SET_PDEATHSIG``) fires when the *thread* that started it ends,
+    not the process. A zygote outlives the submission that started it (see :class:`ZygotePool`), and on
+    a Dask worker the thread that graded it; started from that thread, it would be killed with it,
+    before it could reap its children (and pass on their CPU time)."""
+
+    def __init__(self):
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def popen(self, *args, **kwargs) -> subprocess.Popen:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name="sandbox-launcher", daemon=True)
+                self._thread.start()
+        box: dict = {}
+        done = threading.Event()
+        self._requests.put((args, kwargs, box, done))
+        done.wait()
+        if "error" in box:
+            raise box["error"]
+        return box["proc"]
+
+    def _serve(self):
+        while True:
+            args, kwargs, box, done = self._requests.get()
+            try:
+                box["proc"] = subprocess.Popen(*args, **kwargs)
+            except BaseException as exc:  # handed to the caller
+                box["error"] = exc
+            finally:
+                done.set()
+
+
+_LAUNCHER = _Launcher()
+
+
 class Zygote:
     """A zygote process (``_child.py --zygote``), in its own bubblewrap sandbox unless sandbox=False.
 
@@ -312,6 +354,8 @@ class Zygote:
     """
 
     def __init__(self, limits: Limits, config: dict, *, cache_writable=False):
+        self.kind = (json.dumps(config, sort_keys=True), bool(cache_writable))  # what a pool matches it by
+        self.submissions = 0  # submissions it has served (see ZygotePool)
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock = mine
         self.log = tempfile.NamedTemporaryFile(prefix="zygote-", suffix=".log", dir=limits.run_dir, delete=False)
@@ -330,8 +374,8 @@ class Zygote:
             if limits.cgroups is not None:  # a shell moves itself into the cgroup, then becomes bwrap
                 self.cgroup = limits.cgroups.create(limits.processes)
                 cmd = ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', self.cgroup] + cmd
-            self.proc = subprocess.Popen(cmd, pass_fds=[fd], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=self.log, cwd=cwd, env=env, start_new_session=True, umask=0o077)
+            self.proc = _LAUNCHER.popen(cmd, pass_fds=[fd], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=self.log, cwd=cwd, env=env, start_new_session=True, umask=0o077)
         finally:
             theirs.close()
         self.lock = threading.Lock()
@@ -341,6 +385,7 @@ class Zygote:
         self.cpu: dict[int, float] = {}     # CPU seconds of each child that ended (as the zygote says)
         self.why: dict[int, str] = {}       # children the zygote itself killed, and why ("files")
         self.alive = True
+        self.resets = 0
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -362,6 +407,8 @@ class Zygote:
             with self.cond:
                 if op == "forked":
                     self.forked.append(pid)
+                elif op == "reset":
+                    self.resets += 1
                 elif op == "exit" and isinstance(msg.get("code"), int):
                     self.codes[pid] = msg["code"]
                     if isinstance(msg.get("cpu"), (int, float)):
@@ -404,6 +451,30 @@ class Zygote:
                 return None
             return self.codes.pop(pid, None)
 
+    @property
+    def healthy(self) -> bool:
+        return self.alive and self.proc.poll() is None
+
+    def reset(self, timeout: float = 10.0) -> bool:
+        """Make it as it was when it started, for another submission: the zygote ends its children,
+        empties /tmp and numbers its next child 1 again; here, what it said about the children ends.
+        False if it did not answer in time."""
+        with self.cond:
+            before = self.resets
+        try:
+            with self.lock:
+                self.sock.send(b'{"op": "reset"}')
+        except OSError:
+            return False
+        with self.cond:
+            if not self.cond.wait_for(lambda: self.resets > before or not self.alive, timeout) or not self.alive:
+                return False
+            self.forked.clear()
+            self.codes.clear()
+            self.cpu.clear()
+            self.why.clear()
+        return True
+
     def reason(self) -> str:
         try:
             with open(self.log.name, errors="replace") as f:
@@ -438,6 +509,64 @@ class Zygote:
             _PidsCgroups.remove(self.cgroup)
 
 
+class ZygotePool:
+    """The idle zygotes of one grading run, each handed from one submission to the next.
+
+    Starting a sandbox (bubblewrap, Python, importing JAX) costs about 0.5 CPU s, a quarter of what
+    grading a typical submission costs. Before a zygote serves another submission it is reset: it
+    kills and reaps the last child, empties /tmp and numbers its next child 1 again, as it does before
+    each child of one submission (a hidden test's child after the same student's visible tests). That
+    child could not have left anything else behind: it could start no process, signal or ptrace no
+    other process, and write nowhere but in /tmp (seccomp filter, read-only mounts, a non-dumpable
+    zygote). What the next student's code can still tell is only how many processes the zygote forked
+    before (its own process id). Only untrusted zygotes are pooled (the warm-up's may write the compile
+    cache); one that died, did not answer the reset, or served ``max_uses`` submissions is closed.
+    """
+
+    def __init__(self, max_uses: int = 1000):
+        self.max_uses = max_uses
+        self._idle: list[Zygote] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def take(self, kind) -> "Zygote | None":
+        """An idle zygote started with the same configuration, or None."""
+        stale = []
+        with self._lock:
+            found = None
+            for z in list(self._idle):
+                if z.kind != kind:
+                    continue
+                self._idle.remove(z)
+                if z.healthy:
+                    found = z
+                    break
+                stale.append(z)
+        for z in stale:
+            z.close()
+        return found
+
+    def give(self, zygote: "Zygote") -> None:
+        """Keep ``zygote`` for the next submission once it has ended its children and emptied /tmp, or
+        close it."""
+        zygote.submissions += 1
+        keep = zygote.healthy and not zygote.kind[1] and zygote.submissions < self.max_uses and zygote.reset()
+        if keep:
+            with self._lock:
+                keep = not self._closed
+                if keep:
+                    self._idle.append(zygote)
+        if not keep:
+            zygote.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for z in idle:
+            z.close()
+
+
 # ----------------------------------------------------------------------------- one submission
 _SAFE_EXCEPTIONS = {n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)} | {
     "XlaRuntimeError", "JaxRuntimeError", "ConcretizationTypeError", "TracerBoolConversionError",
@@ -455,8 +584,10 @@ class Sandbox:
     mode, nothing the student's code chose (exception messages, class names) is passed on.
     """
 
-    def __init__(self, cells, *, forbid=(), preimport=(), limits: Limits | None = None, trusted: bool = False):
+    def __init__(self, cells, *, forbid=(), preimport=(), limits: Limits | None = None, trusted: bool = False,
+                 pool: ZygotePool | None = None):
         self.cells = list(cells)
+        self.pool = None if trusted else pool  # zygotes handed on between submissions (see ZygotePool)
         self.forbid = sorted(set(forbid))     # everything the assignment forbids somewhere
         self.preimport = list(preimport)
         self.limits = limits or Limits()
@@ -497,10 +628,14 @@ class Sandbox:
         if self.zygote is not None:
             self.zygote.close()
             self.zygote = None
+        config = {"preimport": self.preimport, "forbid": self.forbid, "grader_dir": str(CHILD.parent)}
+        if self.pool is not None and not self.zygote_starts:
+            self.zygote = self.pool.take((json.dumps(config, sort_keys=True), False))
+            if self.zygote is not None:
+                return self.zygote
         self.zygote_starts += 1
         if self.zygote_starts > 3:
             raise OSError("the sandbox had to be started again too often")
-        config = {"preimport": self.preimport, "forbid": self.forbid, "grader_dir": str(CHILD.parent)}
         self.zygote = Zygote(self.limits, config, cache_writable=self.trusted)
         return self.zygote
 
@@ -593,7 +728,15 @@ class Sandbox:
             self.zygote.close()
             self.zygote = None
 
-    close = kill
+    def close(self):
+        """Done with this submission: end its child; the zygote goes back to the pool, if any."""
+        self._end_child(wait=False)
+        zygote, self.zygote = self.zygote, None
+        if zygote is not None:
+            if self.pool is not None:
+                self.pool.give(zygote)
+            else:
+                zygote.close()
 
     def _death_reason(self) -> str:
         """Why the current child died, in the grader's words; in hidden mode without its exit status or

@@ -998,3 +998,73 @@ def test_forbid_recorder_keeps_the_original_visible(capsys):
     shown = capsys.readouterr().out.splitlines()
     assert shown[0].startswith(("def relu(x):", "@checked(")), shown[:2]  # relu's own source, its decorator first
     assert "def relu(x):" in shown[:2]
+
+
+def test_a_pooled_zygote_serves_the_next_submission_from_a_clean_slate(tmp_path):
+    """A zygote handed to the next submission (grader.sandbox.ZygotePool) was reset: the first child of
+    that submission is numbered 1 again and finds nothing the previous student's child left in /tmp,
+    though it runs in the same sandbox (no new bwrap, same zygote process)."""
+    import threading
+
+    from grader.sandbox import RemoteFunction, ZygotePool
+
+    look = '''
+import os, threading
+def look():
+    return os.getcwd(), sorted(os.listdir("/tmp")), sorted(os.listdir(os.getcwd()))
+def litter():
+    for path in ("/tmp/left-by-the-last-student.txt", "mine.txt"):
+        with open(path, "w") as f:
+            f.write("secret")
+    threading.Thread(target=lambda: [open("/tmp/still-writing", "w") for _ in iter(int, 1)], daemon=True).start()
+    return look()
+'''
+    pool = ZygotePool()
+    first = _bare_sandbox(tmp_path, look, pool=pool)
+    box = {}
+    # started by a thread that ends before the next submission: the sandbox must not end with it
+    worker = threading.Thread(target=lambda: box.update(litter=RemoteFunction(first, "litter")()))
+    worker.start()
+    worker.join()
+    zygote = first.zygote
+    first.close()
+    assert pool._idle == [zygote] and zygote.healthy
+    second = _bare_sandbox(tmp_path, look, pool=pool)
+    try:
+        cwd, tmp, here = RemoteFunction(second, "look")()
+        assert second.zygote is zygote and second.zygote_starts == 0  # the same sandbox, not a new one
+    finally:
+        second.close()
+    assert box["litter"][0] == cwd == "/tmp/child-1"
+    assert "left-by-the-last-student.txt" in box["litter"][1] and box["litter"][2] == ["mine.txt"]
+    assert tmp == ["child-1"] and here == []  # the zygote emptied /tmp and stopped the writing thread
+    pool.close()
+    assert zygote.proc.poll() == 0 and pool._idle == []  # it left when its socket closed: not killed
+    third = _bare_sandbox(tmp_path, look, pool=pool)  # a closed pool keeps nothing
+    try:
+        RemoteFunction(third, "look")()
+    finally:
+        third.close()
+    assert third.zygote is None and pool._idle == []
+
+
+def test_a_trusted_or_dead_zygote_is_not_handed_on(tmp_path):
+    from grader.sandbox import RemoteFunction, ZygotePool
+
+    pool = ZygotePool()
+    trusted = _bare_sandbox(tmp_path, "def f():\n    return 1", pool=pool, trusted=True)  # the warm-up's
+    try:
+        assert RemoteFunction(trusted, "f")() == 1
+        assert trusted.pool is None
+    finally:
+        trusted.close()
+    assert pool._idle == []
+    crash = _bare_sandbox(tmp_path, "def f():\n    return 1", pool=pool)
+    try:
+        assert RemoteFunction(crash, "f")() == 1
+        crash.zygote.proc.kill()  # bwrap, and with it the zygote
+        crash.zygote.proc.wait()
+    finally:
+        crash.close()
+    assert pool._idle == []
+    pool.close()
