@@ -318,7 +318,7 @@ def _eval_fn(apply_fn, loss, params, X, y):
 def evaluate(apply_fn: Callable, params, X, y, loss: str = "cross_entropy"):
     """:func:`course_lib.training.evaluate`, fast: compiled once per model, loss and shapes (cached
     across calls, see :func:`cache_info`)."""
-    ref._check_callable(apply_fn, "apply_fn")
+    V.check_callable(apply_fn, "apply_fn")
     V.check_option(loss, "loss", ref.LOSSES)
     X, y = ref._check_data(X, y, loss, "X", "y")
     value, acc = _eval_fn(apply_fn, loss, params, X, y)(params, X, y)
