@@ -275,14 +275,16 @@ def _interval(low, high, low_open, high_open):
 
 
 def check_number(value, name: str, *, low=None, high=None, low_open: bool = False,
-                 high_open: bool = False):
+                 high_open: bool = False, grid: bool = False):
     """A real number (a Python or NumPy scalar or a 0-d array; not a bool or a string) in a range,
     as a Python float. ``TypeError`` for another type; ``ValueError`` for NaN, infinity or a value
     outside ``[low, high]`` (``low_open``/``high_open`` exclude an end). A 0-d tracer (a number
-    inside ``jax.jit``/``vmap``) is returned as it is: its value cannot be checked."""
+    inside ``jax.jit``/``vmap``) is returned as it is: its value cannot be checked; with
+    ``grid=True`` so is a traced array of numbers (a grid of values broadcast elementwise, e.g. the
+    learning rates of several runs computed side by side)."""
     dtype = getattr(value, "dtype", None)
     real = dtype is not None and (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer))
-    if not is_concrete(value) and real and np.ndim(value) == 0:
+    if not is_concrete(value) and real and (grid or np.ndim(value) == 0):
         return value
     scalar = isinstance(value, (int, float, np.integer, np.floating)) or (real and np.ndim(value) == 0)
     if isinstance(value, (bool, np.bool_)) or not scalar:

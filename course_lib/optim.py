@@ -69,7 +69,7 @@ class AdamState(NamedTuple):
 def _learning_rate(lr):
     if callable(lr):
         return lr
-    return check_number(lr, "learning_rate", low=0, low_open=True)
+    return check_number(lr, "learning_rate", low=0, low_open=True, grid=True)
 
 
 @jax.jit
@@ -231,7 +231,7 @@ def sgd(learning_rate, momentum: float | None = None, nesterov: bool = False) ->
     """
     learning_rate = _learning_rate(learning_rate)
     if momentum is not None:
-        momentum = check_number(momentum, "momentum", low=0.0, high=1.0, high_open=True)
+        momentum = check_number(momentum, "momentum", low=0.0, high=1.0, high_open=True, grid=True)
     if not isinstance(nesterov, bool):
         raise TypeError(f"nesterov must be a bool, got {type(nesterov).__name__}")
     if nesterov and momentum is None:
@@ -260,7 +260,7 @@ def momentum(learning_rate, beta: float = 0.9) -> GradientTransformation:
 
     Equals ``optax.sgd(learning_rate, momentum=beta)``.
     """
-    return sgd(learning_rate, momentum=check_number(beta, "beta", low=0.0, high=1.0, high_open=True))
+    return sgd(learning_rate, momentum=check_number(beta, "beta", low=0.0, high=1.0, high_open=True, grid=True))
 
 
 def nesterov(learning_rate, beta: float = 0.9) -> GradientTransformation:
@@ -269,7 +269,7 @@ def nesterov(learning_rate, beta: float = 0.9) -> GradientTransformation:
     The look-ahead form used by PyTorch and optax (Sutskever et al. 2013), which needs no gradient
     at a shifted point. Equals ``optax.sgd(learning_rate, momentum=beta, nesterov=True)``.
     """
-    return sgd(learning_rate, momentum=check_number(beta, "beta", low=0.0, high=1.0, high_open=True),
+    return sgd(learning_rate, momentum=check_number(beta, "beta", low=0.0, high=1.0, high_open=True, grid=True),
                nesterov=True)
 
 
@@ -293,8 +293,8 @@ def adagrad(learning_rate, initial_accumulator_value: float = 0.1, eps: float = 
     shrinks. Equals ``optax.adagrad(learning_rate, initial_accumulator_value, eps)``.
     """
     learning_rate = _learning_rate(learning_rate)
-    init_acc = check_number(initial_accumulator_value, "initial_accumulator_value", low=0.0)
-    eps = check_number(eps, "eps", low=0.0)
+    init_acc = check_number(initial_accumulator_value, "initial_accumulator_value", low=0.0, grid=True)
+    eps = check_number(eps, "eps", low=0.0, grid=True)
     return _make("adagrad", _adagrad_init, _adagrad_update, learning_rate,
                  initial_accumulator_value=init_acc, eps=eps)
 
@@ -317,8 +317,8 @@ def rmsprop(learning_rate, decay: float = 0.9, eps: float = 1e-8) -> GradientTra
     ``s`` starts at 0 and is *not* bias-corrected. Equals ``optax.rmsprop(learning_rate, decay, eps)``.
     """
     learning_rate = _learning_rate(learning_rate)
-    decay = check_number(decay, "decay", low=0.0, high=1.0, high_open=True)
-    eps = check_number(eps, "eps", low=0.0)
+    decay = check_number(decay, "decay", low=0.0, high=1.0, high_open=True, grid=True)
+    eps = check_number(eps, "eps", low=0.0, grid=True)
     return _make("rmsprop", _rmsprop_init, _rmsprop_update, learning_rate, decay=decay, eps=eps)
 
 
@@ -356,10 +356,10 @@ def adam(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
     Equals ``optax.adam(learning_rate, b1, b2, eps, eps_root)``.
     """
     learning_rate = _learning_rate(learning_rate)
-    b1 = check_number(b1, "b1", low=0.0, high=1.0, high_open=True)
-    b2 = check_number(b2, "b2", low=0.0, high=1.0, high_open=True)
-    eps = check_number(eps, "eps", low=0.0)
-    eps_root = check_number(eps_root, "eps_root", low=0.0)
+    b1 = check_number(b1, "b1", low=0.0, high=1.0, high_open=True, grid=True)
+    b2 = check_number(b2, "b2", low=0.0, high=1.0, high_open=True, grid=True)
+    eps = check_number(eps, "eps", low=0.0, grid=True)
+    eps_root = check_number(eps_root, "eps_root", low=0.0, grid=True)
     return _make("adam", _adam_init, _adam_update, learning_rate,
                  b1=b1, b2=b2, eps=eps, eps_root=eps_root)
 

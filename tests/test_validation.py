@@ -171,6 +171,11 @@ def test_check_number_type_and_range():
     assert seen == [True]
     with pytest.raises(TypeError, match="a must be a number"):
         jax.jit(lambda a: V.check_number(a, "a"))(jnp.ones(2))
+    seen = []                                    # ... and with grid=True a traced array of numbers
+    jax.jit(lambda a: seen.append(V.check_number(a, "a", low=0, grid=True) is a) or a)(-jnp.ones(2))
+    assert seen == [True]
+    with pytest.raises(TypeError, match="a must be a number"):
+        V.check_number(np.ones(2), "a", grid=True)   # a concrete array is not a number
 
 
 def test_check_int_and_int_pairs():
