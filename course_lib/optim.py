@@ -21,6 +21,7 @@ Taught in: notebooks/07_optimizers.ipynb
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Callable, NamedTuple
 
@@ -32,7 +33,7 @@ from course_lib._validation import (as_float_array, check_finite, check_number, 
                                     is_concrete)
 
 __all__ = [
-    "GradientTransformation", "SgdState", "AdagradState", "RmspropState", "AdamState",
+    "GradientTransformation", "ParamShapes", "SgdState", "AdagradState", "RmspropState", "AdamState",
     "gd", "sgd", "minibatch_sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam",
     "apply_updates", "get", "NAMES",
 ]
@@ -44,9 +45,29 @@ class GradientTransformation(NamedTuple):
     update: Callable
 
 
+@jax.tree_util.register_static
+@dataclasses.dataclass(frozen=True)
+class ParamShapes:
+    """The structure and leaf shapes of the parameters, without their values. SGD's state records
+    them at ``init`` (plain SGD keeps nothing else shaped like the parameters), so that ``update``
+    rejects gradients of another shape. A static pytree node (no arrays): a state holding it passes
+    through ``jax.jit`` and ``lax.scan``."""
+    treedef: Any
+    leaves: tuple   # one jax.ShapeDtypeStruct per parameter
+
+    @classmethod
+    def of(cls, params):
+        leaves, treedef = jax.tree_util.tree_flatten(params)
+        return cls(treedef, tuple(jax.ShapeDtypeStruct(jnp.shape(p), jnp.result_type(p)) for p in leaves))
+
+    def tree(self):
+        return jax.tree_util.tree_unflatten(self.treedef, self.leaves)
+
+
 class SgdState(NamedTuple):
     count: jax.Array   # int32 step counter (for schedules)
     trace: Any         # velocity pytree (zeros-like params), or None without momentum
+    shapes: ParamShapes  # the parameters' structure and shapes, recorded by init
 
 
 class AdagradState(NamedTuple):
@@ -77,12 +98,15 @@ def _all_finite(leaves):
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
-def _check_grads(grads, state_tree, params):
-    """Structure, dtype and shape of grads against the parameters (or the per-parameter state);
+def _check_grads(grads, state, params):
+    """Structure, dtype and shape of grads against the parameters, or without them against the
+    state (SGD records the parameters' shapes, the other methods' last entry has them);
     NaN/inf on concrete values."""
     if params is not None:
         check_tree(params, "params")
-    like = params if params is not None else state_tree   # plain SGD keeps no per-parameter state
+        like = params
+    else:
+        like = state.shapes.tree() if isinstance(state, SgdState) else state[-1]
     leaves = check_tree(grads, "grads", like=like)
     values = [g for _, g in leaves]
     if all(is_concrete(g) for g in values) and not bool(_all_finite(values)):
@@ -125,7 +149,7 @@ def _make(name: str, init_core: Callable, update_core: Callable, learning_rate, 
         if not isinstance(state, tuple) or not hasattr(state, "count"):
             raise TypeError(f"state must be the state returned by {name}.init(params), "
                             f"got {type(state).__name__}")
-        _check_grads(grads, state[-1], params)
+        _check_grads(grads, state, params)
         return run(grads, state)
 
     init.__doc__ = f"{name}: the initial optimizer state for ``params``."
@@ -156,7 +180,7 @@ def traced_update(spec: OptimizerSpec, lr):
     lr = None if spec.schedule is not None else lr
 
     def update(grads, state, params=None):
-        _check_grads(grads, state[-1], params)
+        _check_grads(grads, state, params)
         return spec.core(grads, state, lr=lr, schedule=spec.schedule, hyper=dict(spec.frozen))
 
     return update
@@ -205,7 +229,7 @@ def _tree(f, *trees):
 
 # ------------------------------------------------------------------ plain, momentum, Nesterov
 def _sgd_init(params, momentum, nesterov):
-    return SgdState(_count0(), None if momentum is None else _zeros(params))
+    return SgdState(_count0(), None if momentum is None else _zeros(params), ParamShapes.of(params))
 
 
 @_register
@@ -216,7 +240,7 @@ def _sgd_update(grads, state, lr, schedule, hyper):
     else:
         trace = _tree(lambda g, v: g + beta * v, grads, state.trace)       # v <- beta v + g
         direction = _tree(lambda g, v: g + beta * v, grads, trace) if hyper["nesterov"] else trace
-    return _scale_by_lr(direction, state.count, lr, schedule), SgdState(state.count + 1, trace)
+    return _scale_by_lr(direction, state.count, lr, schedule), SgdState(state.count + 1, trace, state.shapes)
 
 
 def sgd(learning_rate, momentum: float | None = None, nesterov: bool = False) -> GradientTransformation:

@@ -261,7 +261,7 @@ def _flat_functions(apply_fn, grad_fn, layout):
         tree = _unflatten(flat, *layout[:2])
         value, grads = grad_fn(tree, xb, yb, **kw)
         from course_lib.optim import _check_grads
-        _check_grads(grads, tree, None)      # the same errors as on the tree
+        _check_grads(grads, None, tree)      # the same errors as on the tree
         return value, jnp.concatenate([g.reshape(-1) for g in jax.tree_util.tree_leaves(grads)])
     return apply_flat, grad_flat
 
