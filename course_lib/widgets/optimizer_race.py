@@ -249,7 +249,7 @@ class OptimizerRace(Explorer):
                     self.start, self.minimum]
         self.live = LiveFigure(fig, animated=animated)
         # one full draw per surface now, at build time: a surface change is then a blit like every
-        # other control (drawn on first use it took ~200 ms, the one slow update of the widget)
+        # other control (benchmarks/README.md)
         for name in SURFACES:
             if name != "rosenbrock":
                 self.image.set_data(self.landscapes[name])
