@@ -97,9 +97,8 @@ class Tensor:
         return Tensor(self.data @ other.data, parents=(self, other), op="@", backward_rule=backward)
 
     def sum(self, axis=None):
-        if axis is not None and (isinstance(axis, bool) or not isinstance(axis, (int, np.integer))
-                                 or not -self.data.ndim <= axis < self.data.ndim):
-            raise ValueError(f"axis must be None or an axis of a {self.data.ndim}-D tensor, got {axis!r}")
+        if axis is not None:
+            axis = V.check_axis(axis, self.data, "the tensor")
 
         def backward(g):                           # every summand receives the sum's gradient
             g = g if axis is None else np.expand_dims(g, axis)

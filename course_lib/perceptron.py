@@ -96,7 +96,7 @@ def perceptron_update(w, b, x, y, lr: float = 1.0):
     V.check_ndim(x, "x", 1)
     V.check_finite(x, "x")
     w, b = _check_wb(w, b, x.shape[0])
-    if not isinstance(y, (int, np.integer)) or isinstance(y, bool) or y not in (0, 1):
+    if V.check_int(y, "y") not in (0, 1):
         raise ValueError(f"y must be the label 0 or 1, got {y!r}")
     V.check_number(lr, "lr", low=0, low_open=True)
     w2, b2, mistake = _update(w, b, x.astype(w.dtype), jnp.asarray(y), jnp.asarray(lr, w.dtype))

@@ -23,6 +23,8 @@ from matplotlib.image import AxesImage
 from matplotlib.transforms import IdentityTransform
 from PIL import Image as _PILImage
 
+from course_lib import _validation as V
+
 __all__ = ["CSS_DPI", "PIXEL_RATIO", "new_figure", "encode_png", "NearestImage", "nearest_imshow", "LiveFigure", "link_controls", "panel", "Explorer"]
 
 #: Size at which a widget figure is shown: CSS pixels per inch of ``figsize``.
@@ -44,10 +46,9 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, figsize=(8.0, 3.2), dpi: int =
     """
     if pixel_ratio is None:
         pixel_ratio = PIXEL_RATIO
-    if not (isinstance(nrows, int) and isinstance(ncols, int)) or nrows < 1 or ncols < 1:
-        raise ValueError(f"nrows and ncols must be positive integers, got {nrows!r} and {ncols!r}")
-    if not isinstance(pixel_ratio, int) or pixel_ratio < 1:
-        raise ValueError(f"pixel_ratio must be a positive int, got {pixel_ratio!r}")
+    V.check_int(nrows, "nrows", minimum=1)
+    V.check_int(ncols, "ncols", minimum=1)
+    V.check_int(pixel_ratio, "pixel_ratio", minimum=1)
     fig = Figure(figsize=figsize, dpi=dpi * pixel_ratio, layout="constrained")
     fig.pixel_ratio = pixel_ratio       # read by LiveFigure: the PNG is shown at 1/pixel_ratio size
     FigureCanvasAgg(fig)
