@@ -118,8 +118,11 @@ def test_playground_learning_rate_is_exactly_on_its_slider():
     pg = PG.build_playground(dataset="xor", lr=0.07, train=False)
     assert pg.controls["lr"].value == 0.07 and 0.07 in pg.controls["lr"].options
     assert set(PG.LEARNING_RATES) <= set(pg.controls["lr"].options)
-    for bad in (0.0, 1.5, float("nan"), "0.1", True):
-        with pytest.raises(ValueError, match="lr must be"):
+    for bad in (0.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=r"lr must be a finite number in \(0, 1\]"):
+            PG.build_playground(lr=bad, train=False)
+    for bad in ("0.1", True):
+        with pytest.raises(TypeError, match="lr must be a number"):
             PG.build_playground(lr=bad, train=False)
 
 

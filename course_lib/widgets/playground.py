@@ -307,6 +307,5 @@ def build_playground(dataset: str = "circles", noise: float = 0.05, width: int =
         raise ValueError(f"dataset must be one of {', '.join(map(repr, DATASETS))}; got {dataset!r}")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}; got {activation!r}")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 1:
-        raise ValueError(f"lr must be a number in (0, 1], got {lr!r}")
+    V.check_number(lr, "lr", low=0, low_open=True, high=1)
     return Playground(dataset, noise, width, depth, activation, lr, train)
