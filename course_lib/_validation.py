@@ -27,7 +27,7 @@ __all__ = [
     "as_float_array", "as_int_array", "check_ndim", "check_shape", "check_same_shape",
     "check_axis", "check_nonempty", "check_finite", "check_probability", "check_distribution", "check_labels",
     "check_targets",
-    "check_option", "check_number", "check_int", "as_int_pair", "check_bool", "check_key",
+    "check_option", "check_number", "check_int", "check_int_sequence", "as_int_pair", "check_bool", "check_key",
     "check_callable", "check_tree", "check_cache",
 ]
 
@@ -262,7 +262,10 @@ def check_option(value, name: str, allowed: Iterable):
 
 
 def _interval(low, high, low_open, high_open):
-    """``> 0``, ``<= 1`` or ``in [0, 1)``: the allowed range of a number, as the message states it."""
+    """``> 0``, ``<= 1`` or ``in [0, 1)``: the allowed range of a number, as the message states it
+    (empty without bounds)."""
+    if low is None and high is None:
+        return ""
     if high is None and low is not None:
         return f"{'>' if low_open else '>='} {low}"
     if low is None and high is not None:
@@ -272,14 +275,16 @@ def _interval(low, high, low_open, high_open):
 
 
 def check_number(value, name: str, *, low=None, high=None, low_open: bool = False,
-                 high_open: bool = False):
+                 high_open: bool = False, grid: bool = False):
     """A real number (a Python or NumPy scalar or a 0-d array; not a bool or a string) in a range,
     as a Python float. ``TypeError`` for another type; ``ValueError`` for NaN, infinity or a value
     outside ``[low, high]`` (``low_open``/``high_open`` exclude an end). A 0-d tracer (a number
-    inside ``jax.jit``/``vmap``) is returned as it is: its value cannot be checked."""
+    inside ``jax.jit``/``vmap``) is returned as it is: its value cannot be checked; with
+    ``grid=True`` so is a traced array of numbers (a grid of values broadcast elementwise, e.g. the
+    learning rates of several runs computed side by side)."""
     dtype = getattr(value, "dtype", None)
     real = dtype is not None and (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer))
-    if not is_concrete(value) and real and np.ndim(value) == 0:
+    if not is_concrete(value) and real and (grid or np.ndim(value) == 0):
         return value
     scalar = isinstance(value, (int, float, np.integer, np.floating)) or (real and np.ndim(value) == 0)
     if isinstance(value, (bool, np.bool_)) or not scalar:
@@ -291,8 +296,8 @@ def check_number(value, name: str, *, low=None, high=None, low_open: bool = Fals
     if high is not None:
         bad |= v >= high if high_open else v > high
     if bad:
-        raise ValueError(f"{name} must be a finite number {_interval(low, high, low_open, high_open)}, "
-                         f"got {value!r}")
+        interval = _interval(low, high, low_open, high_open)
+        raise ValueError(f"{name} must be a finite number{' ' + interval if interval else ''}, got {value!r}")
     return v
 
 
@@ -310,6 +315,16 @@ def check_int(value, name: str, *, minimum=None, maximum=None) -> int:
     if maximum is not None and value > maximum:
         raise ValueError(f"{name} must be an int <= {maximum}, got {value!r}")
     return int(value)
+
+
+def check_int_sequence(values, name: str, *, minimum=None) -> list[int]:
+    """A non-empty sequence of ints (seeds, say) as a list of Python ints: ``TypeError`` for a
+    non-sequence or a non-int entry, ``ValueError`` if it is empty or an entry is below ``minimum``."""
+    if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__len__") or getattr(values, "ndim", 1) == 0:
+        raise TypeError(f"{name} must be a sequence of ints, got {type(values).__name__}")
+    if len(values) == 0:
+        raise ValueError(f"{name} must be a non-empty sequence of ints, got {values!r}")
+    return [check_int(v, f"{name}[{i}]", minimum=minimum) for i, v in enumerate(values)]
 
 
 def as_int_pair(value, name: str, *, minimum=None) -> tuple[int, int]:
@@ -388,30 +403,3 @@ def check_cache(cache, name: str, forward: str, keys: Iterable[str] | int):
         raise TypeError(f"{name} must be the cache returned by {forward} (a dict with "
                         f"{', '.join(keys)}), got {type(cache).__name__}")
     return cache
-
-
-# --- transitional (removed once every module uses the helpers above) -----------------------------
-def check_positive(value, name: str, *, allow_zero: bool = False):
-    check_number(value, name, low=0, low_open=not allow_zero)
-    return value
-
-
-check_finite_np = check_finite   # course_lib.autodiff (chapter 16) still uses the old name
-
-
-def as_float_array_host(x, name: str, *, allow_int: bool = False):
-    if not is_concrete(x):
-        return as_float_array(x, name, allow_int=allow_int)
-    return np.asarray(x, dtype=_float_dtype(x, name, allow_int))
-
-
-def as_int_array_host(x, name: str):
-    if not is_concrete(x):
-        return as_int_array(x, name)
-    return np.asarray(as_int_array(x, name))
-
-
-def to_jax(x):
-    if isinstance(x, np.ndarray):
-        return _to_jax(x, jax.dtypes.canonicalize_dtype(x.dtype))
-    return jnp.asarray(x)

@@ -52,12 +52,6 @@ __all__ = [
 ]
 
 
-def _int(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 # =========================================================================== hyper-parameter tuning
 def _masked_mlp(params, x, mask):
     h = jax.nn.relu(x @ params[0]["W"] + params[0]["b"]) * mask
@@ -119,8 +113,8 @@ def _check_configs(X_train, y_train, X_val, y_val, learning_rates, l2s, widths, 
         raise ValueError(f"l2s must be finite and >= 0, got {l2}")
     if not np.issubdtype(w.dtype, np.integer) or np.any(w < 1):
         raise ValueError(f"widths must be positive integers, got {w}")
-    epochs = _int(epochs, "epochs")
-    batch_size = _int(batch_size, "batch_size")
+    epochs = V.check_int(epochs, "epochs", minimum=1)
+    batch_size = V.check_int(batch_size, "batch_size", minimum=1)
     if batch_size > X.shape[0]:
         raise ValueError(f"batch_size must be at most the number of training rows ({X.shape[0]}), "
                          f"got {batch_size}")
@@ -199,7 +193,8 @@ def config_params(result, c):
     if not isinstance(result, dict) or "params" not in result or "widths" not in result:
         raise TypeError("result must be the dict returned by train_mlp_configs")
     C = len(result["widths"])
-    if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c < C:
+    c = V.check_int(c, "c")
+    if not 0 <= c < C:
         raise ValueError(f"c must be a configuration index in [0, {C - 1}], got {c!r}")
     w = int(result["widths"][c])
     p = result["params"]
@@ -248,8 +243,8 @@ def make_topic_corpus(n_per_topic=150, *, noise=0.1, seed=0):
 
     Taught in: notebooks/15_applications.ipynb
     """
-    n_per_topic = _int(n_per_topic, "n_per_topic")
-    V.check_positive(noise, "noise", allow_zero=True)
+    n_per_topic = V.check_int(n_per_topic, "n_per_topic", minimum=1)
+    V.check_number(noise, "noise", low=0)
     if float(noise) > 1:
         raise ValueError(f"noise must lie in [0, 1], got {noise!r}")
     rng = np.random.default_rng(seed)
@@ -304,7 +299,7 @@ def build_vocabulary(texts, level="word", min_count=1):
     """
     _check_texts(texts)
     _check_level(level)
-    min_count = _int(min_count, "min_count")
+    min_count = V.check_int(min_count, "min_count", minimum=1)
     counts = Counter(tok for t in texts for tok in tokenize(t, level))
     return tuple(sorted(tok for tok, c in counts.items() if c >= min_count))
 
@@ -351,7 +346,9 @@ def fit_text_classifier(texts, labels, *, texts_val=None, labels_val=None, level
         raise ValueError("texts_val and labels_val must be given together (or both left out)")
     vocab = build_vocabulary(texts, level)
     n_classes = int(y.max()) + 1
-    sizes = (len(vocab), n_classes) if hidden is None else (len(vocab), _int(hidden, "hidden"), n_classes)
+    if hidden is not None:
+        V.check_int(hidden, "hidden", minimum=1)
+    sizes = (len(vocab), n_classes) if hidden is None else (len(vocab), int(hidden), n_classes)
     params = layers.init_mlp(sizes, "xavier", seed=seed)
     kwargs = {}
     if texts_val is not None:
@@ -387,7 +384,7 @@ def temperature_softmax(logits, temperature=1.0):
     """
     logits = V.as_float_array(logits, "logits")
     V.check_finite(logits, "logits")
-    V.check_positive(temperature, "temperature")
+    V.check_number(temperature, "temperature", low=0, low_open=True)
     return _temperature_softmax(logits, jnp.asarray(temperature, logits.dtype))
 
 
@@ -407,8 +404,9 @@ def train_char_model(text, *, kind="gru", hidden_size=64, seq_len=48, batch_size
     if not isinstance(text, str) or not text:
         raise TypeError("text must be a non-empty string")
     V.check_option(kind, "kind", R.KINDS)
-    hidden_size, seq_len = _int(hidden_size, "hidden_size"), _int(seq_len, "seq_len")
-    batch_size, steps = _int(batch_size, "batch_size"), _int(steps, "steps")
+    hidden_size = V.check_int(hidden_size, "hidden_size", minimum=1)
+    seq_len = V.check_int(seq_len, "seq_len", minimum=1)
+    batch_size, steps = V.check_int(batch_size, "batch_size", minimum=1), V.check_int(steps, "steps", minimum=1)
     if len(text) < seq_len + 1:
         raise ValueError(f"text must be longer than seq_len + 1 = {seq_len + 1} characters, got {len(text)}")
     vocab = R.char_vocabulary(text)
@@ -495,7 +493,7 @@ def save_model(directory, params, *, input_shape, classes, input_range, scale=1.
     lo, hi = (float(v) for v in input_range)
     if not lo < hi:
         raise ValueError(f"input_range must be (low, high) with low < high, got {input_range!r}")
-    V.check_positive(scale, "scale")
+    V.check_number(scale, "scale", low=0, low_open=True)
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     params = [{"W": np.asarray(layer["W"], np.float32), "b": np.asarray(layer["b"], np.float32)}
@@ -606,7 +604,7 @@ def most_confident_errors(probs, y_true, k=8):
     V.check_finite(p, "probs")
     y = np.asarray(V.as_int_array(y_true, "y_true"))
     V.check_shape(y, "y_true", (p.shape[0],))
-    k = _int(k, "k")
+    k = V.check_int(k, "k", minimum=1)
     p = np.asarray(p)
     pred = p.argmax(axis=1)
     wrong = np.flatnonzero(pred != y)
@@ -622,7 +620,7 @@ def top_confusions(cm, k=5):
     V.check_ndim(cm, "cm", 2)
     if cm.shape[0] != cm.shape[1]:
         raise ValueError(f"cm must be square, got shape {cm.shape}")
-    k = _int(k, "k")
+    k = V.check_int(k, "k", minimum=1)
     off = cm.copy()
     np.fill_diagonal(off, 0)
     flat = np.argsort(-off.reshape(-1), kind="stable")[:k]

@@ -43,7 +43,7 @@ import numpy as np
 from . import _validation as V
 from . import backprop, optim, recurrent
 from .losses import cross_entropy
-from .normalization import _count, layernorm_backward, layernorm_forward
+from .normalization import layernorm_backward, layernorm_forward
 
 __all__ = ["sinusoidal_positions", "causal_mask", "padding_mask",
            "attention_forward", "attention_backward", "multihead_forward", "multihead_backward",
@@ -88,7 +88,7 @@ def sinusoidal_positions(length, d_model):
     Each pair of columns is a clock of its own period (2 pi to 2 pi 10000): together they give
     every position a distinct code, and P[t + k] is a fixed rotation of P[t] for every t.
     """
-    length, d = _count(length, "length"), _count(d_model, "d_model", minimum=2)
+    length, d = V.check_int(length, "length", minimum=1), V.check_int(d_model, "d_model", minimum=2)
     if d % 2:
         raise ValueError(f"d_model must be even (sine and cosine pairs), got {d}")
     t = np.arange(length)[:, None]
@@ -100,14 +100,14 @@ def sinusoidal_positions(length, d_model):
 
 def causal_mask(length):
     """``(T, T)`` bool, True on and below the diagonal: position t may attend to positions <= t."""
-    length = _count(length, "length")
+    length = V.check_int(length, "length", minimum=1)
     return jnp.tril(jnp.ones((length, length), dtype=bool))
 
 
 def padding_mask(lengths, max_len):
     """``(B, 1, T)`` bool, True at the valid (non-padded) positions ``t < lengths[b]``: as a key mask
     it broadcasts over the queries; combine with ``causal_mask`` by ``&``."""
-    max_len = _count(max_len, "max_len")
+    max_len = V.check_int(max_len, "max_len", minimum=1)
     lengths = V.as_int_array(lengths, "lengths")
     V.check_ndim(lengths, "lengths", 1)
     if V.is_concrete(lengths) and lengths.size:               # NumPy on the host: works inside a jit trace
@@ -215,10 +215,11 @@ def init_block(d_model, n_heads, d_ff, *, seed=0, residual_scale=1.0):
     """Parameters of one transformer block (NumPy draws, float32): attention projections and MLP
     weights ~ N(0, 1/fan-in); the two matrices that write into the residual stream (``W_o``, ``W2``)
     multiplied by ``residual_scale`` (chapter 17: scale the branches of a deep residual stack)."""
-    d, H, d_ff = _count(d_model, "d_model"), _count(n_heads, "n_heads"), _count(d_ff, "d_ff")
+    d, H, d_ff = (V.check_int(v, name, minimum=1)
+                  for v, name in ((d_model, "d_model"), (n_heads, "n_heads"), (d_ff, "d_ff")))
     if d % H:
         raise ValueError(f"d_model must be a multiple of n_heads, got {d} and {H}")
-    rng, dh = np.random.default_rng(_count(seed, "seed", minimum=0)), d // H
+    rng, dh = np.random.default_rng(V.check_int(seed, "seed", minimum=0)), d // H
     normal = lambda shape, fan_in: rng.standard_normal(shape) / np.sqrt(fan_in)  # noqa: E731
     p = {"ln1_g": np.ones(d), "ln1_b": np.zeros(d), "ln2_g": np.ones(d), "ln2_b": np.zeros(d),
          "attn": {"W_q": normal((H, d, dh), d), "W_k": normal((H, d, dh), d), "W_v": normal((H, d, dh), d),
@@ -277,8 +278,9 @@ def init_transformer(vocab_size, max_len, *, d_model=32, n_heads=4, n_layers=2, 
 
     Taught in: notebooks/18_attention_and_transformers.ipynb
     """
-    V_, T, d = _count(vocab_size, "vocab_size"), _count(max_len, "max_len"), _count(d_model, "d_model")
-    L, seed = _count(n_layers, "n_layers"), _count(seed, "seed", minimum=0)
+    V_, T, d = (V.check_int(v, name, minimum=1)
+                for v, name in ((vocab_size, "vocab_size"), (max_len, "max_len"), (d_model, "d_model")))
+    L, seed = V.check_int(n_layers, "n_layers", minimum=1), V.check_int(seed, "seed", minimum=0)
     rng = np.random.default_rng(seed)
     blocks = [init_block(d, n_heads, d_ff, seed=seed + 1 + l, residual_scale=1 / np.sqrt(2 * L)) for l in range(L)]
     f32 = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
@@ -330,8 +332,9 @@ def reverse_task(n, length, *, n_symbols=8, seed=0):
     weight 1 where the target is a symbol of the reversed half (the part that can be predicted).
     Position L + j must recall position L - 1 - j: attention can look it up directly.
     """
-    n, L, k = _count(n, "n"), _count(length, "length"), _count(n_symbols, "n_symbols", minimum=2)
-    x = np.random.default_rng(_count(seed, "seed", minimum=0)).integers(0, k, size=(n, L))
+    n, L = V.check_int(n, "n", minimum=1), V.check_int(length, "length", minimum=1)
+    k = V.check_int(n_symbols, "n_symbols", minimum=2)
+    x = np.random.default_rng(V.check_int(seed, "seed", minimum=0)).integers(0, k, size=(n, L))
     seq = np.concatenate([x, np.full((n, 1), k), x[:, ::-1]], axis=1)       # (n, 2L + 1)
     weights = np.zeros((n, 2 * L), np.float32)
     weights[:, L:] = 1.0
@@ -343,13 +346,14 @@ def text_windows(ids, length, *, n=None, seed=0):
     ``(n, length)`` (targets = inputs shifted by one, weights all 1). ``n=None``: the consecutive,
     non-overlapping windows that cover ``ids`` (for evaluation); else ``n`` windows at random starts."""
     ids = np.asarray(V.as_int_array(ids, "ids"))
-    length = _count(length, "length")
+    length = V.check_int(length, "length", minimum=1)
     if ids.ndim != 1 or ids.size < length + 1:
         raise ValueError(f"ids must be 1-D with more than length = {length} tokens, got shape {ids.shape}")
     if n is None:
         starts = np.arange(0, ids.size - length, length)
     else:
-        starts = np.random.default_rng(_count(seed, "seed", minimum=0)).integers(0, ids.size - length, _count(n, "n"))
+        rng = np.random.default_rng(V.check_int(seed, "seed", minimum=0))
+        starts = rng.integers(0, ids.size - length, V.check_int(n, "n", minimum=1))
     windows = ids[starts[:, None] + np.arange(length + 1)]
     return windows[:, :-1], windows[:, 1:], np.ones((len(starts), length), np.float32)
 
@@ -429,7 +433,7 @@ def fit_models(forward, params, data, *, learning_rate=3e-3):
     """
     if not callable(forward):
         raise TypeError(f"forward must be a function (params, tokens) -> logits, got {type(forward).__name__}")
-    V.check_positive(learning_rate, "learning_rate")
+    V.check_number(learning_rate, "learning_rate", low=0, low_open=True)
     return _fit_many(params, _check_data(data, 4), jnp.float32(learning_rate), forward)
 
 

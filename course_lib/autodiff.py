@@ -46,10 +46,10 @@ class Tensor:
         if not isinstance(name, str):
             raise TypeError(f"name must be a string, got {type(name).__name__}")
         if not parents:                        # an input: TypeError for text or complex numbers
-            V.as_float_array_host(data, "data", allow_int=True)
+            V.as_float_array(data, "data", allow_int=True)
         self.data = np.asarray(data, dtype=np.float64)         # float64 whatever JAX's mode
         if not parents:                        # ... and ValueError for NaN or infinity
-            V.check_finite_np(self.data, "data")
+            V.check_finite(self.data, "data")
         self.grad = np.zeros_like(self.data)
         self.parents, self.op, self.name = tuple(parents), op, name
         self.backward_rule = backward_rule
@@ -97,9 +97,8 @@ class Tensor:
         return Tensor(self.data @ other.data, parents=(self, other), op="@", backward_rule=backward)
 
     def sum(self, axis=None):
-        if axis is not None and (isinstance(axis, bool) or not isinstance(axis, (int, np.integer))
-                                 or not -self.data.ndim <= axis < self.data.ndim):
-            raise ValueError(f"axis must be None or an axis of a {self.data.ndim}-D tensor, got {axis!r}")
+        if axis is not None:
+            axis = V.check_axis(axis, self.data, "the tensor")
 
         def backward(g):                           # every summand receives the sum's gradient
             g = g if axis is None else np.expand_dims(g, axis)
@@ -187,7 +186,7 @@ def softmax_cross_entropy(logits, labels):
         raise TypeError(f"logits must be a Tensor, got {type(logits).__name__}")
     if logits.data.ndim != 2:
         raise ValueError(f"logits must be a 2-D Tensor (N, C), got shape {logits.shape}")
-    y = np.asarray(V.as_int_array_host(labels, "labels"))
+    y = np.asarray(V.as_int_array(labels, "labels"))
     n, c = logits.shape
     if y.shape != (n,) or (y.size and (y.min() < 0 or y.max() >= c)):
         raise ValueError(f"labels must be {n} class indices in [0, {c}), got shape {y.shape}")

@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from course_lib._validation import (as_float_array, as_int_array, check_ndim,
-                                    check_option, check_positive, check_shape)
+from course_lib._validation import (as_float_array, as_int_array, check_int, check_ndim,
+                                    check_option, check_number, check_shape)
 from course_lib.losses import cross_entropy
 
 __all__ = [
@@ -85,14 +85,6 @@ def _labels(y, X, name="y", n_classes=None, min_classes=2):
 def _same_width(X, Z, xname, zname):
     if Z.shape[1] != X.shape[1]:
         raise ValueError(f"{zname} must have {X.shape[1]} columns like {xname}, got shape {tuple(Z.shape)}")
-
-
-def _int_param(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _params(params, name, keys):
@@ -161,8 +153,8 @@ def linear_regression_gd(X, y, lr=0.1, n_steps=1000):
     """
     X = _features(X)
     y = _targets(y, X)
-    check_positive(lr, "lr")
-    n_steps = _int_param(n_steps, "n_steps")
+    check_number(lr, "lr", low=0, low_open=True)
+    n_steps = check_int(n_steps, "n_steps", minimum=1)
     return _linreg_gd(X, y, jnp.asarray(lr, X.dtype), n_steps)
 
 
@@ -184,7 +176,7 @@ def ridge_regression(X, y, alpha=1.0):
     """
     X = _features(X)
     y = _targets(y, X)
-    check_positive(alpha, "alpha", allow_zero=True)
+    check_number(alpha, "alpha", low=0)
     return _ridge(X, y, jnp.asarray(alpha, X.dtype))
 
 
@@ -224,8 +216,8 @@ def lasso_regression(X, y, alpha=1.0, n_sweeps=1000):
     """
     X = _features(X)
     y = _targets(y, X)
-    check_positive(alpha, "alpha", allow_zero=True)
-    n_sweeps = _int_param(n_sweeps, "n_sweeps")
+    check_number(alpha, "alpha", low=0)
+    n_sweeps = check_int(n_sweeps, "n_sweeps", minimum=1)
     return _lasso(X, y, jnp.asarray(alpha, X.dtype), n_sweeps)
 
 
@@ -260,7 +252,7 @@ def polynomial_features(X, degree=2):
     Taught in: notebooks/02_classic_ml.ipynb, notebooks/08_regularization_and_training.ipynb
     """
     X = _features(X)
-    degree = _int_param(degree, "degree")
+    degree = check_int(degree, "degree", minimum=1)
     return _poly(X, tuple(_poly_index(X.shape[1], degree)))
 
 
@@ -324,7 +316,7 @@ def logistic_regression(X, y, C=1.0, sample_weight=None, n_iter=30):
     """
     X = _features(X)
     y, k = _labels(y, X)
-    check_positive(C, "C")
+    check_number(C, "C", low=0, low_open=True)
     if sample_weight is None:
         sw = np.ones(X.shape[0], X.dtype)
     else:
@@ -333,7 +325,7 @@ def logistic_regression(X, y, C=1.0, sample_weight=None, n_iter=30):
         _finite(sw, "sample_weight")
         if np.any(sw < 0):
             raise ValueError("sample_weight must be >= 0")
-    n_iter = _int_param(n_iter, "n_iter")
+    n_iter = check_int(n_iter, "n_iter", minimum=1)
     # padded rows get weight 0, so they do not change the objective (only the compiled shape)
     return _logreg(_pad_rows(X), _pad_rows(y), _pad_rows(sw), jnp.asarray(C, X.dtype), k, n_iter)
 
@@ -383,7 +375,7 @@ def _knn_check(X_train, X_query, k):
     X_train = _features(X_train, "X_train")
     X_query = _features(X_query, "X_query")
     _same_width(X_train, X_query, "X_train", "X_query")
-    k = _int_param(k, "k")
+    k = check_int(k, "k", minimum=1)
     if k > X_train.shape[0]:
         raise ValueError(f"k must be <= the number of training points {X_train.shape[0]}, got {k}")
     return X_train, X_query, k
@@ -492,8 +484,8 @@ def decision_tree_fit(X, y, max_depth=None, min_samples_split=2):
     Xj = _features(X)
     yj, k = _labels(y, Xj, min_classes=1)
     if max_depth is not None:
-        max_depth = _int_param(max_depth, "max_depth", 0)
-    min_samples_split = _int_param(min_samples_split, "min_samples_split", 2)
+        max_depth = check_int(max_depth, "max_depth", minimum=0)
+    min_samples_split = check_int(min_samples_split, "min_samples_split", minimum=2)
     X, Y = np.asarray(Xj, dtype=float), np.eye(k)[np.asarray(yj)]
     nodes = []
 
@@ -620,11 +612,11 @@ def linear_svm(X, y, C=1.0, tol=None, max_iter=100_000):
     """
     X = _features(X)
     t = _pm1(y, X)
-    check_positive(C, "C")
+    check_number(C, "C", low=0, low_open=True)
     if tol is None:
         tol = 1e-10 if X.dtype == jnp.float64 else 1e-5
-    check_positive(tol, "tol")
-    max_iter = _int_param(max_iter, "max_iter")
+    check_number(tol, "tol", low=0, low_open=True)
+    max_iter = check_int(max_iter, "max_iter", minimum=1)
     return _svm_smo(X, t, jnp.asarray(C, X.dtype), jnp.asarray(tol, X.dtype), max_iter)
 
 
@@ -662,7 +654,7 @@ def kmeans_plusplus(X, k, seed=0):
     Returns (k, d) centres. Taught in: notebooks/02_classic_ml.ipynb
     """
     X = _features(X)
-    k = _int_param(k, "k")
+    k = check_int(k, "k", minimum=1)
     if k > X.shape[0]:
         raise ValueError(f"k must be <= the number of points {X.shape[0]}, got {k}")
     return _kmeanspp(X, jax.random.PRNGKey(int(seed)), k)
@@ -720,7 +712,7 @@ def kmeans_history(X, centers, n_iter=10):
     """Every Lloyd step from ``centers``: (centers (T+1, k, d), labels (T+1, n), inertia (T+1,)),
     where labels[t] and inertia[t] belong to centers[t]. Used by the step-through widget."""
     X, centers = _kmeans_check(X, centers)
-    return _kmeans_hist(X, centers, _int_param(n_iter, "n_iter"))
+    return _kmeans_hist(X, centers, check_int(n_iter, "n_iter", minimum=1))
 
 
 def kmeans(X, k, seed=0, n_iter=100, init=None):
@@ -733,11 +725,11 @@ def kmeans(X, k, seed=0, n_iter=100, init=None):
     Taught in: notebooks/02_classic_ml.ipynb
     """
     X = _features(X)
-    k = _int_param(k, "k")
+    k = check_int(k, "k", minimum=1)
     centers = kmeans_plusplus(X, k, seed) if init is None else _kmeans_check(X, init)[1]
     if centers.shape[0] != k:
         raise ValueError(f"init must have k={k} rows, got shape {tuple(centers.shape)}")
-    cs, ls, ins = _kmeans_hist(X, centers, _int_param(n_iter, "n_iter"))
+    cs, ls, ins = _kmeans_hist(X, centers, check_int(n_iter, "n_iter", minimum=1))
     return {"centers": cs[-1], "labels": ls[-1], "inertia": ins[-1]}
 
 
@@ -782,7 +774,7 @@ def cut_linkage(Z, n_clusters):
     if Z.ndim != 2 or Z.shape[1] != 4:
         raise ValueError(f"Z must have shape (n - 1, 4), got {Z.shape}")
     n = Z.shape[0] + 1
-    n_clusters = _int_param(n_clusters, "n_clusters")
+    n_clusters = check_int(n_clusters, "n_clusters", minimum=1)
     if n_clusters > n:
         raise ValueError(f"n_clusters must be <= {n}, got {n_clusters}")
     parent = list(range(2 * n - 1))
@@ -863,7 +855,7 @@ def gmm_m_step(X, resp, reg_covar=1e-6):
     check_ndim(resp, "resp", 2)
     check_shape(resp, "resp", (X.shape[0], None))
     _finite(resp, "resp")
-    check_positive(reg_covar, "reg_covar", allow_zero=True)
+    check_number(reg_covar, "reg_covar", low=0)
     return _m_step(X, resp, jnp.asarray(reg_covar, X.dtype))
 
 
@@ -893,8 +885,8 @@ def gmm_em(X, k, seed=0, n_iter=100, reg_covar=1e-6, init=None):
     Taught in: notebooks/02_classic_ml.ipynb
     """
     X = _features(X)
-    k = _int_param(k, "k")
-    check_positive(reg_covar, "reg_covar", allow_zero=True)
+    k = check_int(k, "k", minimum=1)
+    check_number(reg_covar, "reg_covar", low=0)
     if init is None:
         means = kmeans_plusplus(X, k, seed)
         cov = jnp.cov(X.T).reshape(X.shape[1], X.shape[1]) + reg_covar * jnp.eye(X.shape[1], dtype=X.dtype)
@@ -904,5 +896,5 @@ def gmm_em(X, k, seed=0, n_iter=100, reg_covar=1e-6, init=None):
     X, w, m, c = _gmm_check(X, *init)
     if w.shape[0] != k:
         raise ValueError(f"init weights must have k={k} entries, got {w.shape[0]}")
-    last, hist, lls = _gmm_em(X, w, m, c, jnp.asarray(reg_covar, X.dtype), _int_param(n_iter, "n_iter"))
+    last, hist, lls = _gmm_em(X, w, m, c, jnp.asarray(reg_covar, X.dtype), check_int(n_iter, "n_iter", minimum=1))
     return {"weights": last[0], "means": last[1], "covs": last[2], "log_likelihood": lls, "history": hist}

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from course_lib import losses, optim, schedules
-from course_lib._validation import (as_float_array, as_int_array, as_int_pair, check_cache,
+from course_lib._validation import (as_float_array, as_int_array, as_int_pair, check_bool, check_cache,
                                     check_finite, check_int, check_key, check_ndim, check_nonempty,
                                     check_number, check_option, check_shape)
 
@@ -118,7 +118,7 @@ def conv_param_count(kh: int, kw: int, c_in: int, c_out: int, bias: bool = True)
     """
     for v, name in ((kh, "kh"), (kw, "kw"), (c_in, "c_in"), (c_out, "c_out")):
         check_int(v, name, minimum=1)
-    return kh * kw * c_in * c_out + (c_out if _check_bool(bias, "bias") else 0)
+    return kh * kw * c_in * c_out + (c_out if check_bool(bias, "bias") else 0)
 
 
 def dense_param_count(n_in: int, n_out: int, bias: bool = True) -> int:
@@ -127,13 +127,7 @@ def dense_param_count(n_in: int, n_out: int, bias: bool = True) -> int:
     Taught in: notebooks/10_convolutional_networks.ipynb
     """
     check_int(n_in, "n_in", minimum=1), check_int(n_out, "n_out", minimum=1)
-    return n_in * n_out + (n_out if _check_bool(bias, "bias") else 0)
-
-
-def _check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
+    return n_in * n_out + (n_out if check_bool(bias, "bias") else 0)
 
 
 # --------------------------------------------------------------------------- argument checks
@@ -415,7 +409,7 @@ def dropout_forward(x, rate: float, key=None, *, train: bool = True):
     rate = check_number(rate, "rate", low=0, high=1, high_open=True)
     if key is not None:
         check_key(key, "key")
-    if not _check_bool(train, "train") or rate == 0.0:
+    if not check_bool(train, "train") or rate == 0.0:
         return x, None
     if key is None:
         raise ValueError("key must be a jax.random key when train=True (dropout is random); "
@@ -583,7 +577,7 @@ def _check_training(X_train, y_train, X_val, y_val, params, options):
     o["learning_rate"] = check_number(o["learning_rate"], "learning_rate", low=0, low_open=True)
     o["dropout"] = check_number(o["dropout"], "dropout", low=0, high=1, high_open=True)
     o["label_smoothing"] = check_number(o["label_smoothing"], "label_smoothing", low=0, high=1, high_open=True)
-    o["cosine_decay"] = _check_bool(o["cosine_decay"], "cosine_decay")
+    o["cosine_decay"] = check_bool(o["cosine_decay"], "cosine_decay")
     if params is None:
         params = init_cnn(o["seed"], X_train.shape[3], int(y_train.max()) + 1, o["channels"],
                           image_hw=X_train.shape[1:3])

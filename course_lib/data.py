@@ -15,42 +15,12 @@ notebooks/09_model_evaluation.ipynb (digits, breast cancer), notebooks/10_convol
 """
 from __future__ import annotations
 
-import operator
-
 import numpy as np
+
+from course_lib import _validation as V
 
 __all__ = ["load_digits", "load_iris", "load_breast_cancer", "load_wine", "load_sample_images",
            "make_moons", "make_circles", "make_spirals", "train_val_test_split", "minibatches"]
-
-
-# --------------------------------------------------------------------------- argument checks
-def _int(value, name, *, minimum):
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return value
-
-
-def _number(value, name, *, low, high, high_open=True):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    ok = np.isfinite(value) and low <= value and (value < high if high_open else value <= high)
-    if not ok:
-        bracket = ")" if high_open else "]"
-        raise ValueError(f"{name} must be in [{low:g}, {high:g}{bracket}, got {value!r}")
-    return value
-
-
-def _bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
-    return bool(value)
 
 
 def _features_and_labels(X, y):
@@ -92,7 +62,7 @@ def load_digits(images=False):
     """
     from sklearn import datasets
 
-    images = _bool(images, "images")
+    images = V.check_bool(images, "images")
     d = datasets.load_digits()
     X = d.images if images else d.data
     return (X / 16.0).astype(np.float32), d.target.astype(np.int32)
@@ -162,9 +132,9 @@ def make_moons(n=200, noise=0.1, seed=0):
     """
     from sklearn import datasets
 
-    n = _int(n, "n", minimum=2)
-    noise = _number(noise, "noise", low=0.0, high=np.inf)
-    seed = _int(seed, "seed", minimum=0)
+    n = V.check_int(n, "n", minimum=2)
+    noise = V.check_number(noise, "noise", low=0)
+    seed = V.check_int(seed, "seed", minimum=0)
     X, y = datasets.make_moons(n_samples=n, noise=noise, random_state=seed)
     return _xy(X, y)
 
@@ -178,10 +148,10 @@ def make_circles(n=200, noise=0.05, seed=0, factor=0.5):
     """
     from sklearn import datasets
 
-    n = _int(n, "n", minimum=2)
-    noise = _number(noise, "noise", low=0.0, high=np.inf)
-    seed = _int(seed, "seed", minimum=0)
-    factor = _number(factor, "factor", low=0.0, high=1.0)
+    n = V.check_int(n, "n", minimum=2)
+    noise = V.check_number(noise, "noise", low=0)
+    seed = V.check_int(seed, "seed", minimum=0)
+    factor = V.check_number(factor, "factor", low=0, high=1, high_open=True)
     if factor == 0.0:
         raise ValueError("factor must be in (0, 1), got 0.0")
     X, y = datasets.make_circles(n_samples=n, noise=noise, random_state=seed, factor=factor)
@@ -197,12 +167,12 @@ def make_spirals(n=300, n_classes=2, noise=0.2, seed=0):
     coordinates in about [-1, 1].
     Used in: notebooks/05_feedforward_networks.ipynb (a problem a linear model cannot solve).
     """
-    n = _int(n, "n", minimum=1)
-    n_classes = _int(n_classes, "n_classes", minimum=2)
+    n = V.check_int(n, "n", minimum=1)
+    n_classes = V.check_int(n_classes, "n_classes", minimum=2)
     if n < n_classes:
         raise ValueError(f"n must be at least n_classes ({n_classes}), got {n}")
-    noise = _number(noise, "noise", low=0.0, high=np.inf)
-    seed = _int(seed, "seed", minimum=0)
+    noise = V.check_number(noise, "noise", low=0)
+    seed = V.check_int(seed, "seed", minimum=0)
     rng = np.random.default_rng(seed)
     counts = np.full(n_classes, n // n_classes)
     counts[: n % n_classes] += 1
@@ -230,13 +200,13 @@ def train_val_test_split(X, y, val_size=0.15, test_size=0.15, seed=0, stratify=T
     Used in: notebooks/01_what_is_deep_learning.ipynb first, then every chapter that trains on real data.
     """
     X, y = _features_and_labels(X, y)
-    val_size = _number(val_size, "val_size", low=0.0, high=1.0)
-    test_size = _number(test_size, "test_size", low=0.0, high=1.0)
+    val_size = V.check_number(val_size, "val_size", low=0, high=1, high_open=True)
+    test_size = V.check_number(test_size, "test_size", low=0, high=1, high_open=True)
     if val_size + test_size >= 1.0:
         raise ValueError(f"val_size + test_size must be < 1 to leave training data, "
                          f"got {val_size} + {test_size}")
-    seed = _int(seed, "seed", minimum=0)
-    stratify = _bool(stratify, "stratify")
+    seed = V.check_int(seed, "seed", minimum=0)
+    stratify = V.check_bool(stratify, "stratify")
     rng = np.random.default_rng(seed)
     n = len(y)
     if stratify:
@@ -274,10 +244,10 @@ def minibatches(X, y, batch_size, seed=0, shuffle=True, drop_last=False):
     Used in: notebooks/07_optimizers.ipynb (SGD vs full batch) and every training loop.
     """
     X, y = _features_and_labels(X, y)
-    batch_size = _int(batch_size, "batch_size", minimum=1)
-    seed = _int(seed, "seed", minimum=0)
-    shuffle = _bool(shuffle, "shuffle")
-    drop_last = _bool(drop_last, "drop_last")
+    batch_size = V.check_int(batch_size, "batch_size", minimum=1)
+    seed = V.check_int(seed, "seed", minimum=0)
+    shuffle = V.check_bool(shuffle, "shuffle")
+    drop_last = V.check_bool(drop_last, "drop_last")
     n = len(y)
     order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
     stop = n - n % batch_size if drop_last else n

@@ -32,9 +32,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from course_lib import layers, optim
-from course_lib._validation import (as_float_array, check_finite, check_ndim, check_option, check_positive,
-                                    check_same_shape)
-from course_lib.generative import _adam_cache, _seed, _x
+from course_lib._validation import (as_float_array, check_finite, check_int, check_int_sequence, check_ndim,
+                                    check_number, check_option, check_same_shape)
+from course_lib.generative import _adam_cache, _x
 from course_lib.losses import binary_cross_entropy_with_logits
 
 __all__ = ["gan_discriminator_loss", "gan_generator_loss", "optimal_discriminator", "GENERATOR_LOSSES",
@@ -85,22 +85,16 @@ def optimal_discriminator(p_data, p_model):
     return jnp.where(total > 0, p_data / jnp.where(total > 0, total, 1), 0.5)
 
 
-def _positive_int(v, name):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name} must be a positive int, got {v!r}")
-    return int(v)
-
-
 def init_gan(data_dim: int, latent_dim: int, hidden=(64, 64), *, seed: int = 0, pack: int = 1):
     """Generator MLP (latent_dim, *hidden, data_dim) and discriminator MLP (pack * data_dim, *hidden, 1).
 
     ``pack > 1``: the discriminator of a packed GAN (PacGAN), which reads ``pack`` samples at once.
     """
-    data_dim = _positive_int(data_dim, "data_dim")
-    latent_dim = _positive_int(latent_dim, "latent_dim")
-    pack = _positive_int(pack, "pack")
+    data_dim = check_int(data_dim, "data_dim", minimum=1)
+    latent_dim = check_int(latent_dim, "latent_dim", minimum=1)
+    pack = check_int(pack, "pack", minimum=1)
     hidden = tuple(hidden)
-    seed = _seed(seed)
+    seed = check_int(seed, "seed")
     return {"G": layers.init_mlp((latent_dim, *hidden, data_dim), "he", seed=seed),
             "D": layers.init_mlp((pack * data_dim, *hidden, 1), "he", seed=seed + 1)}
 
@@ -109,7 +103,7 @@ def pack_samples(x, pack: int):
     """(N, d) -> (N / pack, pack * d): consecutive groups of ``pack`` samples become one D input."""
     x = as_float_array(x, "x")
     check_ndim(x, "x", 2)
-    pack = _positive_int(pack, "pack")
+    pack = check_int(pack, "pack", minimum=1)
     if x.shape[0] % pack:
         raise ValueError(f"x has {x.shape[0]} rows, not a multiple of pack={pack}")
     return _pack(x, pack)
@@ -170,9 +164,9 @@ def _check_run(params, X, *, steps, snapshots, batch_size, learning_rate, b1, ge
     X = _x(X, "X")
     check_option(generator_loss, "generator_loss", GENERATOR_LOSSES)
     check_option(output, "output", ("linear", "sigmoid"))
-    steps, snapshots = _positive_int(steps, "steps"), _positive_int(snapshots, "snapshots")
-    _positive_int(batch_size, "batch_size"), _positive_int(n_samples, "n_samples")
-    pack, _ = _positive_int(pack, "pack"), _positive_int(d_steps, "d_steps")
+    for name, value in (("steps", steps), ("snapshots", snapshots), ("batch_size", batch_size),
+                        ("n_samples", n_samples), ("pack", pack), ("d_steps", d_steps)):
+        check_int(value, name, minimum=1)
     if steps % snapshots:
         raise ValueError(f"steps ({steps}) must be a multiple of snapshots ({snapshots})")
     if batch_size % pack:
@@ -189,14 +183,14 @@ def _check_run(params, X, *, steps, snapshots, batch_size, learning_rate, b1, ge
         if grid.shape[1] != X.shape[1]:
             raise ValueError(f"grid must have {X.shape[1]} columns like X, got shape {grid.shape}")
         grid = grid.astype(X.dtype)
-    check_positive(learning_rate, "learning_rate")
+    check_number(learning_rate, "learning_rate", low=0, low_open=True)
     return X, grid, _adam_cache(float(learning_rate), float(b1))
 
 
 def _run_start(params, X, opt, steps, snapshots, n_samples, seed):
     """The fixed latent batch, the per-step keys (snapshots, steps / snapshots, 2) and the Adam states."""
     latent = layers.layer_sizes(params["G"])[0]
-    kz, kt = jax.random.split(jax.random.PRNGKey(_seed(seed)))
+    kz, kt = jax.random.split(jax.random.PRNGKey(check_int(seed, "seed")))
     z_fixed = jax.random.normal(kz, (n_samples, latent), X.dtype)
     keys = jax.random.split(kt, steps).reshape(snapshots, steps // snapshots, 2)
     return z_fixed, keys, (opt.init(params["D"]), opt.init(params["G"]))
@@ -256,10 +250,7 @@ def train_gan_seeds(X, seeds, *, latent_dim: int, hidden=(64, 64), steps: int = 
     ``"params"`` (stacked pytree), ``"losses"`` (S, steps, 2), ``"samples"`` (S, snapshots,
     n_samples, d), ``"d_grid"`` (S, snapshots, M) or None; plus ``"seeds"``.
     """
-    seed_list = list(seeds) if not isinstance(seeds, (str, bytes)) and np.ndim(seeds) == 1 else None
-    if not seed_list or any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer))
-                            for s in seed_list):
-        raise TypeError(f"seeds must be a non-empty sequence of ints, got {seeds!r}")
+    seed_list = check_int_sequence(seeds, "seeds")
     X = _x(X, "X")
     inits = [init_gan(X.shape[1], latent_dim, hidden, seed=int(s), pack=pack) for s in seed_list]
     X, grid, opt = _check_run(inits[0], X, steps=steps, snapshots=snapshots, batch_size=batch_size,
@@ -296,10 +287,10 @@ def make_ring(n: int, n_modes: int = 8, radius: float = 2.0, std: float = 0.05, 
 
     Returns ``(X float32 (n, 2), centers float64 (n_modes, 2))``; centre k at angle 2 pi k / n_modes.
     """
-    n, n_modes = _positive_int(n, "n"), _positive_int(n_modes, "n_modes")
-    check_positive(radius, "radius")
-    check_positive(std, "std")
-    rng = np.random.default_rng(_seed(seed))
+    n, n_modes = check_int(n, "n", minimum=1), check_int(n_modes, "n_modes", minimum=1)
+    check_number(radius, "radius", low=0, low_open=True)
+    check_number(std, "std", low=0, low_open=True)
+    rng = np.random.default_rng(check_int(seed, "seed"))
     angle = 2 * np.pi * np.arange(n_modes) / n_modes
     centers = radius * np.stack([np.cos(angle), np.sin(angle)], axis=1)
     X = centers[rng.integers(0, n_modes, n)] + std * rng.standard_normal((n, 2))
@@ -320,7 +311,7 @@ def mode_counts(samples, centers, radius: float):
     if s.shape[1] != c.shape[1]:
         raise ValueError(f"samples and centers must have the same number of columns, got {s.shape} and {c.shape}")
     check_finite(s, "samples")
-    check_positive(radius, "radius")
+    check_number(radius, "radius", low=0, low_open=True)
     d = np.sqrt(((s[:, None, :] - c[None, :, :]) ** 2).sum(-1))
     near = d.min(1) <= radius
     return np.bincount(d.argmin(1)[near], minlength=len(c)).astype(np.int64)
@@ -328,5 +319,5 @@ def mode_counts(samples, centers, radius: float):
 
 def count_modes(samples, centers, radius: float, min_count: int = 1) -> int:
     """Number of modes *covered*: centres with at least ``min_count`` samples within ``radius``."""
-    min_count = _positive_int(min_count, "min_count")
+    min_count = check_int(min_count, "min_count", minimum=1)
     return int((mode_counts(samples, centers, radius) >= min_count).sum())

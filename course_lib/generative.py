@@ -25,7 +25,7 @@ import numpy as np
 
 from course_lib import layers, optim
 from course_lib._validation import (as_float_array, check_finite, check_ndim, check_option,
-                                    check_positive, check_same_shape)
+                                    check_int, check_number, check_same_shape)
 from course_lib.losses import binary_cross_entropy_with_logits
 
 __all__ = [
@@ -35,12 +35,6 @@ __all__ = [
 ]
 
 _CORRUPTIONS = ("gaussian", "mask")
-
-
-def _seed(seed):
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    return int(seed)
 
 
 def _x(x, name="x"):
@@ -60,7 +54,7 @@ def _sizes(sizes, name):
 def init_autoencoder(sizes, *, seed: int = 0, init: str = "he"):
     """Encoder MLP with widths ``sizes = (d, h_1, ..., k)`` and a mirrored decoder ``(k, ..., h_1, d)``."""
     sizes = _sizes(sizes, "sizes")
-    seed = _seed(seed)
+    seed = check_int(seed, "seed")
     return {"encoder": layers.init_mlp(sizes, init, seed=seed),
             "decoder": layers.init_mlp(sizes[::-1], init, seed=seed + 1)}
 
@@ -110,10 +104,10 @@ def corrupt(x, *, seed: int = 0, kind: str = "gaussian", amount: float = 0.3):
     ``kind="mask"``: each pixel set to 0 with probability ``amount``."""
     x = _x(x)
     check_option(kind, "kind", _CORRUPTIONS)
-    check_positive(amount, "amount", allow_zero=True)
+    check_number(amount, "amount", low=0)
     if kind == "mask" and float(amount) > 1:
         raise ValueError(f"amount must be a probability in [0, 1] for kind='mask', got {amount!r}")
-    return _corrupt(x, jax.random.PRNGKey(_seed(seed)), kind, jnp.asarray(amount, x.dtype))
+    return _corrupt(x, jax.random.PRNGKey(check_int(seed, "seed")), kind, jnp.asarray(amount, x.dtype))
 
 
 # --------------------------------------------------------------------------------------------- VAE
@@ -121,7 +115,7 @@ def init_vae(sizes, *, seed: int = 0, init: str = "he"):
     """VAE with encoder widths ``(d, h_1, ..., k)``: the encoder's last layer outputs 2k numbers
     (mu and log sigma^2); the decoder mirrors it, ``(k, ..., h_1, d)``."""
     sizes = _sizes(sizes, "sizes")
-    seed = _seed(seed)
+    seed = check_int(seed, "seed")
     enc = tuple(sizes[:-1]) + (2 * sizes[-1],)
     return {"encoder": layers.init_mlp(enc, init, seed=seed),
             "decoder": layers.init_mlp(sizes[::-1], init, seed=seed + 1)}
@@ -243,19 +237,18 @@ def fit_autoencoder(params, X, *, kind: str = "ae", epochs: int = 20, batch_size
     """
     check_option(kind, "kind", ("ae", "dae", "vae"))
     X = _x(X, "X")
-    for name, v in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    check_int(epochs, "epochs", minimum=1)
+    check_int(batch_size, "batch_size", minimum=1)
     if batch_size > X.shape[0]:
         raise ValueError(f"batch_size must be at most the number of samples {X.shape[0]}, got {batch_size}")
-    check_positive(learning_rate, "learning_rate")
-    check_positive(beta, "beta", allow_zero=True)
-    check_positive(noise, "noise", allow_zero=True)
+    check_number(learning_rate, "learning_rate", low=0, low_open=True)
+    check_number(beta, "beta", low=0)
+    check_number(noise, "noise", low=0)
     layers._check_activation(activation)
     _check_model(params, kind, X.shape[1])
     opt = _adam_cache(float(learning_rate), 0.9)
     width = params["decoder"][0]["W"].shape[0] if kind == "vae" else X.shape[1]
-    idx, e = _host_batches(X.shape[0], int(batch_size), int(epochs), width, _seed(seed))
+    idx, e = _host_batches(X.shape[0], int(batch_size), int(epochs), width, check_int(seed, "seed"))
     noise = float(noise) if kind == "dae" else 0.0
     params, _, parts = _fit_steps("vae" if kind == "vae" else "ae", params, opt.init(params), X,
                                   (idx, e.astype(X.dtype)), opt, activation,
@@ -292,8 +285,7 @@ def pca(X, k: int):
     is ``mean + (X - mean) V_k^T V_k``: a linear autoencoder with encoder V_k^T and decoder V_k.
     """
     X = _x(X, "X")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= min(X.shape):
-        raise ValueError(f"k must be an int in [1, min(X.shape) = {min(X.shape)}], got {k!r}")
+    check_int(k, "k", minimum=1, maximum=min(X.shape))   # at most min(X.shape) components
     mean, comps, var = _pca(X)          # one compilation per data shape, whatever k
     return {"mean": mean, "components": comps[:k], "explained_variance": var[:k]}
 
@@ -342,13 +334,11 @@ def fit_linear_autoencoder(X, k: int, *, steps: int = 2000, learning_rate: float
     the same reconstruction. Returns ``(params, history)`` with the per-step loss (steps,).
     """
     X = _x(X, "X")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= X.shape[1]:
-        raise ValueError(f"k must be an int in [1, {X.shape[1]}], got {k!r}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    check_positive(learning_rate, "learning_rate")
+    check_int(k, "k", minimum=1, maximum=X.shape[1])
+    check_int(steps, "steps", minimum=1)
+    check_number(learning_rate, "learning_rate", low=0, low_open=True)
     d = X.shape[1]
-    W0 = np.random.default_rng(_seed(seed)).normal(0.0, 1.0 / np.sqrt(d), (d, 2 * int(k))).astype(X.dtype)
+    W0 = np.random.default_rng(check_int(seed, "seed")).normal(0.0, 1.0 / np.sqrt(d), (d, 2 * int(k))).astype(X.dtype)
     params, history = _fit_linear_ae(X, int(k), int(steps), _adam_cache(float(learning_rate), 0.9), W0)
     return params, np.asarray(history)
 

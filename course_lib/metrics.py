@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib._validation import as_float_array, as_int_array, check_finite, check_option
+from course_lib._validation import as_float_array, as_int_array, check_finite, check_int, check_option
 
 __all__ = [
     "accuracy", "confusion_matrix", "precision_recall_f1", "precision", "recall", "f1_score",
@@ -297,11 +297,8 @@ def kfold_indices(n, k=5, shuffle=False, seed=0):
 
     Taught in: notebooks/09_model_evaluation.ipynb
     """
-    for v, name in ((n, "n"), (k, "k")):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-    if k < 2 or k > n:
-        raise ValueError(f"k must be between 2 and n={n}, got {k}")
+    n = check_int(n, "n")
+    k = check_int(k, "k", minimum=2, maximum=n)   # k folds of at least one sample each
     idx = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
     sizes = np.full(k, n // k) + (np.arange(k) < n % k)
     bounds = np.r_[0, np.cumsum(sizes)]
@@ -359,8 +356,7 @@ def random_search(fit, score, X, y, param_distributions, n_iter=10, k=5, shuffle
     same budget repeats the same few values (Bergstra & Bengio, 2012)."""
     if not isinstance(param_distributions, dict) or not param_distributions:
         raise TypeError("param_distributions must be a non-empty dict name -> list or callable")
-    if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
-        raise ValueError(f"n_iter must be a positive int, got {n_iter!r}")
+    check_int(n_iter, "n_iter", minimum=1)
     rng = np.random.default_rng(seed)
     keys = sorted(param_distributions)
     for key in keys:

@@ -39,7 +39,6 @@ import numpy as np
 from . import _validation as V
 from . import optim
 from .losses import cross_entropy
-from .data import _int   # the integer check (issue 21 moves it to _validation)
 
 __all__ = ["NETWORKS", "ACTIVATIONS",
            "normalize", "normalize_backward", "init_batchnorm_state", "batchnorm_forward", "batchnorm_backward",
@@ -51,11 +50,6 @@ ACTIVATIONS = {"relu": jax.nn.relu, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid}
 
 
 # ----------------------------------------------------------------------------------- validation
-def _count(value, name, minimum=1):
-    """A Python/NumPy integer >= minimum (TypeError for another type, ValueError below minimum)."""
-    return _int(value, name, minimum=minimum)
-
-
 def _features(x, name, n_features=None, ndim=None):
     x = V.as_float_array(x, name)
     if ndim is not None:
@@ -74,15 +68,10 @@ def _affine(gamma, beta, d):
 
 
 def _check_eps(eps):
-    V.check_positive(eps, "eps")
-    return float(eps)
+    return V.check_number(eps, "eps", low=0, low_open=True)
 
 
 # ---------------------------------------------------------------------------- the shared maths
-def _check_axis(x, axis):
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -x.ndim <= axis < x.ndim:
-        raise ValueError(f"axis must be an axis of the {x.ndim}-D input, got {axis!r}")
-    return int(axis)
 
 
 def normalize(x, axis, eps=1e-5):
@@ -93,7 +82,7 @@ def normalize(x, axis, eps=1e-5):
     Taught in: notebooks/17_training_deep_networks.ipynb
     """
     x = _features(x, "x")
-    axis, eps = _check_axis(x, axis), _check_eps(eps)
+    axis, eps = V.check_axis(axis, x), _check_eps(eps)
     mu = jnp.mean(x, axis=axis, keepdims=True)
     var = jnp.mean((x - mu) ** 2, axis=axis, keepdims=True)     # the biased (1/M) variance
     inv_std = 1.0 / jnp.sqrt(var + eps)
@@ -108,7 +97,7 @@ def normalize_backward(dxhat, xhat, inv_std, axis):
     """
     dxhat = _features(dxhat, "dxhat")
     xhat = V.check_shape(V.as_float_array(xhat, "xhat"), "xhat", tuple(dxhat.shape))
-    axis = _check_axis(dxhat, axis)
+    axis = V.check_axis(axis, dxhat, "dxhat")
     m = dxhat.shape[axis]
     return inv_std / m * (m * dxhat - jnp.sum(dxhat, axis=axis, keepdims=True)
                           - xhat * jnp.sum(dxhat * xhat, axis=axis, keepdims=True))
@@ -117,7 +106,7 @@ def normalize_backward(dxhat, xhat, inv_std, axis):
 # ------------------------------------------------------------------------------ batch normalization
 def init_batchnorm_state(n_features, dtype="float32"):
     """Running statistics before any training step: ``{"mean": zeros (D,), "var": ones (D,)}``."""
-    d = _count(n_features, "n_features")
+    d = V.check_int(n_features, "n_features", minimum=1)
     return {"mean": jnp.zeros(d, dtype), "var": jnp.ones(d, dtype)}
 
 
@@ -210,14 +199,16 @@ def init_deep_mlp(n_in, width, depth, n_out, network, *, activation="relu", scal
 
     Taught in: notebooks/17_training_deep_networks.ipynb
     """
-    n_in, width, n_out = _count(n_in, "n_in"), _count(width, "width"), _count(n_out, "n_out")
-    depth = _count(depth, "depth")
+    n_in, width, n_out, depth = (V.check_int(v, name, minimum=1) for v, name in
+                                 ((n_in, "n_in"), (width, "width"), (n_out, "n_out"), (depth, "depth")))
     V.check_option(network, "network", NETWORKS)
     V.check_option(activation, "activation", tuple(ACTIVATIONS))
-    s = (np.sqrt(2.0) if activation == "relu" else 1.0) if scale is None else float(V.check_positive(scale, "scale"))
+    if scale is not None:
+        V.check_number(scale, "scale", low=0, low_open=True)
+    s = (np.sqrt(2.0) if activation == "relu" else 1.0) if scale is None else float(scale)
     if network == "residual":
         s /= np.sqrt(depth)
-    rng = np.random.default_rng(_count(seed, "seed", minimum=0))
+    rng = np.random.default_rng(V.check_int(seed, "seed", minimum=0))
     params = {"W_in": rng.standard_normal((n_in, width)) / np.sqrt(n_in), "b_in": np.zeros(width),
               "W": rng.standard_normal((depth, width, width)) * s / np.sqrt(width),
               "b": np.zeros((depth, width)), "gamma": np.ones((depth, width)), "beta": np.zeros((depth, width)),
@@ -327,7 +318,7 @@ def fit_deep_mlps(params, state, X, y, batches, network, *, activation="relu", l
         raise ValueError(f"batches must hold row indices in [0, {X.shape[0]})")
     V.check_option(network, "network", NETWORKS)
     V.check_option(activation, "activation", tuple(ACTIVATIONS))
-    V.check_positive(learning_rate, "learning_rate")
+    V.check_number(learning_rate, "learning_rate", low=0, low_open=True)
     return _fit_many(params, state, X, y, batches, network, activation, float(learning_rate))
 
 

@@ -21,6 +21,7 @@ Taught in: notebooks/07_optimizers.ipynb
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Callable, NamedTuple
 
@@ -28,11 +29,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib._validation import (check_finite, check_number, check_option, check_tree, is_concrete,
-                                    to_jax)
+from course_lib._validation import (as_float_array, check_finite, check_number, check_option, check_tree,
+                                    is_concrete)
 
 __all__ = [
-    "GradientTransformation", "SgdState", "AdagradState", "RmspropState", "AdamState",
+    "GradientTransformation", "ParamShapes", "SgdState", "AdagradState", "RmspropState", "AdamState",
     "gd", "sgd", "minibatch_sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam",
     "apply_updates", "get", "NAMES",
 ]
@@ -44,9 +45,29 @@ class GradientTransformation(NamedTuple):
     update: Callable
 
 
+@jax.tree_util.register_static
+@dataclasses.dataclass(frozen=True)
+class ParamShapes:
+    """The structure and leaf shapes of the parameters, without their values. SGD's state records
+    them at ``init`` (plain SGD keeps nothing else shaped like the parameters), so that ``update``
+    rejects gradients of another shape. A static pytree node (no arrays): a state holding it passes
+    through ``jax.jit`` and ``lax.scan``."""
+    treedef: Any
+    leaves: tuple   # one jax.ShapeDtypeStruct per parameter
+
+    @classmethod
+    def of(cls, params):
+        leaves, treedef = jax.tree_util.tree_flatten(params)
+        return cls(treedef, tuple(jax.ShapeDtypeStruct(jnp.shape(p), jnp.result_type(p)) for p in leaves))
+
+    def tree(self):
+        return jax.tree_util.tree_unflatten(self.treedef, self.leaves)
+
+
 class SgdState(NamedTuple):
     count: jax.Array   # int32 step counter (for schedules)
     trace: Any         # velocity pytree (zeros-like params), or None without momentum
+    shapes: ParamShapes  # the parameters' structure and shapes, recorded by init
 
 
 class AdagradState(NamedTuple):
@@ -66,19 +87,10 @@ class AdamState(NamedTuple):
 
 
 # ------------------------------------------------------------------ validation
-def _hyper(value, name: str, *, low=None, high=None, low_open=False, high_open=False):
-    """A float hyper-parameter in a range; skipped for tracers (constructors work under jit/vmap)."""
-    if isinstance(value, bool) or isinstance(value, (str, bytes)) or value is None:
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if is_concrete(value):
-        check_number(value, name, low=low, high=high, low_open=low_open, high_open=high_open)
-    return value
-
-
 def _learning_rate(lr):
     if callable(lr):
         return lr
-    return _hyper(lr, "learning_rate", low=0.0, low_open=True)
+    return check_number(lr, "learning_rate", low=0, low_open=True, grid=True)
 
 
 @jax.jit
@@ -86,12 +98,15 @@ def _all_finite(leaves):
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
-def _check_grads(grads, state_tree, params):
-    """Structure, dtype and shape of grads against the parameters (or the per-parameter state);
+def _check_grads(grads, state, params):
+    """Structure, dtype and shape of grads against the parameters, or without them against the
+    state (SGD records the parameters' shapes, the other methods' last entry has them);
     NaN/inf on concrete values."""
     if params is not None:
         check_tree(params, "params")
-    like = params if params is not None else state_tree   # plain SGD keeps no per-parameter state
+        like = params
+    else:
+        like = state.shapes.tree() if isinstance(state, SgdState) else state[-1]
     leaves = check_tree(grads, "grads", like=like)
     values = [g for _, g in leaves]
     if all(is_concrete(g) for g in values) and not bool(_all_finite(values)):
@@ -128,13 +143,13 @@ def _make(name: str, init_core: Callable, update_core: Callable, learning_rate, 
 
     def init(params):
         check_tree(params, "params")
-        return init_core(jax.tree_util.tree_map(to_jax, params), **hyper)
+        return init_core(jax.tree_util.tree_map(lambda p: as_float_array(p, "params"), params), **hyper)
 
     def update(grads, state, params=None):
         if not isinstance(state, tuple) or not hasattr(state, "count"):
             raise TypeError(f"state must be the state returned by {name}.init(params), "
                             f"got {type(state).__name__}")
-        _check_grads(grads, state[-1], params)
+        _check_grads(grads, state, params)
         return run(grads, state)
 
     init.__doc__ = f"{name}: the initial optimizer state for ``params``."
@@ -165,7 +180,7 @@ def traced_update(spec: OptimizerSpec, lr):
     lr = None if spec.schedule is not None else lr
 
     def update(grads, state, params=None):
-        _check_grads(grads, state[-1], params)
+        _check_grads(grads, state, params)
         return spec.core(grads, state, lr=lr, schedule=spec.schedule, hyper=dict(spec.frozen))
 
     return update
@@ -214,7 +229,7 @@ def _tree(f, *trees):
 
 # ------------------------------------------------------------------ plain, momentum, Nesterov
 def _sgd_init(params, momentum, nesterov):
-    return SgdState(_count0(), None if momentum is None else _zeros(params))
+    return SgdState(_count0(), None if momentum is None else _zeros(params), ParamShapes.of(params))
 
 
 @_register
@@ -225,7 +240,7 @@ def _sgd_update(grads, state, lr, schedule, hyper):
     else:
         trace = _tree(lambda g, v: g + beta * v, grads, state.trace)       # v <- beta v + g
         direction = _tree(lambda g, v: g + beta * v, grads, trace) if hyper["nesterov"] else trace
-    return _scale_by_lr(direction, state.count, lr, schedule), SgdState(state.count + 1, trace)
+    return _scale_by_lr(direction, state.count, lr, schedule), SgdState(state.count + 1, trace, state.shapes)
 
 
 def sgd(learning_rate, momentum: float | None = None, nesterov: bool = False) -> GradientTransformation:
@@ -240,7 +255,7 @@ def sgd(learning_rate, momentum: float | None = None, nesterov: bool = False) ->
     """
     learning_rate = _learning_rate(learning_rate)
     if momentum is not None:
-        momentum = _hyper(momentum, "momentum", low=0.0, high=1.0, high_open=True)
+        momentum = check_number(momentum, "momentum", low=0.0, high=1.0, high_open=True, grid=True)
     if not isinstance(nesterov, bool):
         raise TypeError(f"nesterov must be a bool, got {type(nesterov).__name__}")
     if nesterov and momentum is None:
@@ -269,7 +284,7 @@ def momentum(learning_rate, beta: float = 0.9) -> GradientTransformation:
 
     Equals ``optax.sgd(learning_rate, momentum=beta)``.
     """
-    return sgd(learning_rate, momentum=_hyper(beta, "beta", low=0.0, high=1.0, high_open=True))
+    return sgd(learning_rate, momentum=check_number(beta, "beta", low=0.0, high=1.0, high_open=True, grid=True))
 
 
 def nesterov(learning_rate, beta: float = 0.9) -> GradientTransformation:
@@ -278,7 +293,7 @@ def nesterov(learning_rate, beta: float = 0.9) -> GradientTransformation:
     The look-ahead form used by PyTorch and optax (Sutskever et al. 2013), which needs no gradient
     at a shifted point. Equals ``optax.sgd(learning_rate, momentum=beta, nesterov=True)``.
     """
-    return sgd(learning_rate, momentum=_hyper(beta, "beta", low=0.0, high=1.0, high_open=True),
+    return sgd(learning_rate, momentum=check_number(beta, "beta", low=0.0, high=1.0, high_open=True, grid=True),
                nesterov=True)
 
 
@@ -302,8 +317,8 @@ def adagrad(learning_rate, initial_accumulator_value: float = 0.1, eps: float = 
     shrinks. Equals ``optax.adagrad(learning_rate, initial_accumulator_value, eps)``.
     """
     learning_rate = _learning_rate(learning_rate)
-    init_acc = _hyper(initial_accumulator_value, "initial_accumulator_value", low=0.0)
-    eps = _hyper(eps, "eps", low=0.0)
+    init_acc = check_number(initial_accumulator_value, "initial_accumulator_value", low=0.0, grid=True)
+    eps = check_number(eps, "eps", low=0.0, grid=True)
     return _make("adagrad", _adagrad_init, _adagrad_update, learning_rate,
                  initial_accumulator_value=init_acc, eps=eps)
 
@@ -326,8 +341,8 @@ def rmsprop(learning_rate, decay: float = 0.9, eps: float = 1e-8) -> GradientTra
     ``s`` starts at 0 and is *not* bias-corrected. Equals ``optax.rmsprop(learning_rate, decay, eps)``.
     """
     learning_rate = _learning_rate(learning_rate)
-    decay = _hyper(decay, "decay", low=0.0, high=1.0, high_open=True)
-    eps = _hyper(eps, "eps", low=0.0)
+    decay = check_number(decay, "decay", low=0.0, high=1.0, high_open=True, grid=True)
+    eps = check_number(eps, "eps", low=0.0, grid=True)
     return _make("rmsprop", _rmsprop_init, _rmsprop_update, learning_rate, decay=decay, eps=eps)
 
 
@@ -365,10 +380,10 @@ def adam(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
     Equals ``optax.adam(learning_rate, b1, b2, eps, eps_root)``.
     """
     learning_rate = _learning_rate(learning_rate)
-    b1 = _hyper(b1, "b1", low=0.0, high=1.0, high_open=True)
-    b2 = _hyper(b2, "b2", low=0.0, high=1.0, high_open=True)
-    eps = _hyper(eps, "eps", low=0.0)
-    eps_root = _hyper(eps_root, "eps_root", low=0.0)
+    b1 = check_number(b1, "b1", low=0.0, high=1.0, high_open=True, grid=True)
+    b2 = check_number(b2, "b2", low=0.0, high=1.0, high_open=True, grid=True)
+    eps = check_number(eps, "eps", low=0.0, grid=True)
+    eps_root = check_number(eps_root, "eps_root", low=0.0, grid=True)
     return _make("adam", _adam_init, _adam_update, learning_rate,
                  b1=b1, b2=b2, eps=eps, eps_root=eps_root)
 

@@ -96,9 +96,9 @@ def perceptron_update(w, b, x, y, lr: float = 1.0):
     V.check_ndim(x, "x", 1)
     V.check_finite(x, "x")
     w, b = _check_wb(w, b, x.shape[0])
-    if not isinstance(y, (int, np.integer)) or isinstance(y, bool) or y not in (0, 1):
+    if V.check_int(y, "y") not in (0, 1):
         raise ValueError(f"y must be the label 0 or 1, got {y!r}")
-    V.check_positive(lr, "lr")
+    V.check_number(lr, "lr", low=0, low_open=True)
     w2, b2, mistake = _update(w, b, x.astype(w.dtype), jnp.asarray(y), jnp.asarray(lr, w.dtype))
     return w2, b2, bool(mistake)
 
@@ -115,9 +115,8 @@ def train_perceptron(X, y, epochs: int = 10, lr: float = 1.0, *, shuffle: bool =
     Taught in: notebooks/01_what_is_deep_learning.ipynb
     """
     X, y = _check_xy(X, y)
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    V.check_positive(lr, "lr")
+    V.check_int(epochs, "epochs", minimum=1)
+    V.check_number(lr, "lr", low=0, low_open=True)
     n = X.shape[0]
     rng = np.random.default_rng(seed)
     order = np.concatenate([rng.permutation(n) if shuffle else np.arange(n) for _ in range(epochs)])

@@ -56,7 +56,7 @@ from jax import lax
 
 from course_lib import activations, losses
 from course_lib._validation import (as_float_array, as_int_array, check_bool, check_cache, check_finite,
-                                    check_int, check_ndim, check_option, check_positive, checked,
+                                    check_int, check_ndim, check_option, check_number, checked,
                                     is_binary_np, is_concrete)
 
 __all__ = [
@@ -210,9 +210,8 @@ def _draw(kind, input_size, hidden_size, seed, recurrent_scale):
     input_size = check_int(input_size, "input_size", minimum=1)
     hidden_size = check_int(hidden_size, "hidden_size", minimum=1)
     if recurrent_scale is not None:
-        check_positive(recurrent_scale, "recurrent_scale", allow_zero=True)
-    if not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an integer, got {type(seed).__name__}")
+        check_number(recurrent_scale, "recurrent_scale", low=0)
+    check_int(seed, "seed", minimum=0)
     rng = np.random.default_rng(seed)
     n, k = GATES[kind], 1.0 / np.sqrt(hidden_size)
     w_in = rng.uniform(-k, k, (input_size, n * hidden_size))
@@ -702,7 +701,7 @@ def clip_by_global_norm(grads, max_norm):
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
     _tree(grads)
-    check_positive(max_norm, "max_norm")
+    check_number(max_norm, "max_norm", low=0, low_open=True)
     return _clip_global(grads, max_norm)
 
 
@@ -710,7 +709,7 @@ def clip_by_value(grads, max_abs):
     """Clip every gradient entry to ``[-max_abs, max_abs]`` (changes the direction, unlike
     ``clip_by_global_norm``). Equals ``optax.clip``."""
     _tree(grads)
-    check_positive(max_abs, "max_abs")
+    check_number(max_abs, "max_abs", low=0, low_open=True)
     return jax.tree_util.tree_map(lambda g: jnp.clip(g, -max_abs, max_abs), grads)
 
 
@@ -873,7 +872,7 @@ def make_series(n_steps=1200, *, seed=0, noise=0.05):
     Taught in: notebooks/11_recurrent_networks.ipynb
     """
     n_steps = check_int(n_steps, "n_steps", minimum=1)
-    check_positive(noise, "noise", allow_zero=True)
+    check_number(noise, "noise", low=0)
     t = np.arange(n_steps)
     amp = 1.0 + 0.3 * np.sin(2 * np.pi * t / 300.0)
     clean = amp * np.sin(2 * np.pi * t / 24.0) + 0.5 * np.sin(2 * np.pi * t / 9.5 + 1.0)
@@ -962,7 +961,7 @@ def fit(loss_fn, params, sample_batch, key, *, steps, optimizer, clip_norm=None,
         raise TypeError("loss_fn and sample_batch must be callables")
     steps = check_int(steps, "steps", minimum=1)
     if clip_norm is not None:
-        check_positive(clip_norm, "clip_norm")
+        check_number(clip_norm, "clip_norm", low=0, low_open=True)
         clip_norm = float(clip_norm)
     if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
         raise TypeError(f"optimizer must have init and update (e.g. course_lib.optim.adam(1e-2)), "
@@ -1048,6 +1047,6 @@ def generate(kind, params, prompt, n_steps, key, *, temperature=1.0, activation=
     vocab = jnp.shape(params["W_out"])[1]
     if int(prompt.min()) < 0 or int(prompt.max()) >= vocab:
         raise ValueError(f"prompt must hold token ids in [0, {vocab - 1}]")
-    check_positive(temperature, "temperature")
+    check_number(temperature, "temperature", low=0, low_open=True)
     return _generate(kind, params, prompt, key, float(temperature), check_int(n_steps, "n_steps", minimum=1),
                      check_option(activation, "activation", ACTIVATIONS))

@@ -25,7 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from course_lib._validation import (as_float_array, as_int_array, check_finite, check_labels, check_ndim,
-                                    check_option, check_positive, check_shape, checked, is_concrete)
+                                    check_int, check_int_sequence, check_nonempty,
+                                    check_option, check_number, check_shape, checked, is_concrete)
 from course_lib.losses import cross_entropy
 
 __all__ = [
@@ -59,7 +60,7 @@ def _weights(params, include_bias):
 
 
 def _check_lam(lam):
-    check_positive(lam, "lam", allow_zero=True)
+    check_number(lam, "lam", low=0)
     return lam
 
 
@@ -123,7 +124,7 @@ def penalty_grad(params, kind, lam, l1_ratio=0.5, include_bias=False):
 def soft_threshold(z, t):
     """Proximal operator of t * |.|: sign(z) * max(|z| - t, 0). Exactly 0 when |z| <= t."""
     z = as_float_array(z, "z", allow_int=True)
-    check_positive(t, "t", allow_zero=True)
+    check_number(t, "t", low=0)
     return jnp.sign(z) * jnp.maximum(jnp.abs(z) - t, 0.0)
 
 
@@ -156,11 +157,9 @@ def elastic_net_regression(X, y, alpha=1.0, l1_ratio=0.5, n_steps=5000):
     y = as_float_array(y, "y", allow_int=True)
     check_shape(y, "y", (X.shape[0],))
     check_finite(y, "y")
-    check_positive(alpha, "alpha", allow_zero=True)
-    if not 0.0 <= float(l1_ratio) <= 1.0:
-        raise ValueError(f"l1_ratio must lie in [0, 1], got {l1_ratio!r}")
-    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive int, got {n_steps!r}")
+    check_number(alpha, "alpha", low=0)
+    check_number(l1_ratio, "l1_ratio", low=0, high=1)
+    check_int(n_steps, "n_steps", minimum=1)
     return _prox_grad(X, y.astype(X.dtype), jnp.asarray(alpha, X.dtype), jnp.asarray(l1_ratio, X.dtype),
                       int(n_steps))
 
@@ -230,20 +229,15 @@ def _check_sweep(sizes, X, y, X_val, y_val, lams, seeds, epochs, batch_size, lea
         raise ValueError(f"X must have sizes[0] = {sizes[0]} columns, got {X.shape[1]}")
     y = check_labels(y, "y", n_classes=sizes[-1], n=X.shape[0])
     yv = check_labels(y_val, "y_val", n_classes=sizes[-1], n=Xv.shape[0])
-    lam_arr = np.asarray(lams, dtype=np.float64).reshape(-1)
-    if lam_arr.size == 0 or not np.all(np.isfinite(lam_arr)) or np.any(lam_arr < 0):
-        raise ValueError(f"lams must be a non-empty sequence of finite numbers >= 0, got {lams!r}")
-    seed_list = list(np.asarray(seeds).reshape(-1))
-    if not seed_list or any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, np.integer))
-                            for s in seed_list):
-        raise TypeError(f"seeds must be a non-empty sequence of ints, got {seeds!r}")
-    for name, v in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    lam_arr = np.array([check_number(lam, f"lams[{i}]", low=0) for i, lam in enumerate(np.reshape(lams, -1).tolist())])
+    check_nonempty(lam_arr, "lams")
+    seed_list = check_int_sequence(seeds, "seeds")
+    check_int(epochs, "epochs", minimum=1)
+    check_int(batch_size, "batch_size", minimum=1)
     if batch_size > X.shape[0]:
         raise ValueError(f"batch_size must be at most the number of training rows ({X.shape[0]}), "
                          f"got {batch_size}")
-    check_positive(learning_rate, "learning_rate")
+    check_number(learning_rate, "learning_rate", low=0, low_open=True)
     return X, y, Xv, yv, lam_arr, seed_list, int(epochs), int(batch_size)
 
 
@@ -360,7 +354,7 @@ def rotate_images(images, angles):
 def add_noise(images, sigma, seed=0, clip=True):
     """images + N(0, sigma^2) noise (numpy generator, seeded), clipped to [0, 1] if ``clip``."""
     images = _images(images)
-    check_positive(sigma, "sigma", allow_zero=True)
+    check_number(sigma, "sigma", low=0)
     noise = np.random.default_rng(seed).standard_normal(images.shape).astype(images.dtype)
     out = images + sigma * jnp.asarray(noise)
     return jnp.clip(out, 0.0, 1.0) if clip else out
@@ -376,10 +370,9 @@ def augment_images(images, seed=0, max_shift=1, max_angle=10.0, noise=0.05):
     Taught in: notebooks/08_regularization_and_training.ipynb
     """
     images = _images(images)
-    if isinstance(max_shift, bool) or not isinstance(max_shift, (int, np.integer)) or max_shift < 0:
-        raise ValueError(f"max_shift must be an int >= 0, got {max_shift!r}")
-    check_positive(max_angle, "max_angle", allow_zero=True)
-    check_positive(noise, "noise", allow_zero=True)
+    check_int(max_shift, "max_shift", minimum=0)
+    check_number(max_angle, "max_angle", low=0)
+    check_number(noise, "noise", low=0)
     rng = np.random.default_rng(seed)
     n = images.shape[0]
     dx, dy = rng.integers(-max_shift, max_shift + 1, (2, n))

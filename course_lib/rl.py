@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib._validation import as_float_array, check_finite, check_ndim, check_option, check_positive
+from course_lib._validation import as_float_array, check_finite, check_int, check_ndim, check_number, check_option
 
 __all__ = [
     "BANDIT_STRATEGIES", "bandit_tables", "run_bandit", "bandit_experiment", "reinforce_bandit_samples",
@@ -45,18 +45,6 @@ BANDIT_STRATEGIES = ("greedy", "epsilon_greedy", "ucb")
 #: Grid-world actions: index -> (row step, column step).
 ACTIONS = {"up": (-1, 0), "right": (0, 1), "down": (1, 0), "left": (0, -1)}
 _MOVES = np.array(list(ACTIONS.values()))
-
-
-def _seed(seed, name="seed"):
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(seed).__name__}")
-    return int(seed)
-
-
-def _count(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 # ----------------------------------------------------------------------------------------- bandits
@@ -78,9 +66,10 @@ def bandit_tables(seed: int, steps: int, n_arms: int, runs=None):
     With ``runs=R`` the tables of runs seed, seed+1, ..., seed+R-1 are stacked on a leading axis.
     (NumPy, not jax.random: drawing in JAX would cost seconds of compilation for a few ms of work.)
     """
-    seed, steps, n_arms = _seed(seed), _count(steps, "steps"), _count(n_arms, "n_arms", 2)
+    seed, steps = check_int(seed, "seed", minimum=0), check_int(steps, "steps", minimum=1)
+    n_arms = check_int(n_arms, "n_arms", minimum=2)
     if runs is not None:
-        tables = [bandit_tables(seed + k, steps, n_arms) for k in range(_count(runs, "runs"))]
+        tables = [bandit_tables(seed + k, steps, n_arms) for k in range(check_int(runs, "runs", minimum=1))]
         return tuple(np.stack(parts) for parts in zip(*tables))
     rng = np.random.default_rng(seed)
     noise = rng.standard_normal((steps, n_arms))
@@ -119,11 +108,11 @@ _run_bandit = jax.jit(_bandit_core)
 
 def _check_bandit_options(strategy, epsilon, c, reward_std):
     check_option(strategy, "strategy", BANDIT_STRATEGIES)
-    check_positive(epsilon, "epsilon", allow_zero=True)
+    check_number(epsilon, "epsilon", low=0)
     if float(epsilon) > 1:
         raise ValueError(f"epsilon must be a probability in [0, 1], got {epsilon!r}")
-    check_positive(c, "c", allow_zero=True)
-    check_positive(reward_std, "reward_std", allow_zero=True)
+    check_number(c, "c", low=0)
+    check_number(reward_std, "reward_std", low=0)
 
 
 def run_bandit(means, strategy: str = "epsilon_greedy", *, steps: int = 1000, seed: int = 0,
@@ -189,7 +178,8 @@ def bandit_experiment(means, strategies, *, epsilon=0.1, c=2.0, runs: int = 200,
         if not (np.isfinite(e) and np.isfinite(ci)):
             raise ValueError(f"epsilon and c must be finite, got epsilon={e!r}, c={ci!r}")
         _check_bandit_options(name, e, ci, reward_std)
-    runs, steps, seed = _count(runs, "runs"), _count(steps, "steps"), _seed(seed)
+    runs, steps = check_int(runs, "runs", minimum=1), check_int(steps, "steps", minimum=1)
+    seed = check_int(seed, "seed", minimum=0)
     dt = means.dtype
     codes = jnp.asarray([BANDIT_STRATEGIES.index(n) for n in names], jnp.int32)
     noise, u, arm = bandit_tables(seed, steps, means.shape[0], runs=runs)
@@ -226,11 +216,11 @@ def reinforce_bandit_samples(theta, means, *, n_samples: int = 1000, seed: int =
     check_finite(theta, "theta")
     if theta.shape != means.shape:
         raise ValueError(f"theta must have one logit per arm, shape {means.shape}, got {theta.shape}")
-    check_positive(reward_std, "reward_std", allow_zero=True)
+    check_number(reward_std, "reward_std", low=0)
     if not np.isfinite(float(baseline)):
         raise ValueError(f"baseline must be finite, got {baseline!r}")
-    n_samples = _count(n_samples, "n_samples")
-    rng = np.random.default_rng(_seed(seed))
+    n_samples = check_int(n_samples, "n_samples", minimum=1)
+    rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
     t64 = np.asarray(theta, dtype=float)
     probs = np.exp(t64 - t64.max())
     cdf = np.cumsum(probs / probs.sum())
@@ -322,9 +312,9 @@ def value_iteration(world: GridWorld, gamma: float = 0.95, *, tol: float = 1e-10
     max |V_{k+1} - V_k| < tol. Returns ``(V, policy, n_iterations)`` with the greedy policy.
     """
     world, gamma = _world(world), _gamma(gamma)
-    check_positive(tol, "tol")
+    check_number(tol, "tol", low=0, low_open=True)
     V = np.zeros(len(world.cells))
-    for k in range(1, _count(max_iter, "max_iter") + 1):
+    for k in range(1, check_int(max_iter, "max_iter", minimum=1) + 1):
         Q = world.R + gamma * world.P @ V
         V_new = Q.max(axis=1)
         if np.max(np.abs(V_new - V)) < tol:
@@ -396,15 +386,15 @@ def rollout_return(world: GridWorld, policy, gamma: float = 0.95, *, episodes: i
     (R is the expected reward of (s, a), so the estimate is unbiased), average.
     """
     world, gamma = _world(world), _gamma(gamma)
-    rng = np.random.default_rng(_seed(seed))
+    rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
     policy = np.asarray(policy)
     probs = np.eye(4)[policy] if policy.ndim == 1 else policy
     if probs.shape != (len(world.cells), 4):
         raise ValueError(f"policy must have shape ({len(world.cells)},) or ({len(world.cells)}, 4)")
     total = 0.0
-    for _ in range(_count(episodes, "episodes")):
+    for _ in range(check_int(episodes, "episodes", minimum=1)):
         s, discount = world.start, 1.0
-        for _ in range(_count(max_steps, "max_steps")):
+        for _ in range(check_int(max_steps, "max_steps", minimum=1)):
             if world.terminal[s]:
                 break
             a = rng.choice(4, p=probs[s])
@@ -460,9 +450,9 @@ def _tabular_logits(theta, s):
 def init_policy_network(n_states: int, hidden: int = 16, *, seed: int = 0, scale: float = 0.1):
     """Weights of a small policy network, drawn with NumPy (no eager jax.random): a dict of float32
     ``W1`` (S, H), ``b1`` (H,), ``W2`` (H, 4), ``b2`` (4,), W ~ N(0, scale^2), biases 0."""
-    n_states, hidden = _count(n_states, "n_states"), _count(hidden, "hidden")
-    check_positive(scale, "scale", allow_zero=True)
-    rng = np.random.default_rng(_seed(seed))
+    n_states, hidden = check_int(n_states, "n_states", minimum=1), check_int(hidden, "hidden", minimum=1)
+    check_number(scale, "scale", low=0)
+    rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
     return {"W1": (scale * rng.normal(size=(n_states, hidden))).astype(np.float32),
             "b1": np.zeros(hidden, np.float32),
             "W2": (scale * rng.normal(size=(hidden, 4))).astype(np.float32),
@@ -504,7 +494,7 @@ def reinforce_gridworld(world: GridWorld, gamma: float = 0.95, *, episodes: int 
     Returns ``(params, returns)`` with the discounted return of every training episode.
     """
     world, gamma = _world(world), _gamma(gamma)
-    check_positive(learning_rate, "learning_rate")
+    check_number(learning_rate, "learning_rate", low=0, low_open=True)
     n = len(world.cells)
     if logits_fn is None:
         logits_fn = _tabular_logits
@@ -513,11 +503,12 @@ def reinforce_gridworld(world: GridWorld, gamma: float = 0.95, *, episodes: int 
         raise ValueError("params must be given together with logits_fn")
     if not callable(logits_fn):
         raise TypeError("logits_fn must be callable as logits_fn(params, state) -> (4,) logits")
-    episodes, max_steps = _count(episodes, "episodes"), _count(max_steps, "max_steps")
+    episodes, max_steps = check_int(episodes, "episodes", minimum=1), check_int(max_steps, "max_steps", minimum=1)
     dtype = jnp.result_type(float)
     P, R = jnp.asarray(world.P, dtype), jnp.asarray(world.R, dtype)
     terminal = jnp.asarray(world.terminal)
-    uniforms = 1.0 - np.random.default_rng(_seed(seed)).random((episodes, max_steps, 2))  # in (0, 1]
+    rng = np.random.default_rng(check_int(seed, "seed", minimum=0))
+    uniforms = 1.0 - rng.random((episodes, max_steps, 2))  # in (0, 1]
     params, returns = _reinforce_train(logits_fn, params, P, R, terminal, jnp.asarray(uniforms, dtype),
                                        world.start, jnp.asarray(gamma, dtype), jnp.asarray(learning_rate, dtype))
     return params, np.asarray(returns)

@@ -15,14 +15,13 @@ Taught in: notebooks/07_optimizers.ipynb
 """
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib._validation import check_option, check_positive, is_concrete
+from course_lib._validation import check_int, check_number, check_option, is_concrete
 
 __all__ = [
     "constant", "step_decay", "exponential_decay", "cosine_decay", "linear_warmup",
@@ -33,28 +32,6 @@ Schedule = Callable[[object], jax.Array]
 
 
 # ------------------------------------------------------------------ validation helpers
-def _number(value, name: str) -> float:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a number, got bool")
-    if not is_concrete(value):
-        return value
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}") from None
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return v
-
-
-def _positive_int(value, name: str, *, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be an int {'>= 0' if allow_zero else '> 0'}, got {value}")
-    return int(value)
-
-
 def _check_step(step):
     """Validate the argument of a schedule: a non-negative, finite step count (int or array)."""
     if isinstance(step, (str, bytes)) or step is None or isinstance(step, bool):
@@ -83,7 +60,7 @@ def _public(core: Callable, doc: str) -> Schedule:
 # ------------------------------------------------------------------ schedules
 def constant(value) -> Schedule:
     """``lr(t) = value``.  Equals ``optax.constant_schedule(value)``."""
-    value = _number(value, "value")
+    value = check_number(value, "value")
 
     def core(step):
         return jnp.full(jnp.shape(step), value)
@@ -96,9 +73,9 @@ def step_decay(init_value, step_size: int, gamma: float = 0.1) -> Schedule:
     Divide the rate by ``1/gamma`` every ``step_size`` steps (the classic "divide by 10 at epochs 30,
     60, 90"). Equals ``optax.exponential_decay(init_value, step_size, gamma, staircase=True)``.
     """
-    init_value = _number(init_value, "init_value")
-    step_size = _positive_int(step_size, "step_size")
-    gamma = _number(gamma, "gamma")
+    init_value = check_number(init_value, "init_value")
+    step_size = check_int(step_size, "step_size", minimum=1)
+    gamma = check_number(gamma, "gamma")
     if not 0 < gamma <= 1:
         raise ValueError(f"gamma must lie in (0, 1], got {gamma!r}")
 
@@ -115,16 +92,16 @@ def exponential_decay(init_value, transition_steps: int, decay_rate: float, *,
     with ``end_value`` the rate never falls below it. Equals ``optax.exponential_decay`` with the
     same arguments.
     """
-    init_value = _number(init_value, "init_value")
-    transition_steps = _positive_int(transition_steps, "transition_steps")
-    transition_begin = _positive_int(transition_begin, "transition_begin", allow_zero=True)
-    decay_rate = _number(decay_rate, "decay_rate")
+    init_value = check_number(init_value, "init_value")
+    transition_steps = check_int(transition_steps, "transition_steps", minimum=1)
+    transition_begin = check_int(transition_begin, "transition_begin", minimum=0)
+    decay_rate = check_number(decay_rate, "decay_rate")
     if not 0 < decay_rate <= 1:
         raise ValueError(f"decay_rate must lie in (0, 1] for a decay, got {decay_rate!r}")
     if not isinstance(staircase, bool):
         raise TypeError(f"staircase must be a bool, got {type(staircase).__name__}")
     if end_value is not None:
-        end_value = _number(end_value, "end_value")
+        end_value = check_number(end_value, "end_value")
 
     def core(step):
         t = step - transition_begin
@@ -142,9 +119,9 @@ def cosine_decay(init_value, decay_steps: int, alpha: float = 0.0) -> Schedule:
     Falls smoothly from ``init_value`` to ``alpha * init_value`` at step T, then stays there.
     Equals ``optax.cosine_decay_schedule(init_value, decay_steps, alpha)``.
     """
-    init_value = _number(init_value, "init_value")
-    decay_steps = _positive_int(decay_steps, "decay_steps")
-    alpha = _number(alpha, "alpha")
+    init_value = check_number(init_value, "init_value")
+    decay_steps = check_int(decay_steps, "decay_steps", minimum=1)
+    alpha = check_number(alpha, "alpha")
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}")
 
@@ -160,9 +137,9 @@ def linear_warmup(init_value, peak_value, warmup_steps: int) -> Schedule:
 
     Equals ``optax.linear_schedule(init_value, peak_value, warmup_steps)``.
     """
-    init_value = _number(init_value, "init_value")
-    peak_value = _number(peak_value, "peak_value")
-    warmup_steps = _positive_int(warmup_steps, "warmup_steps")
+    init_value = check_number(init_value, "init_value")
+    peak_value = check_number(peak_value, "peak_value")
+    warmup_steps = check_int(warmup_steps, "warmup_steps", minimum=1)
 
     def core(step):
         frac = 1 - jnp.clip(step, 0, warmup_steps) / warmup_steps
@@ -178,11 +155,11 @@ def warmup_cosine_decay(init_value, peak_value, warmup_steps: int, decay_steps: 
     ``optax.warmup_cosine_decay_schedule(init_value, peak_value, warmup_steps, decay_steps,
     end_value)``, which it equals.
     """
-    init_value = _number(init_value, "init_value")
-    peak_value = _number(peak_value, "peak_value")
-    end_value = _number(end_value, "end_value")
-    warmup_steps = _positive_int(warmup_steps, "warmup_steps")
-    decay_steps = _positive_int(decay_steps, "decay_steps")
+    init_value = check_number(init_value, "init_value")
+    peak_value = check_number(peak_value, "peak_value")
+    end_value = check_number(end_value, "end_value")
+    warmup_steps = check_int(warmup_steps, "warmup_steps", minimum=1)
+    decay_steps = check_int(decay_steps, "decay_steps", minimum=1)
     if decay_steps <= warmup_steps:
         raise ValueError(f"decay_steps must be larger than warmup_steps (it counts the whole "
                          f"schedule), got decay_steps={decay_steps}, warmup_steps={warmup_steps}")
@@ -215,5 +192,5 @@ def evaluate(schedule: Schedule, num_steps: int) -> np.ndarray:
     """``[schedule(0), ..., schedule(num_steps - 1)]`` as a float64 NumPy array (for plotting)."""
     if not callable(schedule):
         raise TypeError(f"schedule must be callable (step -> lr), got {type(schedule).__name__}")
-    num_steps = _positive_int(num_steps, "num_steps")
+    num_steps = check_int(num_steps, "num_steps", minimum=1)
     return np.asarray(schedule(np.arange(num_steps)), dtype=np.float64)

@@ -75,10 +75,9 @@ def early_stopping(patience: int = 5, monitor: str = "val_loss", min_delta: floa
 
     Taught in: notebooks/08_regularization_and_training.ipynb
     """
-    if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 1:
-        raise ValueError(f"patience must be a positive integer, got {patience!r}")
+    V.check_int(patience, "patience", minimum=1)
     V.check_option(monitor, "monitor", MONITORS)
-    V.check_positive(min_delta, "min_delta", allow_zero=True)
+    V.check_number(min_delta, "min_delta", low=0)
     return EarlyStopping(int(patience), monitor, float(min_delta), bool(restore_best))
 
 
@@ -95,11 +94,7 @@ def _loss_value(loss, out, y, label_smoothing=0.0):
 
 
 def _check_label_smoothing(label_smoothing, loss, grad_fn):
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float, np.integer, np.floating)):
-        raise TypeError(f"label_smoothing must be a number in [0, 1), got {type(label_smoothing).__name__}")
-    eps = float(label_smoothing)
-    if not 0.0 <= eps < 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+    eps = V.check_number(label_smoothing, "label_smoothing", low=0, high=1, high_open=True)
     if eps and loss != "cross_entropy":
         raise ValueError(f"label_smoothing needs loss='cross_entropy', got loss={loss!r}")
     if eps and grad_fn is not None:
@@ -116,11 +111,6 @@ def _acc_value(loss, out, y):
 
 def _add(params, updates):
     return jax.tree_util.tree_map(lambda p, u: p + u.astype(p.dtype), params, updates)
-
-
-def _check_callable(f, name):
-    if not callable(f):
-        raise TypeError(f"{name} must be callable, got {type(f).__name__}")
 
 
 def _check_optimizer(optimizer):
@@ -146,11 +136,11 @@ def make_train_step(apply_fn: Callable, optimizer, loss: str = "cross_entropy",
 
     Taught in: notebooks/05_feedforward_networks.ipynb
     """
-    _check_callable(apply_fn, "apply_fn")
+    V.check_callable(apply_fn, "apply_fn")
     _check_optimizer(optimizer)
     V.check_option(loss, "loss", LOSSES)
     if grad_fn is not None:
-        _check_callable(grad_fn, "grad_fn")
+        V.check_callable(grad_fn, "grad_fn")
     label_smoothing = _check_label_smoothing(label_smoothing, loss, grad_fn)
 
     def forward(params, xb, key):
@@ -175,24 +165,18 @@ def make_train_step(apply_fn: Callable, optimizer, loss: str = "cross_entropy",
 # ----------------------------------------------------------------------------------- validation
 def _check_data(X, y, loss, xname, yname):
     # the data stay on the host (NumPy) for shuffling and slicing
-    X = V.as_float_array_host(X, xname)
+    X = np.asarray(V.as_float_array(X, xname))
     V.check_ndim(X, xname, 2)
     V.check_finite(X, xname)
     if loss == "cross_entropy":
-        y = V.as_int_array_host(y, yname)
+        y = np.asarray(V.as_int_array(y, yname))
         V.check_shape(y, yname, (X.shape[0],))
     else:
-        y = V.as_float_array_host(y, yname)
+        y = np.asarray(V.as_float_array(y, yname))
         if y.shape[:1] != X.shape[:1]:
             raise ValueError(f"{yname} must have {X.shape[0]} rows like {xname}, got shape {y.shape}")
         V.check_finite(y, yname)
-    return np.asarray(X), np.asarray(y)
-
-
-def _positive_int(v, name):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
+    return X, y
 
 
 def accuracy(logits, labels):
@@ -212,7 +196,7 @@ def _evaluate(apply_fn, loss, params, X, y):
 
 def evaluate(apply_fn: Callable, params, X, y, loss: str = "cross_entropy"):
     """``(loss, accuracy)`` of a model on a whole data set, as Python floats (accuracy 0 for mse)."""
-    _check_callable(apply_fn, "apply_fn")
+    V.check_callable(apply_fn, "apply_fn")
     V.check_option(loss, "loss", LOSSES)
     X, y = _check_data(X, y, loss, "X", "y")
     value, acc = _evaluate(apply_fn, loss, params, X, y)
@@ -223,7 +207,7 @@ def _check_fit(apply_fn, optimizer, X_train, y_train, X_val, y_val, epochs, batc
                grad_fn, early_stopping, callbacks, rng, label_smoothing):
     """The arguments of :func:`fit` checked (both wings): the data as NumPy arrays, epochs,
     batch_size and label_smoothing as numbers."""
-    _check_callable(apply_fn, "apply_fn")
+    V.check_callable(apply_fn, "apply_fn")
     _check_optimizer(optimizer)
     V.check_option(loss, "loss", LOSSES)
     X_train, y_train = _check_data(X_train, y_train, loss, "X_train", "y_train")
@@ -231,7 +215,8 @@ def _check_fit(apply_fn, optimizer, X_train, y_train, X_val, y_val, epochs, batc
         raise ValueError("X_val and y_val must be given together (or both left out)")
     if X_val is not None:
         X_val, y_val = _check_data(X_val, y_val, loss, "X_val", "y_val")
-    epochs, batch_size = _positive_int(epochs, "epochs"), _positive_int(batch_size, "batch_size")
+    epochs = V.check_int(epochs, "epochs", minimum=1)
+    batch_size = V.check_int(batch_size, "batch_size", minimum=1)
     if batch_size > X_train.shape[0]:
         raise ValueError(f"batch_size must be at most the number of training rows "
                          f"({X_train.shape[0]}), got {batch_size}")
@@ -242,11 +227,10 @@ def _check_fit(apply_fn, optimizer, X_train, y_train, X_val, y_val, epochs, batc
         if early_stopping.monitor.startswith("val") and X_val is None:
             raise ValueError(f"early_stopping monitors {early_stopping.monitor!r} but no X_val/y_val was given")
     for i, cb in enumerate(callbacks):
-        _check_callable(cb, f"callbacks[{i}]")
+        V.check_callable(cb, f"callbacks[{i}]")
     label_smoothing = _check_label_smoothing(label_smoothing, loss, grad_fn)
-    if rng is not None and (isinstance(rng, bool) or not isinstance(rng, (int, np.integer))
-                            or not 0 <= rng < 2 ** 32):
-        raise ValueError(f"rng must be None or an integer seed in [0, 2**32), got {rng!r}")
+    if rng is not None:
+        V.check_int(rng, "rng", minimum=0, maximum=2 ** 32 - 1)
     return X_train, y_train, X_val, y_val, epochs, batch_size, label_smoothing
 
 

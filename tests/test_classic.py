@@ -312,7 +312,7 @@ def test_bad_inputs_raise_clear_errors(iris):
         C.agglomerative_linkage(X[:10], linkage="ward")
     with pytest.raises(ValueError, match="must contain every class"):
         C.gaussian_nb_fit(X, np.where(y == 1, 2, y))
-    with pytest.raises(ValueError, match="max_depth must be >= 0"):
+    with pytest.raises(ValueError, match="max_depth must be an int >= 0"):
         C.decision_tree_fit(X, y, max_depth=-1)
     with pytest.raises(ValueError, match="weights must be positive and sum to 1"):
         C.gmm_em(X, 2, init=(np.array([0.3, 0.3]), X[:2], np.stack([np.eye(4)] * 2)))
@@ -320,5 +320,5 @@ def test_bad_inputs_raise_clear_errors(iris):
         C.kmeans_step(X, X[:3, :2])
     with pytest.raises(TypeError, match="params must be a dict"):
         C.linear_predict([1, 2], X)
-    with pytest.raises(ValueError, match="degree must be >= 1"):
+    with pytest.raises(ValueError, match="degree must be an int >= 1"):
         C.polynomial_features(X, 0)

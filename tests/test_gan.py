@@ -233,9 +233,9 @@ def test_train_gan_seeds_equals_one_train_gan_history_per_seed():
 
 def test_train_gan_seeds_bad_inputs():
     X = np.zeros((10, 2), np.float32)
-    with pytest.raises(TypeError, match="seeds must be"):
+    with pytest.raises(TypeError, match=r"seeds\[0\] must be an int, got float 0.5"):
         gan.train_gan_seeds(X, [0.5], latent_dim=2, steps=2, snapshots=1, batch_size=8)
-    with pytest.raises(TypeError, match="seeds must be"):
+    with pytest.raises(ValueError, match="seeds must be a non-empty sequence of ints"):
         gan.train_gan_seeds(X, [], latent_dim=2, steps=2, snapshots=1, batch_size=8)
     with pytest.raises(ValueError, match="batch_size"):
         gan.train_gan_seeds(X, [0], latent_dim=2, steps=2, snapshots=1, batch_size=6, pack=4)

@@ -205,7 +205,7 @@ def test_bad_inputs_raise_clear_errors():
         M.roc_auc([0, 2], [0.1, 0.3])
     with pytest.raises(ValueError, match="sum to 1"):
         M.log_loss([0, 1], np.array([[0.5, 0.6], [0.5, 0.5]]))
-    with pytest.raises(ValueError, match="k must be between 2"):
+    with pytest.raises(ValueError, match=r"k must be an int <= 5, got 6"):
         M.kfold_indices(5, 6)
     with pytest.raises(TypeError, match="fit must be callable"):
         M.cross_val_scores(None, _neg_mse, np.zeros((4, 1)), np.zeros(4))

@@ -219,7 +219,7 @@ def test_bad_normalize_arguments():
     x = np.ones((3, 4))
     with pytest.raises(ValueError, match="axis"):
         N.normalize(x, 2)
-    with pytest.raises(ValueError, match="axis"):
+    with pytest.raises(TypeError, match="axis must be an int"):
         N.normalize(x, 1.0)
     with pytest.raises(ValueError, match="eps"):
         N.normalize(x, 0, eps=-1.0)

@@ -245,8 +245,7 @@ def test_gradient_structure_shape_and_dtype_errors():
 
 
 def test_update_compares_gradient_shapes_with_the_params():
-    """Plain SGD keeps no per-parameter state: with params given, a gradient of another shape is
-    caught in update, not only later in apply_updates."""
+    """With params given, update compares the gradients with them (not only later apply_updates)."""
     opt = optim.sgd(0.1)
     state = opt.init(P)
     with pytest.raises(ValueError, match=r"grads\['w'\] must have shape \(2, 3\) like params, got \(3, 2\)"):
@@ -306,3 +305,23 @@ def test_constructors_work_under_vmap_over_hyper_parameters():
     batched = jax.vmap(final)(lrs)
     for i, lr in enumerate([1e-3, 1e-2]):
         np.testing.assert_allclose(np.asarray(batched[i]), np.asarray(final(lr)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("make", [lambda: optim.sgd(0.1), lambda: optim.momentum(0.1), lambda: optim.nesterov(0.1),
+                                  lambda: optim.adagrad(0.1), lambda: optim.rmsprop(0.1), lambda: optim.adam(0.1)],
+                         ids=["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"])
+def test_update_without_params_rejects_gradients_shaped_unlike_the_params(make):
+    """Every optimizer's state remembers the parameters' shapes (plain SGD records them at init):
+    update, without params, rejects a gradient of another shape or structure, inside jit too,
+    with the same message as apply_updates would give."""
+    opt = make()
+    state = opt.init(P)
+    with pytest.raises(ValueError, match=r"^grads\['w'\] must have shape \(2, 3\) like params, got \(3, 2\)$"):
+        opt.update({"w": jnp.ones((3, 2)), "b": jnp.ones(3)}, state)
+    with pytest.raises(ValueError, match="^grads must have the same pytree structure as params"):
+        opt.update({"w": jnp.ones((2, 3))}, state)
+    with pytest.raises(ValueError, match=r"^grads\['b'\] must have shape \(3,\) like params, got \(4,\)"):
+        jax.jit(opt.update)({"w": jnp.ones((2, 3)), "b": jnp.ones(4)}, state)
+    updates, state = jax.jit(opt.update)({"w": jnp.ones((2, 3)), "b": jnp.ones(3)}, state)   # still usable
+    updates, _ = opt.update({"w": jnp.ones((2, 3)), "b": jnp.ones(3)}, state)
+    assert jax.tree_util.tree_map(jnp.shape, updates) == {"w": (2, 3), "b": (3,)}

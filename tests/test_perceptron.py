@@ -76,7 +76,7 @@ def test_bad_inputs():
         P.train_perceptron(X, y.astype(float))
     with pytest.raises(ValueError, match="X must be finite"):
         P.train_perceptron(np.full((4, 2), np.nan), y)
-    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+    with pytest.raises(ValueError, match="epochs must be an int >= 1"):
         P.train_perceptron(X, y, epochs=0)
     with pytest.raises(ValueError, match="lr must be a finite number > 0"):
         P.train_perceptron(X, y, lr=-1.0)

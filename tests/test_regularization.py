@@ -247,9 +247,9 @@ def test_mlp_sweep_equals_a_plain_optax_loop_per_run():
 def test_mlp_sweep_bad_inputs_raise_clear_errors():
     X, y, Xv, yv = _sweep_data()
     kw = dict(lams=[0.0], seeds=[0], epochs=1, batch_size=8)
-    with pytest.raises(ValueError, match="lams must be"):
+    with pytest.raises(ValueError, match=r"lams\[0\] must be a finite number >= 0, got -1.0"):
         R.mlp_sweep((4, 8, 3), X, y, Xv, yv, **{**kw, "lams": [-1.0]})
-    with pytest.raises(TypeError, match="seeds must be"):
+    with pytest.raises(TypeError, match=r"seeds\[0\] must be an int, got float"):
         R.mlp_sweep((4, 8, 3), X, y, Xv, yv, **{**kw, "seeds": [0.5]})
     with pytest.raises(ValueError, match="X must have sizes"):
         R.mlp_sweep((5, 8, 3), X, y, Xv, yv, **kw)
@@ -257,7 +257,7 @@ def test_mlp_sweep_bad_inputs_raise_clear_errors():
         R.mlp_sweep((4, 8, 2), X, y, Xv, yv, **kw)
     with pytest.raises(ValueError, match="batch_size must be at most"):
         R.mlp_sweep((4, 8, 3), X, y, Xv, yv, **{**kw, "batch_size": 31})
-    with pytest.raises(ValueError, match="epochs must be a positive int"):
+    with pytest.raises(ValueError, match="epochs must be an int >= 1"):
         R.mlp_sweep((4, 8, 3), X, y, Xv, yv, **{**kw, "epochs": 0})
     with pytest.raises(ValueError, match="X_val must have shape"):
         R.mlp_sweep((4, 8, 3), X, y, Xv[:, :3], yv, **kw)

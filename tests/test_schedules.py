@@ -73,22 +73,22 @@ def test_get_by_name():
 @pytest.mark.parametrize("make, exc, match", [
     (lambda: schedules.get("linear", 0.1), ValueError, "name must be one of 'constant'"),
     (lambda: schedules.constant("fast"), TypeError, "value must be a number"),
-    (lambda: schedules.constant(float("nan")), ValueError, "value must be finite"),
-    (lambda: schedules.step_decay(0.1, 0), ValueError, "step_size must be an int > 0"),
+    (lambda: schedules.constant(float("nan")), ValueError, "value must be a finite number"),
+    (lambda: schedules.step_decay(0.1, 0), ValueError, "step_size must be an int >= 1"),
     (lambda: schedules.step_decay(0.1, 2.5), TypeError, "step_size must be an int"),
     (lambda: schedules.step_decay(0.1, 10, gamma=2.0), ValueError, r"gamma must lie in \(0, 1\]"),
-    (lambda: schedules.exponential_decay(0.1, -5, 0.9), ValueError, "transition_steps must be an int > 0"),
+    (lambda: schedules.exponential_decay(0.1, -5, 0.9), ValueError, "transition_steps must be an int >= 1"),
     (lambda: schedules.exponential_decay(0.1, 5, 0.0), ValueError, "decay_rate must lie in"),
     (lambda: schedules.exponential_decay(0.1, 5, 0.9, staircase="yes"), TypeError, "staircase must be a bool"),
     (lambda: schedules.exponential_decay(0.1, 5, 0.9, transition_begin=-1), ValueError, "transition_begin"),
     (lambda: schedules.cosine_decay(0.1, 100, alpha=1.5), ValueError, r"alpha must lie in \[0, 1\]"),
     (lambda: schedules.cosine_decay(0.1, True), TypeError, "decay_steps must be an int"),
-    (lambda: schedules.linear_warmup(0.0, 0.1, 0), ValueError, "warmup_steps must be an int > 0"),
+    (lambda: schedules.linear_warmup(0.0, 0.1, 0), ValueError, "warmup_steps must be an int >= 1"),
     (lambda: schedules.warmup_cosine_decay(0.0, 0.1, 100, 50), ValueError,
      "decay_steps must be larger than warmup_steps"),
     (lambda: schedules.warmup_cosine_decay(0.0, 0.0, 10, 50), ValueError, "peak_value must be > 0"),
     (lambda: schedules.evaluate("cosine", 10), TypeError, "schedule must be callable"),
-    (lambda: schedules.evaluate(schedules.constant(1.0), 0), ValueError, "num_steps must be an int > 0"),
+    (lambda: schedules.evaluate(schedules.constant(1.0), 0), ValueError, "num_steps must be an int >= 1"),
 ])
 def test_bad_arguments(make, exc, match):
     with pytest.raises(exc, match=match):

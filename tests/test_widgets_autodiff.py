@@ -78,7 +78,7 @@ def test_draw_graph_draws_any_engine_graph():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="x1"):
         AG.build_autodiff_graph(x1=5.0)
-    with pytest.raises(ValueError, match="b must be a number"):
+    with pytest.raises(TypeError, match="b must be a number, got str"):
         AG.build_autodiff_graph(b="1")
     with pytest.raises(ValueError, match="along"):
         AG.build_autodiff_graph(along="y")

@@ -152,9 +152,9 @@ def test_bad_arguments_raise():
     foreign.remove()                          # an artist that belongs to no axes and another figure
     with pytest.raises(ValueError, match="every animated artist must belong to this LiveFigure's figure"):
         LiveFigure(fig, animated=[foreign])
-    with pytest.raises(ValueError, match="nrows and ncols must be positive integers"):
+    with pytest.raises(ValueError, match="nrows must be an int >= 1, got 0"):
         new_figure(0, 1)
-    with pytest.raises(ValueError, match="nrows and ncols must be positive integers"):
+    with pytest.raises(TypeError, match="nrows must be an int, got float 1.5"):
         new_figure(1.5, 1)
     with pytest.raises(TypeError, match="update must be callable, got int"):
         link_controls({"s": widgets.FloatSlider()}, 3)

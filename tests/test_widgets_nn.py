@@ -47,7 +47,7 @@ def test_line_points_and_bad_args():
     assert PW.line_points(np.zeros(2), 1.0)[0].size == 0
     with pytest.raises(ValueError, match="dataset must be one of"):
         PW.build_perceptron_stepper(dataset="OR")
-    with pytest.raises(ValueError, match="step must be an integer"):
+    with pytest.raises(ValueError, match="step must be an int >= 0"):
         PW.build_perceptron_stepper(step=-1)
 
 
@@ -118,8 +118,11 @@ def test_playground_learning_rate_is_exactly_on_its_slider():
     pg = PG.build_playground(dataset="xor", lr=0.07, train=False)
     assert pg.controls["lr"].value == 0.07 and 0.07 in pg.controls["lr"].options
     assert set(PG.LEARNING_RATES) <= set(pg.controls["lr"].options)
-    for bad in (0.0, 1.5, float("nan"), "0.1", True):
-        with pytest.raises(ValueError, match="lr must be"):
+    for bad in (0.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=r"lr must be a finite number in \(0, 1\]"):
+            PG.build_playground(lr=bad, train=False)
+    for bad in ("0.1", True):
+        with pytest.raises(TypeError, match="lr must be a number"):
             PG.build_playground(lr=bad, train=False)
 
 
@@ -164,15 +167,15 @@ def test_playground_bad_args():
     X, y = PG.playground_data("xor", 0.0)
     with pytest.raises(ValueError, match="dataset must be one of"):
         PG.playground_data("gauss", 0.1)
-    with pytest.raises(ValueError, match="noise must be a number in"):
+    with pytest.raises(ValueError, match=r"noise must be a finite number in \[0, 0.5\]"):
         PG.playground_data("xor", 2.0)
-    with pytest.raises(ValueError, match="width must be an integer"):
+    with pytest.raises(ValueError, match="width must be an int >= 1"):
         PG.train_playground(X, y, width=0)
-    with pytest.raises(ValueError, match="depth must be an integer"):
+    with pytest.raises(ValueError, match="depth must be an int <= 4"):
         PG.train_playground(X, y, depth=9)
     with pytest.raises(ValueError, match="activation must be one of"):
         PG.train_playground(X, y, activation="elu")
-    with pytest.raises(ValueError, match="lr must be a number"):
+    with pytest.raises(ValueError, match=r"lr must be a finite number in \(0, 1\]"):
         PG.train_playground(X, y, lr=0.0)
     with pytest.raises(ValueError, match=r"X must have shape \(n, 2\)"):
         PG.train_playground(X[:, :1], y)

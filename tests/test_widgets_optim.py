@@ -109,15 +109,15 @@ def test_adam_is_invariant_to_gradient_scale():
     assert not np.allclose(pg_s[3, 0, 1:, 0], pg_b[3, 0, 1:, 0])
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"surface": "himmelblau"}, "surface must be one of 'rosenbrock', 'saddle', 'bowl'"),
-    ({"lr_plain": 5.0}, r"lr_plain must be a number in \[0.0001, 0.1\]"),
-    ({"lr_adaptive": "big"}, "lr_adaptive must be a number"),
-    ({"beta": 0.7}, "beta must be one of"),
-    ({"steps": 1000}, r"steps must be an int in \[0, 300\]"),
+@pytest.mark.parametrize("kwargs, exc, match", [
+    ({"surface": "himmelblau"}, ValueError, "surface must be one of 'rosenbrock', 'saddle', 'bowl'"),
+    ({"lr_plain": 5.0}, ValueError, r"lr_plain must be a finite number in \[0.0001, 0.1\]"),
+    ({"lr_adaptive": "big"}, TypeError, "lr_adaptive must be a number"),
+    ({"beta": 0.7}, ValueError, "beta must be one of"),
+    ({"steps": 1000}, ValueError, r"steps must be an int <= 300"),
 ])
-def test_builder_rejects_bad_arguments(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_builder_rejects_bad_arguments(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
         R.build_optimizer_race(**kwargs)
 
 
@@ -125,7 +125,7 @@ def test_builder_rejects_bad_arguments(kwargs, match):
     ({"betas": (0.9, 1.0)}, "betas must be a non-empty 1-D list of numbers in"),
     ({"lr_plain": (0.1, -0.1)}, "lr_plain must be a non-empty 1-D list"),
     ({"lr_plain": (0.1,), "lr_adaptive": (0.1, 0.2)}, "must have the same length"),
-    ({"num_steps": 0}, "num_steps must be a positive int"),
+    ({"num_steps": 0}, "num_steps must be an int >= 1"),
 ])
 def test_race_trajectories_rejects_bad_grids(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -261,7 +261,7 @@ def _flat_functions(apply_fn, grad_fn, layout):
         tree = _unflatten(flat, *layout[:2])
         value, grads = grad_fn(tree, xb, yb, **kw)
         from course_lib.optim import _check_grads
-        _check_grads(grads, tree, None)      # the same errors as on the tree
+        _check_grads(grads, None, tree)      # the same errors as on the tree
         return value, jnp.concatenate([g.reshape(-1) for g in jax.tree_util.tree_leaves(grads)])
     return apply_flat, grad_flat
 
@@ -318,7 +318,7 @@ def _eval_fn(apply_fn, loss, params, X, y):
 def evaluate(apply_fn: Callable, params, X, y, loss: str = "cross_entropy"):
     """:func:`course_lib.training.evaluate`, fast: compiled once per model, loss and shapes (cached
     across calls, see :func:`cache_info`)."""
-    ref._check_callable(apply_fn, "apply_fn")
+    V.check_callable(apply_fn, "apply_fn")
     V.check_option(loss, "loss", ref.LOSSES)
     X, y = ref._check_data(X, y, loss, "X", "y")
     value, acc = _eval_fn(apply_fn, loss, params, X, y)(params, X, y)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from course_lib import _validation as V
 from .base import Explorer, LiveFigure, new_figure
 
 __all__ = ["WIDGETS", "ACTIVATIONS", "activation_curves", "build_activation_explorer", "ActivationExplorer"]
@@ -92,8 +93,7 @@ class ActivationExplorer(Explorer):
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}; got {activation!r}")
         for name, v in (("x_range", x_range), ("x_step", x_step), ("alpha_max", alpha_max)):
-            if not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
-                raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+            V.check_number(v, name, low=0, low_open=True)
         if not 0 <= alpha <= alpha_max:
             raise ValueError(f"alpha must lie in [0, alpha_max={alpha_max}], got {alpha!r}")
         if not -x_range <= x <= x_range:

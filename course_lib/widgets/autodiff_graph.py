@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from course_lib import _validation as V
 from .base import Explorer, LiveFigure, new_figure
 
 __all__ = ["WIDGETS", "INPUTS", "RANGE", "neuron_graph", "graph_layout", "draw_graph",
@@ -130,8 +131,7 @@ class AutodiffGraph(Explorer):
 
         start = dict(x1=x1, w1=w1, x2=x2, w2=w2, b=b)
         for name, v in start.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not RANGE[0] <= v <= RANGE[1]:
-                raise ValueError(f"{name} must be a number in [{RANGE[0]}, {RANGE[1]}], got {v!r}")
+            V.check_number(v, name, low=RANGE[0], high=RANGE[1])
         if along not in INPUTS:
             raise ValueError(f"along must be one of {', '.join(map(repr, INPUTS))}; got {along!r}")
         self.controls = {name: widgets.FloatSlider(value=v, min=RANGE[0], max=RANGE[1], step=0.05,

@@ -3,7 +3,7 @@
 A figure is rendered by Matplotlib's Agg backend into an ``ipywidgets.Image``. The static parts
 (axes, ticks, labels, reference curves) are drawn once; a control change only sets the data of the
 *animated* artists and re-draws those on top of the cached background (blitting), then encodes the
-canvas as PNG. On a laptop CPU that is ~10 ms per update instead of ~100 ms for a full redraw.
+canvas as PNG, a fraction of the cost of a full redraw (figures: benchmarks/README.md).
 
 The same objects work headlessly (tests, benchmarks): set a control's ``.value`` and read
 ``live.image.value`` (PNG bytes) or the artists' data.
@@ -22,6 +22,8 @@ from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.transforms import IdentityTransform
 from PIL import Image as _PILImage
+
+from course_lib import _validation as V
 
 __all__ = ["CSS_DPI", "PIXEL_RATIO", "new_figure", "encode_png", "NearestImage", "nearest_imshow", "LiveFigure", "link_controls", "panel", "Explorer"]
 
@@ -44,10 +46,9 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, figsize=(8.0, 3.2), dpi: int =
     """
     if pixel_ratio is None:
         pixel_ratio = PIXEL_RATIO
-    if not (isinstance(nrows, int) and isinstance(ncols, int)) or nrows < 1 or ncols < 1:
-        raise ValueError(f"nrows and ncols must be positive integers, got {nrows!r} and {ncols!r}")
-    if not isinstance(pixel_ratio, int) or pixel_ratio < 1:
-        raise ValueError(f"pixel_ratio must be a positive int, got {pixel_ratio!r}")
+    V.check_int(nrows, "nrows", minimum=1)
+    V.check_int(ncols, "ncols", minimum=1)
+    V.check_int(pixel_ratio, "pixel_ratio", minimum=1)
     fig = Figure(figsize=figsize, dpi=dpi * pixel_ratio, layout="constrained")
     fig.pixel_ratio = pixel_ratio       # read by LiveFigure: the PNG is shown at 1/pixel_ratio size
     FigureCanvasAgg(fig)
@@ -59,8 +60,8 @@ class NearestImage(AxesImage):
     """An ``AxesImage`` whose nearest-neighbour upsampling is done by NumPy indexing.
 
     A widget's heat map is a small array (a 32 x 60 gate map) shown over hundreds of thousands of
-    screen pixels (twice as many at ``PIXEL_RATIO = 2``); Matplotlib's general resampler spends
-    ~15 ms per such image on every blit. For an axis-aligned image drawn with ``interpolation=
+    screen pixels (twice as many at ``PIXEL_RATIO = 2``); Matplotlib's general resampler redoes
+    that work on every blit. For an axis-aligned image drawn with ``interpolation=
     "nearest"`` this class colours the small array once and copies each cell to the screen pixels
     whose centres fall in it (a gather with two index vectors), then lets the renderer paste the
     result unscaled. Anything else (another interpolation, a non-affine transform, vector output)
@@ -96,8 +97,7 @@ class NearestImage(AxesImage):
         ri = np.where((ri >= 0) & (ri < rows), ri, rows)
         ci = np.where((ci >= 0) & (ci < cols), ci, cols)
         # one 32-bit word per RGBA pixel, gathered by two 1-D takes (columns, then rows): the same
-        # pixels as padded[ri[:, None], ci[None, :]], whose 2-D fancy indexing over (H, W, 4) bytes
-        # costs ~8 ms for a 1100 x 640 heat map, this well under 1 ms
+        # pixels as padded[ri[:, None], ci[None, :]] (why not that: benchmarks/README.md)
         words = padded.view(np.uint32)[..., 0]
         gathered = np.take(np.take(words, ci, axis=1), ri, axis=0)
         return gathered.view(np.uint8).reshape(height, width, 4), l, b, IdentityTransform()
@@ -125,7 +125,7 @@ def encode_png(rgba: np.ndarray, level: int = 1) -> bytes:
     if rgba.dtype != np.uint8 or rgba.ndim != 3 or rgba.shape[2] != 4:
         raise ValueError(f"rgba must be an (H, W, 4) uint8 array, got {rgba.dtype} {rgba.shape}")
     h, w = rgba.shape[:2]
-    # RGBA -> RGB in C (a NumPy copy whose innermost axis has 3 elements is ~10x slower)
+    # RGBA -> RGB with PIL rather than a NumPy copy (why: benchmarks/README.md)
     rgb = _PILImage.frombuffer("RGBA", (w, h), np.ascontiguousarray(rgba), "raw", "RGBA", 0, 1).convert("RGB")
     raw = np.empty((h, 1 + 3 * w), np.uint8)
     raw[:, 0] = 0                                          # filter type of each row: none

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from course_lib import _validation as V
 from .base import Explorer, LiveFigure, nearest_imshow, new_figure
 
 __all__ = ["WIDGETS", "PRESETS", "SHIFTS", "load_images", "apply_kernel", "shift_image",
@@ -51,8 +52,7 @@ def load_images(photo_step: int = 4, digit_index: int = 0) -> dict:
     pixel, 107x160 by default) and one 8x8 digit scaled to [0, 1]."""
     from course_lib import data
 
-    if not isinstance(photo_step, int) or photo_step < 1:
-        raise ValueError(f"photo_step must be a positive int, got {photo_step!r}")
+    V.check_int(photo_step, "photo_step", minimum=1)
     photos = data.load_sample_images()
     out = {}
     for name in ("china", "flower"):

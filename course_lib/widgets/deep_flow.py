@@ -20,6 +20,7 @@ import functools
 
 import numpy as np
 
+from course_lib import _validation as V
 from . import gradient_flow as gf
 
 __all__ = ["WIDGETS", "deep_flow_tables", "build_deep_flow", "DeepFlow"]
@@ -112,8 +113,7 @@ class DeepFlow(gf.GradientFlow):
             raise ValueError(f"depth must be one of {gf.DEPTHS}, got {depth!r}")
         if scale not in gf.SCALES:
             raise ValueError(f"scale must be one of {gf.SCALES}, got {scale!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        V.check_int(seed, "seed", minimum=0)
         self.tables = deep_flow_tables(int(seed))
         self.table = self.tables[network]
         self.values: dict = {}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from course_lib import _validation as V
 from .base import Explorer, LiveFigure, nearest_imshow, new_figure
 
 __all__ = ["WIDGETS", "latent_grid", "decoded_grid", "mosaic", "default_vae", "build_latent_explorer",
@@ -30,9 +31,8 @@ WIDGETS = ("build_latent_explorer",)
 
 def latent_grid(lim: float = 3.0, step: float = 0.1) -> np.ndarray:
     """The sliders' grid of one latent coordinate: -lim, -lim + step, ..., lim (rounded)."""
-    for name, v in (("lim", lim), ("step", step)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
-            raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+    V.check_number(lim, "lim", low=0, low_open=True)
+    V.check_number(step, "step", low=0, low_open=True)
     n = int(round(2 * lim / step))
     if n < 2 or abs(n * step - 2 * lim) > 1e-9 * max(1.0, lim):
         raise ValueError(f"step must divide 2 * lim into at least 2 intervals, got lim={lim}, step={step}")
@@ -99,8 +99,7 @@ class LatentExplorer(Explorer):
         if params is None:
             params, X, y = default_vae()
         self.grid = latent_grid(lim, step)
-        if isinstance(n_mosaic, bool) or not isinstance(n_mosaic, int) or not 2 <= n_mosaic <= len(self.grid):
-            raise ValueError(f"n_mosaic must be an int in [2, {len(self.grid)}], got {n_mosaic!r}")
+        V.check_int(n_mosaic, "n_mosaic", minimum=2, maximum=len(self.grid))
         for name, v in (("z1", z1), ("z2", z2)):
             if not -lim <= v <= lim:
                 raise ValueError(f"{name} must lie in [-lim, lim] = [{-lim}, {lim}], got {v!r}")

@@ -24,6 +24,7 @@ import functools
 import numpy as np
 from matplotlib.colors import to_hex
 
+from course_lib import _validation as V
 from .base import Explorer, LiveFigure, new_figure, panel
 
 __all__ = ["WIDGETS", "SURFACES", "OPTIMIZERS", "surface_value", "race_trajectories",
@@ -153,8 +154,7 @@ def race_trajectories(lr_plain=LR_PLAIN, lr_adaptive=LR_ADAPTIVE, betas=BETAS,
             rng = f"[0, {hi})" if hi is not None else "(0, inf)"
             raise ValueError(f"{name} must be a non-empty 1-D list of numbers in {rng}, got {values!r}")
         arrays[name] = a
-    if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
-        raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
+    V.check_int(num_steps, "num_steps", minimum=1)
     if arrays["lr_plain"].shape != arrays["lr_adaptive"].shape:
         raise ValueError(f"lr_plain and lr_adaptive must have the same length (one slider position "
                          f"each), got {len(lr_plain)} and {len(lr_adaptive)}")
@@ -188,12 +188,10 @@ class OptimizerRace(Explorer):
         if surface not in SURFACES:
             raise ValueError(f"surface must be one of {', '.join(map(repr, SURFACES))}; got {surface!r}")
         for name, v, grid in (("lr_plain", lr_plain, LR_PLAIN), ("lr_adaptive", lr_adaptive, LR_ADAPTIVE)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not grid[0] <= v <= grid[-1]:
-                raise ValueError(f"{name} must be a number in [{grid[0]:g}, {grid[-1]:g}], got {v!r}")
+            V.check_number(v, name, low=grid[0], high=grid[-1])
         if beta not in BETAS:
             raise ValueError(f"beta must be one of {BETAS}, got {beta!r}")
-        if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= NUM_STEPS:
-            raise ValueError(f"steps must be an int in [0, {NUM_STEPS}], got {steps!r}")
+        V.check_int(steps, "steps", minimum=0, maximum=NUM_STEPS)
 
         self.race = race_trajectories()
         self.values: dict = {}
@@ -249,7 +247,7 @@ class OptimizerRace(Explorer):
                     self.start, self.minimum]
         self.live = LiveFigure(fig, animated=animated)
         # one full draw per surface now, at build time: a surface change is then a blit like every
-        # other control (drawn on first use it took ~200 ms, the one slow update of the widget)
+        # other control (benchmarks/README.md)
         for name in SURFACES:
             if name != "rosenbrock":
                 self.image.set_data(self.landscapes[name])

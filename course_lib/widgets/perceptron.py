@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from course_lib import _validation as V
 from .base import Explorer, LiveFigure, new_figure, panel
 
 __all__ = ["WIDGETS", "DATASETS", "perceptron_datasets", "line_points", "build_perceptron_stepper",
@@ -66,8 +67,7 @@ class PerceptronStepper(Explorer):
 
         if dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {', '.join(map(repr, DATASETS))}; got {dataset!r}")
-        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or not 0 <= step <= STEPS:
-            raise ValueError(f"step must be an integer in [0, {STEPS}], got {step!r}")
+        V.check_int(step, "step", minimum=0, maximum=STEPS)
         self.data = perceptron_datasets(seed)
         self.runs = {}
         for name, (X, y) in self.data.items():

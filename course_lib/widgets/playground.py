@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from course_lib import _validation as V
 from .base import Explorer, LiveFigure, new_figure
 
 __all__ = ["WIDGETS", "DATASETS", "ACTIVATIONS", "LEARNING_RATES", "MAX_WIDTH", "MAX_DEPTH", "STEPS", "SNAPSHOTS",
@@ -49,8 +50,7 @@ def playground_data(dataset: str, noise: float, n: int = N_POINTS, seed: int = 0
 
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {', '.join(map(repr, DATASETS))}; got {dataset!r}")
-    if not isinstance(noise, (int, float)) or not 0 <= noise <= 0.5:
-        raise ValueError(f"noise must be a number in [0, 0.5], got {noise!r}")
+    V.check_number(noise, "noise", low=0, high=0.5)
     rng = np.random.default_rng(seed)
     if dataset == "xor":
         X = rng.uniform(-1, 1, size=(n, 2))
@@ -163,12 +163,9 @@ def train_playground(X, y, width: int = 8, depth: int = 2, activation: str = "ta
 
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}; got {activation!r}")
-    if not (isinstance(width, (int, np.integer)) and 1 <= width <= MAX_WIDTH):
-        raise ValueError(f"width must be an integer in [1, {MAX_WIDTH}], got {width!r}")
-    if not (isinstance(depth, (int, np.integer)) and 1 <= depth <= MAX_DEPTH):
-        raise ValueError(f"depth must be an integer in [1, {MAX_DEPTH}], got {depth!r}")
-    if not isinstance(lr, (int, float)) or not 0 < lr <= 1:
-        raise ValueError(f"lr must be a number in (0, 1], got {lr!r}")
+    V.check_int(width, "width", minimum=1, maximum=MAX_WIDTH)
+    V.check_int(depth, "depth", minimum=1, maximum=MAX_DEPTH)
+    V.check_number(lr, "lr", low=0, low_open=True, high=1)
     X = np.asarray(X, np.float32)
     y = np.asarray(y, np.int32)
     if X.ndim != 2 or X.shape[1] != 2 or y.shape != (X.shape[0],):
@@ -310,6 +307,5 @@ def build_playground(dataset: str = "circles", noise: float = 0.05, width: int =
         raise ValueError(f"dataset must be one of {', '.join(map(repr, DATASETS))}; got {dataset!r}")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}; got {activation!r}")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 1:
-        raise ValueError(f"lr must be a number in (0, 1], got {lr!r}")
+    V.check_number(lr, "lr", low=0, low_open=True, high=1)
     return Playground(dataset, noise, width, depth, activation, lr, train)

@@ -103,8 +103,7 @@ class GradientThroughTime(Explorer):
                                     label=kind.upper())[0] for kind in R.KINDS}
         ax.legend(loc="lower left")
         self.vline = ax.axvline(data["max_len"], color="gray", ls="--", lw=1)
-        # the ratios go to the HTML readout, not into the figure: three lines of text drawn by Agg
-        # cost ~30 ms per update, more than the curves and the PNG together
+        # the ratios go to the HTML readout, not into the figure (why: benchmarks/README.md)
         self.live = LiveFigure(fig, animated=[*self.lines.values(), self.vline])
         self.controls = {
             "length": widgets.SelectionSlider(options=list(data["lengths"]), value=data["lengths"][-1],
@@ -233,8 +232,8 @@ class LSTMGates(Explorer):
 
     def _show_layout(self, gate):
         """Everything static of ``gate``'s layout, for drawing its background at build time. The colour
-        bar's colours are set only here: updating a colour bar rebuilds its artists (~6-10 ms), so a
-        switch restores the background drawn here instead (``update``)."""
+        bar's colours are set only here: updating a colour bar rebuilds its artists, so a switch
+        restores the background drawn here instead (``update``)."""
         _, _, cmap, _ = _GATES[gate]
         lo, hi = self._range(gate)
         self._name_and_colours(gate)
