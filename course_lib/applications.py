@@ -346,9 +346,8 @@ def fit_text_classifier(texts, labels, *, texts_val=None, labels_val=None, level
         raise ValueError("texts_val and labels_val must be given together (or both left out)")
     vocab = build_vocabulary(texts, level)
     n_classes = int(y.max()) + 1
-    if hidden is not None:
-        V.check_int(hidden, "hidden", minimum=1)
-    sizes = (len(vocab), n_classes) if hidden is None else (len(vocab), int(hidden), n_classes)
+    sizes = ((len(vocab), n_classes) if hidden is None
+             else (len(vocab), V.check_int(hidden, "hidden", minimum=1), n_classes))
     params = layers.init_mlp(sizes, "xavier", seed=seed)
     kwargs = {}
     if texts_val is not None:

@@ -72,8 +72,6 @@ def _check_eps(eps):
 
 
 # ---------------------------------------------------------------------------- the shared maths
-
-
 def normalize(x, axis, eps=1e-5):
     """``xhat = (x - mean) / sqrt(var + eps)`` over ``axis`` (0: batch norm, -1: layer norm).
 
@@ -203,9 +201,8 @@ def init_deep_mlp(n_in, width, depth, n_out, network, *, activation="relu", scal
                                  ((n_in, "n_in"), (width, "width"), (n_out, "n_out"), (depth, "depth")))
     V.check_option(network, "network", NETWORKS)
     V.check_option(activation, "activation", tuple(ACTIVATIONS))
-    if scale is not None:
-        V.check_number(scale, "scale", low=0, low_open=True)
-    s = (np.sqrt(2.0) if activation == "relu" else 1.0) if scale is None else float(scale)
+    s = ((np.sqrt(2.0) if activation == "relu" else 1.0) if scale is None
+         else V.check_number(scale, "scale", low=0, low_open=True))
     if network == "residual":
         s /= np.sqrt(depth)
     rng = np.random.default_rng(V.check_int(seed, "seed", minimum=0))

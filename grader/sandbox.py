@@ -354,7 +354,7 @@ class Zygote:
     """
 
     def __init__(self, limits: Limits, config: dict, *, cache_writable=False):
-        self.kind = (json.dumps(config, sort_keys=True), bool(cache_writable))  # what a pool matches it by
+        self.kind = self.kind_of(config, cache_writable)  # what a pool matches it by
         self.submissions = 0  # submissions it has served (see ZygotePool)
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.sock = mine
@@ -450,6 +450,10 @@ class Zygote:
             if not self.cond.wait_for(lambda: pid in self.codes or not self.alive, timeout):
                 return None
             return self.codes.pop(pid, None)
+
+    @staticmethod
+    def kind_of(config: dict, cache_writable=False) -> tuple:
+        return json.dumps(config, sort_keys=True), bool(cache_writable)
 
     @property
     def healthy(self) -> bool:
@@ -630,7 +634,7 @@ class Sandbox:
             self.zygote = None
         config = {"preimport": self.preimport, "forbid": self.forbid, "grader_dir": str(CHILD.parent)}
         if self.pool is not None and not self.zygote_starts:
-            self.zygote = self.pool.take((json.dumps(config, sort_keys=True), False))
+            self.zygote = self.pool.take(Zygote.kind_of(config))
             if self.zygote is not None:
                 return self.zygote
         self.zygote_starts += 1
@@ -721,12 +725,6 @@ class Sandbox:
             except OSError:
                 pass
         return code
-
-    def kill(self):
-        self._end_child(wait=False)
-        if self.zygote is not None:
-            self.zygote.close()
-            self.zygote = None
 
     def close(self):
         """Done with this submission: end its child; the zygote goes back to the pool, if any."""
